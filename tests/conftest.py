@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+SEED_PATH = Path(__file__).parent / "fixtures" / "seed-session.json"
+SEED_ID = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+API_URL = "https://verilock.test/api/v1"
+
+
+@pytest.fixture
+def seed() -> dict[str, Any]:
+    """A fresh copy of the provider's documented GET /sessions/{id} example."""
+    return copy.deepcopy(json.loads(SEED_PATH.read_text()))
+
+
+@pytest.fixture
+def mocked() -> Any:
+    """`responses` with every unmocked request failing loudly."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps

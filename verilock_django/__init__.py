@@ -1,0 +1,3 @@
+"""Mirror Verilock identity-verification sessions into Django."""
+
+__version__ = "0.1.0.dev0"

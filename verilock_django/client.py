@@ -1,0 +1,255 @@
+"""HTTP client for the Verilock REST API (requests only; no ORM here).
+
+Each thread gets its own pooled ``requests.Session``; every call has a timeout; idempotent
+requests are retried by urllib3's ``Retry`` (429, 5xx, connection errors; jittered
+exponential backoff, ``Retry-After`` honoured); every failure becomes a typed
+:class:`~verilock_django.exceptions.VerilockError`. The API key is never part of a message
+or repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .conf import verilock_settings
+from .exceptions import (
+    ApiError,
+    AuthenticationError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    VerilockConfigurationError,
+    VerilockError,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"verilock-django/{__version__}"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class VerilockClient:
+    """A client for one API key and base URL (by default, read from settings per call)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        api_url: str | None = None,
+        timeout: float | None = None,
+        auth_header: str | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._api_url = api_url
+        self._timeout = timeout
+        self._auth_header = auth_header
+        self._max_retries = max_retries
+        self._local = threading.local()
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<VerilockClient {self.api_url}>"
+
+    @property
+    def api_url(self) -> str:
+        return (self._api_url or verilock_settings.api_url).rstrip("/")
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        """Fetch one session object (``GET /sessions/{id}``)."""
+        return self._request(
+            "GET", f"/sessions/{quote(session_id, safe='')}", session_id=session_id
+        )
+
+    def list_sessions(
+        self,
+        *,
+        page: int = 1,
+        per_page: int = 100,
+        status: str | None = None,
+        created_from: str | None = None,
+        created_to: str | None = None,
+    ) -> dict[str, Any]:
+        """Fetch one page of ``GET /sessions``: ``{"data": [...], "meta": {...}}``."""
+        params: dict[str, str | int] = {"page": page, "per_page": per_page}
+        if status:
+            params["status"] = status
+        if created_from:
+            params["from"] = created_from
+        if created_to:
+            params["to"] = created_to
+        return self._request("GET", "/sessions", params=params)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _http(self) -> requests.Session:
+        max_retries = (
+            self._max_retries
+            if self._max_retries is not None
+            else int(verilock_settings.MAX_RETRIES)
+        )
+        backoff = float(verilock_settings.RETRY_BACKOFF)
+        # One pooled session per thread and retry policy, so a settings override in a test
+        # takes effect while connections stay reused across calls.
+        sessions: dict[tuple[int, float], requests.Session] = self._local.__dict__.setdefault(
+            "sessions", {}
+        )
+        http = sessions.get((max_retries, backoff))
+        if http is None:
+            retry = Retry(
+                total=max_retries,
+                connect=max_retries,
+                read=max_retries,
+                status=max_retries,
+                other=0,
+                allowed_methods=frozenset({"GET", "HEAD"}),  # never replay a POST
+                status_forcelist=RETRY_STATUSES,
+                backoff_factor=backoff,
+                backoff_max=8.0,
+                backoff_jitter=0.5 if backoff else 0.0,
+                respect_retry_after_header=True,
+                raise_on_status=False,
+            )
+            adapter = HTTPAdapter(max_retries=retry, pool_maxsize=4)
+            http = requests.Session()
+            http.mount("https://", adapter)
+            http.mount("http://", adapter)
+            sessions[(max_retries, backoff)] = http
+        return http
+
+    def _headers(self) -> dict[str, str]:
+        key = self._api_key if self._api_key is not None else verilock_settings.api_key
+        if not key:
+            raise VerilockConfigurationError(
+                "VERILOCK_API_KEY is not set: the app cannot call the Verilock API."
+            )
+        style = self._auth_header or verilock_settings.AUTH_HEADER
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if style in ("both", "bearer"):
+            headers["Authorization"] = f"Bearer {key}"
+        if style in ("both", "x-api-key"):
+            headers["X-API-Key"] = key
+        return headers
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        session_id: str | None = None,
+    ) -> dict[str, Any]:
+        url = f"{self.api_url}{path}"
+        timeout = self._timeout if self._timeout is not None else float(verilock_settings.TIMEOUT)
+        with self._count_lock:
+            self.request_count += 1
+        try:
+            response = self._http().request(
+                method, url, params=params, headers=self._headers(), timeout=timeout
+            )
+        except requests.exceptions.RetryError as exc:
+            raise TransportError(
+                f"Gave up on {method} {path} after retries", session_id=session_id
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise TransportError(
+                f"Timed out after {timeout:g}s on {method} {path}", session_id=session_id
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            # The exception's text can carry the URL but never the headers, so no key.
+            raise TransportError(
+                f"{type(exc).__name__} on {method} {path}", session_id=session_id
+            ) from exc
+        request_id = response.headers.get("X-Request-Id")
+        logger.debug("%s %s -> %s (request id %s)", method, path, response.status_code, request_id)
+        if response.status_code >= 400:
+            raise _error_for(response, method, path, session_id, request_id)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise InvalidResponseError(
+                f"{method} {path} answered {response.status_code} with a body that is not JSON",
+                status_code=response.status_code,
+                request_id=request_id,
+                session_id=session_id,
+            ) from exc
+        if not isinstance(body, dict):
+            raise InvalidResponseError(
+                f"{method} {path} answered a JSON {type(body).__name__}, expected an object",
+                status_code=response.status_code,
+                request_id=request_id,
+                session_id=session_id,
+            )
+        return body
+
+
+def _error_for(
+    response: requests.Response,
+    method: str,
+    path: str,
+    session_id: str | None,
+    request_id: str | None,
+) -> VerilockError:
+    status = response.status_code
+    error_code: str | None = None
+    detail = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error_code = str(body["error"]) if body.get("error") else None
+        detail = str(body.get("message") or "")
+    reason = detail or response.reason or "error"
+    message = f"{method} {path}: {reason}"
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "error_code": error_code,
+        "request_id": request_id,
+        "session_id": session_id,
+    }
+    if status in (401, 403):
+        return AuthenticationError(message, **kwargs)
+    if status == 404:
+        return NotFoundError(message, **kwargs)
+    if status == 429:
+        return RateLimitedError(message, retry_after=_retry_after(response, body), **kwargs)
+    if status >= 500:
+        return ServerError(message, **kwargs)
+    return ApiError(message, **kwargs)
+
+
+def _retry_after(response: requests.Response, body: object) -> float | None:
+    candidates: list[object] = [response.headers.get("Retry-After")]
+    if isinstance(body, dict) and isinstance(body.get("details"), dict):
+        candidates.append(body["details"].get("retry_after"))
+    for value in candidates:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+_default_client: VerilockClient | None = None
+_default_lock = threading.Lock()
+
+
+def get_client() -> VerilockClient:
+    """The shared client, reading its settings at each call (so test overrides apply)."""
+    global _default_client
+    with _default_lock:
+        if _default_client is None:
+            _default_client = VerilockClient()
+        return _default_client

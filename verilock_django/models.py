@@ -1,0 +1,132 @@
+"""The local mirror of Verilock sessions and their per-step results."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .conf import verilock_settings
+
+
+class SessionStatus(models.TextChoices):
+    """Statuses Verilock documents; used for display only, nothing rejects a new value."""
+
+    CREATED = "created", _("Created")
+    IN_PROGRESS = "in_progress", _("In progress")
+    PROCESSING = "processing", _("Processing")
+    REVIEW = "review", _("In review")
+    APPROVED = "approved", _("Approved")
+    DECLINED = "declined", _("Declined")
+    EXPIRED = "expired", _("Expired")
+    COMPLETED = "completed", _("Completed")
+
+
+class StepStatus(models.TextChoices):
+    """Step statuses Verilock documents; display only."""
+
+    NOT_STARTED = "not_started", _("Not started")
+    PENDING = "pending", _("Pending")
+    APPROVED = "approved", _("Approved")
+    DECLINED = "declined", _("Declined")
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    """Queries over mirrored sessions."""
+
+    def finished(self) -> SessionQuerySet:
+        """Sessions in a final status (``VERILOCK_FINISHED_STATUSES``)."""
+        return self.filter(status__in=verilock_settings.finished_statuses)
+
+    def unfinished(self) -> SessionQuerySet:
+        """Sessions the sync still has to refresh."""
+        return self.exclude(status__in=verilock_settings.finished_statuses)
+
+
+class Session(models.Model):
+    """A Verilock verification session, as last fetched from the API.
+
+    A row created with only ``id`` is a pending session that the next sync fills in.
+    """
+
+    id = models.CharField(_("Verilock id"), max_length=128, primary_key=True)
+    type = models.CharField(_("type"), max_length=64, blank=True)
+    # Plain strings: the provider's vocabulary differs between its docs' generations.
+    status = models.CharField(_("status"), max_length=64, blank=True, db_index=True)
+    decision = models.CharField(_("decision"), max_length=64, blank=True)
+    reference_id = models.CharField(_("reference"), max_length=255, blank=True, db_index=True)
+    steps = models.JSONField(_("steps"), default=list, blank=True)
+
+    applicant_first_name = models.CharField(_("first name"), max_length=255, blank=True)
+    applicant_last_name = models.CharField(_("last name"), max_length=255, blank=True)
+    applicant_email = models.CharField(_("email"), max_length=254, blank=True)
+    applicant_date_of_birth = models.DateField(_("date of birth"), null=True, blank=True)
+    applicant_nationality = models.CharField(_("nationality"), max_length=8, blank=True)
+
+    hosted_url = models.CharField(_("hosted URL"), max_length=2048, blank=True)
+    risk_score = models.FloatField(_("risk score"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    raw = models.JSONField(_("last payload"), default=dict, blank=True)
+
+    # Local bookkeeping.
+    first_synced_at = models.DateTimeField(_("first synced"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    last_sync_error = models.TextField(_("last sync error"), blank=True)
+    # When the stored payload was requested: a response to an older request is stale.
+    data_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Scheduling and claiming for the batch refresh.
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
+    unchanged_checks = models.PositiveIntegerField(default=0, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("Verilock session")
+        verbose_name_plural = _("Verilock sessions")
+        ordering = ["-created_at", "id"]
+
+    def __str__(self) -> str:
+        # The id only: the admin's history log stores this string, and it must hold no PII.
+        return self.id
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the session reached a final status."""
+        return self.status in verilock_settings.finished_statuses
+
+    @property
+    def is_pending(self) -> bool:
+        """True for a row registered locally but never fetched."""
+        return self.last_synced_at is None
+
+    @property
+    def applicant_name(self) -> str:
+        """The applicant's full name as one string."""
+        return f"{self.applicant_first_name} {self.applicant_last_name}".strip()
+
+
+class StepResult(models.Model):
+    """The outcome of one verification step of a session."""
+
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="results", verbose_name=_("session")
+    )
+    step = models.CharField(_("step"), max_length=64)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    status = models.CharField(_("status"), max_length=64, blank=True)
+    score = models.FloatField(_("score"), null=True, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    raw = models.JSONField(_("raw result"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("step result")
+        verbose_name_plural = _("step results")
+        ordering = ["session", "position", "step"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "step"], name="verilock_step_per_session")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.step}"
