@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import pytest
+import responses
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from verilock_django.exceptions import (
+    AuthenticationError,
+    PayloadError,
+    VerilockError,
+)
+from verilock_django.models import Session, StepResult
+from verilock_django.sync import (
+    Outcome,
+    store_session,
+    sync_session,
+    sync_sessions,
+    sync_unfinished_sessions,
+)
+
+from .conftest import API_URL, SEED_ID
+
+pytestmark = pytest.mark.django_db
+
+
+def url(session_id: str) -> str:
+    return f"{API_URL}/sessions/{session_id}"
+
+
+def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Everything stored about a session except the sync bookkeeping."""
+    row = Session.objects.filter(pk=session_id).values().get()
+    for name in (
+        "last_synced_at",
+        "last_sync_error",
+        "data_fetched_at",
+        "next_check_at",
+        "unchanged_checks",
+        "lease_expires_at",
+    ):
+        row.pop(name)
+    steps = list(StepResult.objects.filter(session_id=session_id).order_by("step").values())
+    return row, steps
+
+
+def test_store_seed_creates_session_and_five_steps(seed: dict[str, Any]) -> None:
+    result = store_session(seed)
+
+    assert result.outcome is Outcome.CREATED
+    session = Session.objects.get(pk=SEED_ID)
+    assert session.status == "approved"
+    assert session.is_finished
+    assert session.reference_id == "usr_12345"
+    assert session.applicant_email == "jean.dupont@example.com"
+    assert session.applicant_date_of_birth == dt.date(1990, 5, 15)
+    assert session.completed_at == dt.datetime(2026, 3, 15, 10, 45, 22, tzinfo=dt.timezone.utc)
+    assert session.raw == seed
+    assert session.first_synced_at is not None and session.last_synced_at is not None
+    assert str(session) == SEED_ID
+    steps = list(session.results.values_list("step", "status", "score"))
+    assert steps == [
+        ("document", "approved", None),
+        ("selfie", "approved", None),
+        ("face_match", "approved", 0.97),
+        ("liveness", "approved", 0.99),
+        ("aml", "approved", 0.02),
+    ]
+    assert session.results.get(step="document").details["document_number"] == "12AB34567"
+    assert session.results.get(step="document").raw == seed["results"]["document"]
+
+
+def test_storing_the_same_payload_again_changes_nothing(seed: dict[str, Any]) -> None:
+    store_session(seed)
+    before = snapshot(SEED_ID)
+    step_ids = set(StepResult.objects.values_list("pk", flat=True))
+
+    result = store_session(copy.deepcopy(seed))
+
+    assert result.outcome is Outcome.UNCHANGED
+    assert snapshot(SEED_ID) == before
+    assert set(StepResult.objects.values_list("pk", flat=True)) == step_ids
+    assert (Session.objects.count(), StepResult.objects.count()) == (1, 5)
+
+
+def test_update_changes_steps_and_removes_steps_no_longer_reported(seed: dict[str, Any]) -> None:
+    store_session(seed)
+    changed = copy.deepcopy(seed)
+    changed["results"]["aml"] = {"status": "declined", "score": 0.91, "details": {"pep": True}}
+    del changed["results"]["selfie"]
+    changed["steps"].remove("selfie")
+    changed["status"] = "declined"
+
+    result = store_session(changed)
+
+    assert result.outcome is Outcome.UPDATED
+    assert result.changes["status"] == ("approved", "declined")
+    assert set(StepResult.objects.values_list("step", flat=True)) == {
+        "document",
+        "face_match",
+        "liveness",
+        "aml",
+    }
+    aml = StepResult.objects.get(step="aml")
+    assert (aml.status, aml.score, aml.details) == ("declined", 0.91, {"pep": True})
+
+
+def test_pending_row_is_filled_in(seed: dict[str, Any], mocked: responses.RequestsMock) -> None:
+    Session.objects.create(id=SEED_ID)
+    assert Session.objects.get().is_pending
+    mocked.get(url(SEED_ID), json=seed)
+
+    result = sync_session(SEED_ID)
+
+    assert result.outcome is Outcome.UPDATED
+    session = Session.objects.get()
+    assert not session.is_pending
+    assert session.first_synced_at is not None
+    assert session.results.count() == 5
+
+
+def test_payload_for_another_id_is_rejected(
+    seed: dict[str, Any], mocked: responses.RequestsMock
+) -> None:
+    Session.objects.create(id="ses_other")
+    mocked.get(url("ses_other"), json=seed)
+
+    with pytest.raises(PayloadError, match="answered session"):
+        sync_session("ses_other")
+
+    assert not Session.objects.filter(pk=SEED_ID).exists()
+    assert "ses_a1b2" in Session.objects.get(pk="ses_other").last_sync_error
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"status": 503, "json": {"error": "server_error", "message": "down"}},
+        {"status": 200, "body": "<html>oops</html>"},
+        {"status": 200, "json": {"id": SEED_ID, "results": ["not", "an", "object"]}},
+        {"status": 200, "json": {"id": SEED_ID, "created_at": "not a date"}},
+        {"status": 200, "json": {"id": SEED_ID, "results": {"aml": {"score": "high"}}}},
+        {"status": 404, "json": {"error": "not_found", "message": "gone"}},
+    ],
+)
+def test_failed_or_malformed_fetch_leaves_stored_data_untouched(
+    seed: dict[str, Any], mocked: responses.RequestsMock, bad: dict[str, Any]
+) -> None:
+    pending = copy.deepcopy(seed)
+    pending["status"] = "processing"
+    store_session(pending)
+    before = snapshot(SEED_ID)
+    mocked.get(url(SEED_ID), **bad)
+
+    with pytest.raises(VerilockError):
+        sync_session(SEED_ID)
+
+    assert snapshot(SEED_ID) == before
+    assert Session.objects.get().last_sync_error  # the reason is kept
+
+
+def test_sync_error_is_cleared_by_the_next_success(
+    seed: dict[str, Any], mocked: responses.RequestsMock
+) -> None:
+    Session.objects.create(id=SEED_ID, last_sync_error="boom")
+    mocked.get(url(SEED_ID), json=seed)
+    sync_session(SEED_ID)
+    assert Session.objects.get().last_sync_error == ""
+
+
+def test_batch_isolates_failures(mocked: responses.RequestsMock) -> None:
+    for name in ("ses_1", "ses_2", "ses_3"):
+        Session.objects.create(id=name)
+    mocked.get(url("ses_1"), json={"id": "ses_1", "status": "processing"})
+    mocked.get(url("ses_2"), status=500, json={"error": "server_error", "message": "down"})
+    mocked.get(url("ses_3"), json={"id": "ses_3", "status": "approved"})
+
+    report = sync_unfinished_sessions()
+
+    assert report.synced == 2
+    assert list(report.failed) == ["ses_2"]
+    assert "down" in report.failed["ses_2"]
+    assert report.requests == 3
+    assert Session.objects.get(pk="ses_3").status == "approved"
+    failed = Session.objects.get(pk="ses_2")
+    assert failed.status == "" and failed.raw == {} and "down" in failed.last_sync_error
+
+
+def test_batch_aborts_on_refused_key(mocked: responses.RequestsMock) -> None:
+    for name in ("ses_1", "ses_2", "ses_3"):
+        Session.objects.create(id=name)
+    mocked.get(url("ses_1"), status=401, json={"error": "authentication_error", "message": "no"})
+
+    with pytest.raises(AuthenticationError):
+        sync_unfinished_sessions()
+
+    assert len(mocked.calls) == 1
+
+
+def test_unfinished_refresh_skips_finished_sessions(
+    seed: dict[str, Any], mocked: responses.RequestsMock
+) -> None:
+    store_session(seed)  # approved: finished
+    Session.objects.create(id="ses_2", status="processing")
+    mocked.get(url("ses_2"), json={"id": "ses_2", "status": "processing"})
+
+    report = sync_unfinished_sessions()
+
+    assert report.fetched == 1
+    assert [call.request.url for call in mocked.calls] == [url("ses_2")]
+
+
+def test_finished_statuses_are_configurable(mocked: responses.RequestsMock) -> None:
+    Session.objects.create(id="ses_r", status="review")
+    with override_settings(
+        VERILOCK_FINISHED_STATUSES=["approved", "declined", "expired", "review"]
+    ):
+        assert Session.objects.get().is_finished
+        assert sync_unfinished_sessions().fetched == 0
+    assert not Session.objects.get().is_finished
+
+
+def test_limit_caps_the_batch(mocked: responses.RequestsMock) -> None:
+    for index in range(5):
+        Session.objects.create(id=f"ses_{index}")
+        mocked.get(url(f"ses_{index}"), json={"id": f"ses_{index}", "status": "processing"})
+    assert sync_unfinished_sessions(limit=2).fetched == 2
+
+
+def test_unknown_ids_are_created_on_success_only(mocked: responses.RequestsMock) -> None:
+    mocked.get(url("ses_new"), json={"id": "ses_new", "status": "created"})
+    mocked.get(url("ses_missing"), status=404, json={"error": "not_found", "message": "nope"})
+
+    report = sync_sessions(["ses_new", "ses_missing"])
+
+    assert report.created == 1 and list(report.failed) == ["ses_missing"]
+    assert list(Session.objects.values_list("id", flat=True)) == ["ses_new"]
+
+
+def test_stale_payload_never_overwrites_newer_data(seed: dict[str, Any]) -> None:
+    newer = copy.deepcopy(seed)
+    older = copy.deepcopy(seed)
+    older["status"] = "processing"
+    t0 = timezone.now()
+    store_session(newer, fetched_at=t0)
+
+    result = store_session(older, fetched_at=t0 - dt.timedelta(seconds=5))
+
+    assert result.outcome is Outcome.STALE
+    assert Session.objects.get().status == "approved"
+
+
+def test_finished_session_never_returns_to_unfinished(seed: dict[str, Any]) -> None:
+    store_session(seed)
+    regressed = copy.deepcopy(seed)
+    regressed["status"] = "processing"
+    assert store_session(regressed).outcome is Outcome.STALE
+    assert Session.objects.get().status == "approved"
+
+
+def test_store_runs_in_one_transaction(
+    seed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_session({"id": SEED_ID, "status": "processing"})
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(StepResult.objects, "bulk_create", explode)
+    monkeypatch.setattr(StepResult.objects, "update_or_create", explode)
+    with pytest.raises(RuntimeError):
+        store_session(seed)
+
+    session = Session.objects.get()
+    assert session.status == "processing"
+    assert session.results.count() == 0
+
+
+def test_signals_are_sent_after_commit(
+    seed: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from verilock_django.signals import session_finished, session_updated
+
+    updated: list[dict[str, Any]] = []
+    finished: list[str] = []
+
+    def on_updated(
+        sender: Any, session: Session, created: bool, changes: dict[str, Any], **kw: Any
+    ) -> None:
+        updated.append({"id": session.id, "created": created, "changes": set(changes)})
+
+    def on_finished(sender: Any, session: Session, **kw: Any) -> None:
+        finished.append(session.id)
+
+    session_updated.connect(on_updated)
+    session_finished.connect(on_finished)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            processing = copy.deepcopy(seed)
+            processing["status"] = "processing"
+            store_session(processing)
+        with django_capture_on_commit_callbacks(execute=True):
+            store_session(seed)
+        with django_capture_on_commit_callbacks(execute=True):
+            store_session(copy.deepcopy(seed))  # unchanged: no signal
+    finally:
+        session_updated.disconnect(on_updated)
+        session_finished.disconnect(on_finished)
+
+    assert [(u["created"], "status" in u["changes"]) for u in updated] == [
+        (True, True),
+        (False, True),
+    ]
+    assert finished == [SEED_ID]
+
+
+def test_no_signal_on_rollback(
+    seed: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from verilock_django.signals import session_updated
+
+    calls: list[str] = []
+
+    def receiver(sender: Any, session: Session, **kwargs: Any) -> None:
+        calls.append(session.id)
+
+    session_updated.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            try:
+                with transaction.atomic():
+                    store_session(seed)
+                    raise RuntimeError("caller failed after storing")
+            except RuntimeError:
+                pass
+    finally:
+        session_updated.disconnect(receiver)
+    assert calls == []
+    assert not Session.objects.exists()
