@@ -1,0 +1,437 @@
+"""The admin: read-only review of sessions, search, filters and the refresh from Verilock."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Permission, User
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.http import HttpResponse
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from verilock_django.admin import SessionAdmin
+from verilock_django.models import Session, StepResult
+from verilock_django.sync import store_session
+
+from .conftest import API_URL, SEED_ID
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:verilock_django_session_changelist")
+
+
+def change_url(session_id: str) -> str:
+    return reverse("admin:verilock_django_session_change", args=(quote(session_id),))
+
+
+def refresh_url(session_id: str) -> str:
+    return reverse("admin:verilock_django_session_refresh", args=(quote(session_id),))
+
+
+def session_url(session_id: str) -> str:
+    return f"{API_URL}/sessions/{session_id}"
+
+
+def variant(seed: dict[str, Any], number: int, **changes: Any) -> dict[str, Any]:
+    """The seed under another id and reference, with top-level fields changed."""
+    payload = copy.deepcopy(seed)
+    payload.update(id=f"ses_{number:04d}", reference_id=f"usr_{number:05d}", **changes)
+    return payload
+
+
+def shown_ids(response: HttpResponse) -> set[str]:
+    return {session.pk for session in response.context["cl"].result_list}
+
+
+def message_texts(response: HttpResponse) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def run_action(client: Client, *session_ids: str) -> HttpResponse:
+    return client.post(
+        CHANGELIST,
+        {"action": "refresh_from_verilock", "_selected_action": list(session_ids)},
+    )
+
+
+@pytest.fixture
+def stored(seed: dict[str, Any]) -> Session:
+    store_session(seed)
+    return Session.objects.get(pk=SEED_ID)
+
+
+@pytest.fixture
+def staff_client(client: Client) -> Any:
+    """Log in a non-superuser staff member with the given Session permissions."""
+
+    def login(*codenames: str) -> Client:
+        user = User.objects.create_user("reviewer", password="pw", is_staff=True)
+        user.user_permissions.set(
+            Permission.objects.filter(
+                content_type__app_label="verilock_django", codename__in=codenames
+            )
+        )
+        client.force_login(user)
+        return client
+
+    return login
+
+
+# -- changelist ----------------------------------------------------------------------
+
+
+def test_changelist_shows_the_seed_session_with_its_five_steps(
+    admin_client: Client, stored: Session
+) -> None:
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert SEED_ID in content
+    assert "usr_12345" in content
+    assert "Jean Dupont" in content
+    assert "Approved" in content
+    for outcome in (
+        "document ✓",
+        "selfie ✓",
+        "face_match ✓ 0.97",
+        "liveness ✓ 0.99",
+        "aml ✓ 0.02",
+    ):
+        assert outcome in content
+    assert content.index("document ✓") < content.index("aml ✓")  # the provider's order
+
+
+def test_changelist_shows_unknown_statuses_as_they_come(
+    admin_client: Client, seed: dict[str, Any]
+) -> None:
+    seed["status"] = "manual_check"
+    seed["results"]["liveness"]["status"] = "declined"
+    seed["results"]["aml"]["status"] = "needs_human"
+    seed["steps"].append("video_call")  # asked for, no result yet
+    store_session(seed)
+
+    content = admin_client.get(CHANGELIST).content.decode()
+
+    assert "manual_check" in content
+    assert "liveness ✗ 0.99" in content
+    assert "aml needs_human 0.02" in content
+    assert "video_call …" in content
+
+
+def test_changelist_escapes_provider_text(admin_client: Client, seed: dict[str, Any]) -> None:
+    seed["reference_id"] = "<b>ref</b>"
+    seed["status"] = "<img src=x onerror=alert(1)>"
+    store_session(seed)
+
+    content = admin_client.get(CHANGELIST).content.decode()
+
+    assert "<b>ref</b>" not in content
+    assert "&lt;b&gt;ref&lt;/b&gt;" in content
+    assert "<img src=x" not in content
+
+
+def test_changelist_shows_a_failed_last_sync_with_its_error(
+    admin_client: Client, stored: Session
+) -> None:
+    Session.objects.filter(pk=SEED_ID).update(last_sync_error="GET /sessions/x: boom (HTTP 503)")
+
+    content = admin_client.get(CHANGELIST).content.decode()
+
+    assert "⚠ failed" in content
+    assert 'title="GET /sessions/x: boom (HTTP 503)"' in content
+
+
+def test_changelist_query_count_does_not_grow_with_rows(
+    admin_client: Client, seed: dict[str, Any]
+) -> None:
+    store_session(variant(seed, 0))
+    admin_client.get(CHANGELIST)  # warm caches (content types, permissions)
+
+    with CaptureQueriesContext(connection) as one:
+        assert admin_client.get(CHANGELIST).status_code == 200
+    for number in range(1, 30):
+        store_session(variant(seed, number))
+    with CaptureQueriesContext(connection) as thirty:
+        response = admin_client.get(CHANGELIST)
+
+    assert len(response.context["cl"].result_list) == 30
+    assert response.content.decode().count("face_match ✓ 0.97") == 30
+    assert len(thirty) == len(one), [query["sql"] for query in thirty.captured_queries]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("ses_0002", {"ses_0002"}),
+        ("usr_00001", {"ses_0001"}),
+        ("third@example.com", {"ses_0003"}),
+        ("EXAMPLE.com", {"ses_0001", "ses_0002", "ses_0003"}),
+        ("nobody", set()),
+    ],
+)
+def test_search_by_id_reference_and_email(
+    admin_client: Client, seed: dict[str, Any], query: str, expected: set[str]
+) -> None:
+    for number, email in (
+        (1, "first@example.com"),
+        (2, "second@example.com"),
+        (3, "third@example.com"),
+    ):
+        payload = variant(seed, number)
+        payload["applicant"]["email"] = email
+        store_session(payload)
+
+    response = admin_client.get(CHANGELIST, {"q": query})
+
+    assert shown_ids(response) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "declined"}, {"ses_0002"}),
+        ({"status": "processing"}, {"ses_0003"}),
+        ({"type": "kyb"}, {"ses_0003"}),
+        ({"sync": "failed"}, {"ses_0001"}),
+        ({"sync": "ok"}, {"ses_0002", "ses_0003"}),
+        ({"sync": "never"}, {"ses_0004"}),
+    ],
+)
+def test_filters(
+    admin_client: Client, seed: dict[str, Any], params: dict[str, str], expected: set[str]
+) -> None:
+    store_session(variant(seed, 1))
+    store_session(variant(seed, 2, status="declined"))
+    store_session(variant(seed, 3, status="processing", type="kyb"))
+    Session.objects.create(id="ses_0004")  # registered, never fetched
+    Session.objects.filter(pk="ses_0001").update(last_sync_error="timed out")
+
+    response = admin_client.get(CHANGELIST, params)
+
+    assert shown_ids(response) == expected
+
+
+def test_status_filter_offers_unknown_statuses(admin_client: Client, seed: dict[str, Any]) -> None:
+    store_session(variant(seed, 1, status="manual_check"))
+
+    content = admin_client.get(CHANGELIST).content.decode()
+
+    assert "?status=manual_check" in content
+
+
+# -- change page ---------------------------------------------------------------------
+
+
+def test_change_page_shows_fields_steps_and_payload(admin_client: Client, stored: Session) -> None:
+    response = admin_client.get(change_url(SEED_ID))
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    for heading in ("Session", "Applicant", "Provider times", "Sync bookkeeping"):
+        assert f">{heading}<" in content
+    assert "jean.dupont@example.com" in content
+    assert "document, selfie, face_match, liveness, aml" in content
+    # The inline: one row per step with its score and details.
+    inline = response.context["inline_admin_formsets"][0]
+    assert [form.original.step for form in inline] == [
+        "document",
+        "selfie",
+        "face_match",
+        "liveness",
+        "aml",
+    ]
+    assert "0.97" in content
+    assert "&quot;similarity&quot;: &quot;very_high&quot;" in content
+    # The raw payload, pretty-printed.
+    assert '<pre class="verilock-json">{\n  &quot;id&quot;: &quot;ses_a1b2' in content
+    # Nothing to edit or save.
+    assert response.context["adminform"].form.fields == {}
+    assert 'name="_save"' not in content
+
+
+def test_change_page_escapes_payload_html(admin_client: Client, seed: dict[str, Any]) -> None:
+    seed["comment"] = "<script>alert('raw')</script>"  # an unknown top-level field
+    seed["results"]["document"]["details"]["issuer"] = "<script>alert('step')</script>"
+    store_session(seed)
+
+    content = admin_client.get(change_url(SEED_ID)).content.decode()
+
+    assert "<script>alert(" not in content
+    assert "&lt;script&gt;alert(&#x27;raw&#x27;)&lt;/script&gt;" in content
+    assert "&lt;script&gt;alert(&#x27;step&#x27;)&lt;/script&gt;" in content
+
+
+def test_change_page_cannot_be_saved(admin_client: Client, stored: Session) -> None:
+    response = admin_client.post(change_url(SEED_ID), {"status": "declined", "reference_id": "x"})
+
+    assert response.status_code == 403
+    stored.refresh_from_db()
+    assert (stored.status, stored.reference_id) == ("approved", "usr_12345")
+
+
+def test_no_add_permission(admin_client: Client) -> None:
+    assert admin_client.get(reverse("admin:verilock_django_session_add")).status_code == 403
+    content = admin_client.get(CHANGELIST).content.decode()
+    assert reverse("admin:verilock_django_session_add") not in content
+
+
+def test_staff_with_view_permission_reviews_steps_but_cannot_refresh(
+    staff_client: Any, stored: Session, mocked: Any
+) -> None:
+    client = staff_client("view_session")
+
+    page = client.get(change_url(SEED_ID))
+    listing = client.get(CHANGELIST)
+    refresh = client.post(refresh_url(SEED_ID))
+
+    assert page.status_code == 200
+    assert [form.original.step for form in page.context["inline_admin_formsets"][0]] == [
+        "document",
+        "selfie",
+        "face_match",
+        "liveness",
+        "aml",
+    ]
+    assert "Refresh from Verilock" not in page.content.decode()
+    assert "refresh_from_verilock" not in listing.content.decode()
+    assert refresh.status_code == 403
+    assert len(mocked.calls) == 0
+
+
+def test_delete_is_for_superusers_only(
+    admin_client: Client, staff_client: Any, stored: Session
+) -> None:
+    delete_url = reverse("admin:verilock_django_session_delete", args=(quote(SEED_ID),))
+    staff = staff_client("view_session", "change_session", "delete_session")
+    assert staff.post(delete_url, {"post": "yes"}).status_code == 403
+    assert Session.objects.filter(pk=SEED_ID).exists()
+
+    admin_client.post(delete_url, {"post": "yes"})
+
+    assert not Session.objects.filter(pk=SEED_ID).exists()
+    assert not StepResult.objects.filter(session_id=SEED_ID).exists()
+
+
+def test_str_is_the_id_only(stored: Session) -> None:
+    assert str(stored) == SEED_ID
+
+
+# -- refreshing ----------------------------------------------------------------------
+
+
+def test_refresh_action_fetches_and_updates(
+    admin_client: Client, seed: dict[str, Any], mocked: Any
+) -> None:
+    before = copy.deepcopy(seed)
+    before["status"] = "processing"
+    before["results"]["aml"]["status"] = "pending"
+    store_session(before)
+    mocked.get(session_url(SEED_ID), json=seed)
+
+    response = run_action(admin_client, SEED_ID)
+
+    assert response.status_code == 302
+    assert len(mocked.calls) == 1
+    assert message_texts(response) == ["Refreshed 1 session from Verilock (1 changed)."]
+    session = Session.objects.get(pk=SEED_ID)
+    assert session.status == "approved"
+    assert session.results.get(step="aml").status == "approved"
+
+
+def test_refresh_action_failure_reports_and_keeps_data(
+    admin_client: Client, stored: Session, seed: dict[str, Any], mocked: Any
+) -> None:
+    store_session(variant(seed, 7))
+    mocked.get(session_url(SEED_ID), status=503, json={"error": "unavailable", "message": "Down"})
+    mocked.get(session_url("ses_0007"), json=variant(seed, 7))
+
+    response = run_action(admin_client, SEED_ID, "ses_0007")
+
+    texts = message_texts(response)
+    assert texts[0] == "Refreshed 1 session from Verilock (0 changed)."
+    assert texts[1].startswith(f"Could not refresh 1 session: {SEED_ID}: ")
+    assert "HTTP 503" in texts[1]
+    assert "jean" not in " ".join(texts).lower()  # no applicant data in messages
+    session = Session.objects.get(pk=SEED_ID)
+    assert session.raw == stored.raw
+    assert session.status == "approved"
+    assert session.results.count() == 5
+    assert "HTTP 503" in session.last_sync_error
+
+
+def test_refresh_action_stops_at_a_refused_key(
+    admin_client: Client, seed: dict[str, Any], mocked: Any
+) -> None:
+    store_session(variant(seed, 1))
+    store_session(variant(seed, 2))
+    mocked.get(session_url("ses_0001"), status=401, json={"error": "unauthorized"})
+    mocked.get(session_url("ses_0002"), status=401, json={"error": "unauthorized"})
+
+    response = run_action(admin_client, "ses_0001", "ses_0002")
+
+    texts = message_texts(response)
+    assert len(texts) == 1
+    assert texts[0].startswith("Refresh stopped: Verilock refused the API key")
+    assert len(mocked.calls) == 1
+
+
+def test_refresh_action_without_api_key(
+    admin_client: Client, stored: Session, settings: Any, mocked: Any
+) -> None:
+    settings.VERILOCK_API_KEY = ""
+
+    response = run_action(admin_client, SEED_ID)
+
+    assert message_texts(response) == [
+        "Refresh stopped: VERILOCK_API_KEY is not set: the app cannot call the Verilock API."
+    ]
+    assert len(mocked.calls) == 0
+
+
+def test_refresh_action_refuses_too_many_sessions(
+    admin_client: Client, seed: dict[str, Any], mocked: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SessionAdmin, "refresh_limit", 1)
+    store_session(variant(seed, 1))
+    store_session(variant(seed, 2))
+
+    response = run_action(admin_client, "ses_0001", "ses_0002")
+
+    assert message_texts(response)[0].startswith("Select at most 1 sessions")
+    assert len(mocked.calls) == 0
+
+
+def test_refresh_button_on_the_change_page(
+    admin_client: Client, seed: dict[str, Any], mocked: Any
+) -> None:
+    before = copy.deepcopy(seed)
+    before["status"] = "processing"
+    store_session(before)
+    mocked.get(session_url(SEED_ID), json=seed)
+
+    page = admin_client.get(change_url(SEED_ID)).content.decode()
+    response = admin_client.post(refresh_url(SEED_ID))
+
+    assert f'action="{refresh_url(SEED_ID)}"' in page
+    assert response.status_code == 302
+    assert response["Location"] == change_url(SEED_ID)
+    assert message_texts(response) == ["Refreshed 1 session from Verilock (1 changed)."]
+    assert Session.objects.get(pk=SEED_ID).status == "approved"
+
+
+def test_refresh_button_is_post_only_with_csrf(
+    admin_user: User, stored: Session, mocked: Any
+) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+
+    assert client.get(refresh_url(SEED_ID)).status_code == 405
+    assert client.post(refresh_url(SEED_ID)).status_code == 403  # no CSRF token
+    assert len(mocked.calls) == 0
