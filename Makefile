@@ -3,7 +3,7 @@ PYTHON ?= $(shell ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12.*/bin/python
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint install clean
+.PHONY: test lint install clean demo demo-admin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,14 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# The demo needs no network once the virtualenv exists: install only when it cannot import.
+DEMO_READY = $(BIN)/python -c "import django, environ, requests, verilock_django" 2>/dev/null || $(MAKE) install
+
+demo: $(BIN)/python
+	@$(DEMO_READY)
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+demo-admin: $(BIN)/python
+	@$(DEMO_READY)
+	$(BIN)/python scripts/demo.py --admin $(DEMO_ARGS)

@@ -1,0 +1,346 @@
+"""One-command demo: the example project syncing sessions from a local fake Verilock API.
+
+``make demo`` runs ``python scripts/demo.py``; ``make demo-admin`` adds ``--admin``.
+No network and no credentials are needed. Steps:
+
+1. start the fake Verilock API (``python -m verilock_django.testing.server``) on a free
+   loopback port, with a few dozen sessions in mixed states and both payload shapes;
+2. migrate a fresh SQLite database of the example project (``example_project/demo.sqlite3``);
+3. register every remote session locally as pending (a ``Session`` row with only ``id``);
+4. run ``manage.py sync_verilock_sessions``; advance some sessions on the fake server
+   (through its control API); run the sync again; print what changed and a table;
+5. with ``--admin``: create a superuser, print its credentials and serve the admin on
+   127.0.0.1 (the fake keeps running, advances sessions every minute and sends signed
+   webhooks to the example project) until Ctrl-C.
+
+Every process started here is stopped on exit, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example_project"
+MANAGE = EXAMPLE / "manage.py"
+DEMO_DB = EXAMPLE / "demo.sqlite3"
+API_KEY = "qi_test_demo_key"
+WEBHOOK_SECRET = "whsec_demo_" + "0123456789abcdef"
+READY_LINE = re.compile(r"Fake Verilock API listening on (?P<url>http://127\.0\.0\.1:\d+/api/v1)")
+STEP_MARKS = {"approved": "ok", "declined": "FAIL", "pending": "...", "not_started": "-"}
+STEPS = ("document", "selfie", "face_match", "liveness", "aml")
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which."""
+
+
+def say(text: str = "") -> None:
+    """Print one line of the demo's narration, flushed (subprocess output interleaves)."""
+    print(text, flush=True)
+
+
+def free_port() -> int:
+    """Ask the OS for a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any], name: str) -> None:
+    """Terminate a child politely, then forcefully; never leave it running."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+    say(f"Stopped {name} (pid {process.pid}).")
+
+
+@contextmanager
+def fake_api(*, seed: int, admin_port: int | None) -> Iterator[str]:
+    """Run the fake API in a child process; yield its base URL."""
+    command = [
+        sys.executable,
+        "-m",
+        "verilock_django.testing.server",
+        "--port",
+        "0",
+        "--api-key",
+        API_KEY,
+        "--seed",
+        str(seed),
+        "--shape",
+        "mixed",
+        "--rate-limit-per-minute",
+        "600",
+    ]
+    if admin_port is not None:
+        # While a person clicks around, sessions keep moving and push signed webhooks.
+        command += [
+            "--auto-advance-seconds",
+            "60",
+            "--webhook-url",
+            f"http://127.0.0.1:{admin_port}/verilock/webhook/",
+            "--webhook-secret",
+            WEBHOOK_SECRET,
+        ]
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = READY_LINE.search(line)
+        if not match:
+            errors = process.stderr.read() if process.stderr and process.poll() else ""
+            raise DemoError(f"The fake API did not start: {line.strip()} {errors.strip()}")
+        say(f"Fake Verilock API (pid {process.pid}) at {match['url']}")
+        yield match["url"]
+    finally:
+        stop_process(process, "the fake Verilock API")
+
+
+def api_get(url: str) -> Any:
+    """GET from the fake API with the demo key (as a host project would)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {API_KEY}"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        return json.load(response)
+
+
+def control(root_url: str, path: str, data: Mapping[str, Any] | None = None) -> Any:
+    """Call the fake's control API (``/_fake/...``; POST when ``data`` is given)."""
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{root_url}/_fake{path}",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        return json.load(response)
+
+
+def remote_session_ids(api_url: str) -> list[str]:
+    """Walk ``GET /sessions`` page by page, as documented."""
+    ids: list[str] = []
+    page, last_page = 1, 1
+    while page <= last_page:
+        listing = api_get(f"{api_url}/sessions?page={page}&per_page=20")
+        ids += [item["id"] for item in listing["data"]]
+        last_page = listing["meta"]["last_page"]
+        page += 1
+    return ids
+
+
+def manage(env: Mapping[str, str], *args: str, check: bool = True) -> int:
+    """Run ``example_project/manage.py`` with the demo environment."""
+    say(f"$ manage.py {' '.join(args)}")
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, str(MANAGE), *args], cwd=EXAMPLE, env=dict(env), check=False
+    )
+    if check and completed.returncode != 0:
+        raise DemoError(f"manage.py {args[0]} exited with status {completed.returncode}")
+    return completed.returncode
+
+
+def setup_django(env: Mapping[str, str]) -> None:
+    """Configure Django in this process for the example project (ORM for rows and table)."""
+    os.environ.update(env)
+    sys.path[:0] = [str(EXAMPLE), str(ROOT)]
+    import django
+
+    django.setup()
+
+
+def snapshot() -> dict[str, str]:
+    """Map session id to its stored status ('' for a pending row)."""
+    from verilock_django.models import Session
+
+    return dict(Session.objects.values_list("id", "status"))
+
+
+def print_table(out: IO[str] = sys.stdout) -> None:
+    """Print every stored session with its per-step outcome."""
+    from verilock_django.models import Session
+
+    header = f"{'session':<14} {'applicant':<18} {'status':<11} {'decision':<9}" + "".join(
+        f" {step:<10}" for step in STEPS
+    )
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for session in Session.objects.prefetch_related("results").order_by("status", "id"):
+        outcomes = {result.step: result.status for result in session.results.all()}
+        marks = "".join(
+            f" {STEP_MARKS.get(outcomes.get(step, ''), outcomes.get(step, '')) or '':<10}"
+            for step in STEPS
+        )
+        name = f"{session.applicant_first_name} {session.applicant_last_name}".strip()
+        print(
+            f"{session.id[:13]:<14} {name[:18]:<18} {session.status or 'pending':<11} "
+            f"{session.decision or '':<9}{marks}",
+            file=out,
+        )
+    legend = ", ".join(f"{mark} = {status}" for status, mark in STEP_MARKS.items())
+    print(f"\nStep columns: {legend}; other values are shown as Verilock sent them.", file=out)
+
+
+def print_changes(before: Mapping[str, str], after: Mapping[str, str]) -> int:
+    """Print the sessions whose status changed; return how many."""
+    changed = sorted(sid for sid in after if before.get(sid) != after[sid])
+    for sid in changed:
+        say(f"  {sid}: {before.get(sid) or 'pending'} -> {after[sid] or 'pending'}")
+    if not changed:
+        say("  (nothing changed)")
+    return len(changed)
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    """Run the whole demo; raise DemoError if a step fails."""
+    admin_port = (args.admin_port or free_port()) if args.admin else None
+    with fake_api(seed=args.sessions, admin_port=admin_port) as api_url:
+        root_url = api_url.removesuffix("/api/v1")
+        DEMO_DB.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "demo_site.settings",
+            "DATABASE_URL": f"sqlite:///{DEMO_DB}",
+            "VERILOCK_API_URL": api_url,
+            "VERILOCK_API_KEY": API_KEY,
+            "VERILOCK_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "PYTHONUNBUFFERED": "1",
+        }
+        say(f"\n== 1. Fresh example database: {DEMO_DB.relative_to(ROOT)}")
+        manage(env, "migrate", "--verbosity", "0")
+        setup_django(env)
+        from verilock_django.models import Session
+
+        ids = remote_session_ids(api_url)
+        Session.objects.bulk_create([Session(id=session_id) for session_id in ids])
+        say(f"Registered {len(ids)} sessions locally as pending (rows with only an id).")
+
+        say("\n== 2. First sync")
+        before = snapshot()
+        manage(env, "sync_verilock_sessions")
+        first = snapshot()
+        counts: dict[str, int] = {}
+        for status in first.values():
+            counts[status or "pending"] = counts.get(status or "pending", 0) + 1
+        say("Stored statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        if args.verbose:
+            print_changes(before, first)
+
+        say("\n== 3. Verilock moves on: advancing sessions on the fake server")
+        unfinished = [sid for sid, status in first.items() if status in ("created", "processing")]
+        moved = control(
+            root_url, "/advance", {"ids": unfinished[: max(1, len(unfinished) * 2 // 3)]}
+        )
+        say(f"Advanced {len(moved['sessions'])} of {len(unfinished)} unfinished sessions.")
+        if unfinished:
+            # One transient 503 on the way: the client retries it and the sync still succeeds.
+            control(
+                root_url, "/faults", {"kind": "status", "status": 503, "session_id": unfinished[0]}
+            )
+            say(f"Injected one 503 for {unfinished[0]} (the client retries it).")
+
+        say("\n== 4. Second sync")
+        manage(env, "sync_verilock_sessions")
+        second = snapshot()
+        say("What changed:")
+        print_changes(first, second)
+        stats = control(root_url, "/stats")
+        say(f"The fake API served {stats['total_requests']} requests in total.")
+
+        say("\n== 5. Sessions and step outcomes after the second sync")
+        print_table()
+
+        if args.admin:
+            serve_admin(env, admin_port or free_port())
+
+
+def serve_admin(env: Mapping[str, str], port: int) -> None:
+    """Create a superuser, then serve the admin until Ctrl-C."""
+    from django.contrib.auth import get_user_model
+
+    username, password = "admin", secrets.token_urlsafe(9)
+    user_model = get_user_model()
+    user_model.objects.filter(username=username).delete()
+    user_model.objects.create_superuser(username, "admin@example.com", password)
+    admin_env = {**env, "DEBUG": "1", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=EXAMPLE,
+        env=admin_env,
+    )
+    try:
+        say(f"\n== Admin: http://127.0.0.1:{port}/admin/")
+        say(f"   username: {username}")
+        say(f"   password: {password}")
+        say("   Sessions still in progress advance every minute; press Ctrl-C to stop.")
+        while process.poll() is None:
+            time.sleep(0.5)
+        raise DemoError(f"The admin server exited with status {process.returncode}")
+    finally:
+        stop_process(process, "the admin server")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 on success, 130 on Ctrl-C)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=36, help="sessions on the fake API")
+    parser.add_argument("--admin", action="store_true", help="then serve the admin")
+    parser.add_argument("--admin-port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--verbose", action="store_true", help="also list first-sync changes")
+    args = parser.parse_args(argv)
+    if args.admin and args.admin_port and not _port_free(args.admin_port):
+        say(f"Port {args.admin_port} is busy; picking a free one.")
+        args.admin_port = 0
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_demo(args)
+    except KeyboardInterrupt:
+        say("\nInterrupted; everything started by the demo was stopped.")
+        return 0 if args.admin else 130
+    except DemoError as exc:
+        say(f"\nDemo failed: {exc}")
+        return 1
+    say("\nDemo finished; every process it started has been stopped.")
+    return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM behaves like Ctrl-C, so the `finally` blocks stop the children either way.
+    raise KeyboardInterrupt
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
