@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.db import connection
-from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -20,6 +19,11 @@ from verilock_django.models import Session, StepResult
 from verilock_django.sync import store_session
 
 from .conftest import API_URL, SEED_ID
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
+else:
+    Response = Any
 
 pytestmark = pytest.mark.django_db
 
@@ -45,15 +49,15 @@ def variant(seed: dict[str, Any], number: int, **changes: Any) -> dict[str, Any]
     return payload
 
 
-def shown_ids(response: HttpResponse) -> set[str]:
+def shown_ids(response: Response) -> set[str]:
     return {session.pk for session in response.context["cl"].result_list}
 
 
-def message_texts(response: HttpResponse) -> list[str]:
+def message_texts(response: Response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-def run_action(client: Client, *session_ids: str) -> HttpResponse:
+def run_action(client: Client, *session_ids: str) -> Response:
     return client.post(
         CHANGELIST,
         {"action": "refresh_from_verilock", "_selected_action": list(session_ids)},
@@ -63,7 +67,8 @@ def run_action(client: Client, *session_ids: str) -> HttpResponse:
 @pytest.fixture
 def stored(seed: dict[str, Any]) -> Session:
     store_session(seed)
-    return Session.objects.get(pk=SEED_ID)
+    session: Session = Session.objects.get(pk=SEED_ID)
+    return session
 
 
 @pytest.fixture

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value, flatten_fieldsets, quote, unquote
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -28,70 +34,32 @@ from .models import Session, SessionStatus, StepResult, StepStatus
 from .sync import SyncResult, sync_sessions
 
 #: Badge colour per known status; any other status gets the neutral "other" badge.
-STATUS_TONES = {
-    SessionStatus.APPROVED: "ok",
-    SessionStatus.COMPLETED: "ok",
-    SessionStatus.DECLINED: "bad",
-    SessionStatus.REVIEW: "warn",
-    SessionStatus.EXPIRED: "muted",
-    SessionStatus.CREATED: "pending",
-    SessionStatus.IN_PROGRESS: "pending",
-    SessionStatus.PROCESSING: "pending",
-    StepStatus.PENDING: "pending",
-    StepStatus.NOT_STARTED: "pending",
+STATUS_TONES: dict[str, str] = {
+    "approved": "ok",
+    "completed": "ok",
+    "declined": "bad",
+    "review": "warn",
+    "expired": "muted",
+    "created": "pending",
+    "in_progress": "pending",
+    "processing": "pending",
+    "pending": "pending",
+    "not_started": "pending",
 }
 #: Compact marks for the list's step column; other statuses are shown as they come.
-STEP_MARKS = {
-    StepStatus.APPROVED: "✓",
-    StepStatus.DECLINED: "✗",
-    StepStatus.PENDING: "…",
-    StepStatus.NOT_STARTED: "…",
+STEP_MARKS: dict[str, str] = {
+    "approved": "✓",
+    "declined": "✗",
+    "pending": "…",
+    "not_started": "…",
 }
 
-SESSION_FIELDSETS = (
-    (
-        _("Session"),
-        {
-            "fields": (
-                "id",
-                "type",
-                "status_badge",
-                "decision",
-                "reference_id",
-                "step_list",
-                "risk_score",
-                "hosted_url",
-            )
-        },
-    ),
-    (
-        _("Applicant"),
-        {
-            "fields": (
-                "applicant_first_name",
-                "applicant_last_name",
-                "applicant_email",
-                "applicant_date_of_birth",
-                "applicant_nationality",
-            )
-        },
-    ),
-    (_("Provider times"), {"fields": ("created_at", "completed_at", "expires_at")}),
-    (
-        _("Sync bookkeeping"),
-        {
-            "fields": (
-                "first_synced_at",
-                "last_synced_at",
-                "last_sync_error",
-                "data_fetched_at",
-                "next_check_at",
-                "unchanged_checks",
-            )
-        },
-    ),
-    (_("Last payload from Verilock"), {"fields": ("raw_json",), "classes": ("collapse",)}),
-)
+if TYPE_CHECKING:
+    _StepResultInlineBase = admin.TabularInline[StepResult, Session]
+    _SessionAdminBase = admin.ModelAdmin[Session]
+else:  # the admin classes are not subscriptable at runtime
+    _StepResultInlineBase = admin.TabularInline
+    _SessionAdminBase = admin.ModelAdmin
 
 
 def status_label(status: str) -> str:
@@ -102,7 +70,7 @@ def status_label(status: str) -> str:
 
 def status_html(status: str, label: str | None = None) -> SafeString:
     """A coloured, escaped badge for a session or step status."""
-    tone = STATUS_TONES.get(status, "other")  # type: ignore[call-overload]
+    tone = STATUS_TONES.get(status, "other")
     return format_html(
         '<span class="verilock-badge verilock-{}">{}</span>',
         tone,
@@ -134,7 +102,7 @@ class SyncStateFilter(admin.SimpleListFilter):
             ("never", _("Never fetched")),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
         value = self.value()
         if value == "failed":
             return queryset.exclude(last_sync_error="")
@@ -145,7 +113,7 @@ class SyncStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class StepResultInline(admin.TabularInline):  # type: ignore[type-arg]
+class StepResultInline(_StepResultInlineBase):
     """The session's step results, read-only, in the provider's order."""
 
     model = StepResult
@@ -182,7 +150,7 @@ class StepResultInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SessionAdmin(_SessionAdminBase):
     """Read-only review of sessions, with a refresh from Verilock.
 
     The page is Django's view-only page; refreshing needs the ``change_session``
@@ -202,8 +170,51 @@ class SessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("status", "type", SyncStateFilter)
     search_fields = ("id", "reference_id", "applicant_email")
     search_help_text = _("Search by Verilock id, reference or applicant email.")
-    fieldsets = SESSION_FIELDSETS
-    readonly_fields = flatten_fieldsets(SESSION_FIELDSETS)
+    fieldsets = (
+        (
+            _("Session"),
+            {
+                "fields": (
+                    "id",
+                    "type",
+                    "status_badge",
+                    "decision",
+                    "reference_id",
+                    "step_list",
+                    "risk_score",
+                    "hosted_url",
+                )
+            },
+        ),
+        (
+            _("Applicant"),
+            {
+                "fields": (
+                    "applicant_first_name",
+                    "applicant_last_name",
+                    "applicant_email",
+                    "applicant_date_of_birth",
+                    "applicant_nationality",
+                )
+            },
+        ),
+        (_("Provider times"), {"fields": ("created_at", "completed_at", "expires_at")}),
+        (
+            _("Sync bookkeeping"),
+            {
+                "fields": (
+                    "first_synced_at",
+                    "last_synced_at",
+                    "last_sync_error",
+                    "data_fetched_at",
+                    "next_check_at",
+                    "unchanged_checks",
+                )
+            },
+        ),
+        (_("Last payload from Verilock"), {"fields": ("raw_json",), "classes": ("collapse",)}),
+    )
+    readonly_fields = flatten_fieldsets(fieldsets)
     inlines = (StepResultInline,)
     actions = ("refresh_from_verilock",)
     #: Most sessions one refresh may fetch: it runs inside the web request. Larger
@@ -262,10 +273,10 @@ class SessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             score = "" if result.score is None else f" {result.score:.2f}"
             rows.append(
                 (
-                    STATUS_TONES.get(result.status, "other"),  # type: ignore[call-overload]
+                    STATUS_TONES.get(result.status, "other"),
                     f"{result.step}: {status_label(result.status)}",
                     result.step,
-                    STEP_MARKS.get(result.status, result.status or "?"),  # type: ignore[call-overload]
+                    STEP_MARKS.get(result.status, result.status or "?"),
                     score,
                 )
             )
@@ -396,7 +407,7 @@ class SessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             raise PermissionDenied
         session = self.get_object(request, unquote(object_id))
         if session is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            raise Http404
         self.refresh(request, [session.pk])
         url = reverse(
             f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
