@@ -43,6 +43,7 @@ API_KEY = "qi_test_demo_key"
 WEBHOOK_SECRET = "whsec_demo_" + "0123456789abcdef"
 READY_LINE = re.compile(r"Fake Verilock API listening on (?P<url>http://127\.0\.0\.1:\d+/api/v1)")
 STEP_MARKS = {"approved": "ok", "declined": "FAIL", "pending": "...", "not_started": "-"}
+# Shape B (the SDK read model) has no per-step verdicts; its sub-statuses are shown as sent.
 STEPS = ("document", "selfie", "face_match", "liveness", "aml")
 
 
@@ -184,8 +185,9 @@ def print_table(out: IO[str] = sys.stdout) -> None:
     """Print every stored session with its per-step outcome."""
     from verilock_django.models import Session
 
-    header = f"{'session':<14} {'applicant':<18} {'status':<11} {'decision':<9}" + "".join(
-        f" {step:<10}" for step in STEPS
+    header = (
+        f"{'session':<14} {'shape':<5} {'applicant':<18} {'status':<11} {'decision':<9}"
+        + "".join(f" {step:<10}" for step in STEPS)
     )
     print(header, file=out)
     print("-" * len(header), file=out)
@@ -196,8 +198,9 @@ def print_table(out: IO[str] = sys.stdout) -> None:
             for step in STEPS
         )
         name = f"{session.applicant_first_name} {session.applicant_last_name}".strip()
+        shape = "A" if "results" in session.raw else "B" if session.raw else ""
         print(
-            f"{session.id[:13]:<14} {name[:18]:<18} {session.status or 'pending':<11} "
+            f"{session.id[:13]:<14} {shape:<5} {name[:18]:<18} {session.status or 'pending':<11} "
             f"{session.decision or '':<9}{marks}",
             file=out,
         )
@@ -315,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.admin and args.admin_port and not _port_free(args.admin_port):
         say(f"Port {args.admin_port} is busy; picking a free one.")
         args.admin_port = 0
+    # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_demo(args)

@@ -204,14 +204,16 @@ def test_webhook_delivery_never_blocks_the_api_and_retries_failures() -> None:
         assert response.status_code == 200
         assert time.monotonic() - started < 1
         deliveries = running.state.wait_for_webhooks(4)
+    # First attempts go out in order; a retry waits its delay without holding them up.
     assert [(d.event, d.attempt, d.status_code) for d in deliveries] == [
         ("session.completed", 1, 500),
-        ("session.completed", 2, 500),
         ("session.declined", 1, 500),
+        ("session.completed", 2, 500),
         ("session.declined", 2, 500),
     ]
     # The same event keeps its webhook_id across retries, so receivers can dedupe.
-    assert deliveries[0].webhook_id == deliveries[1].webhook_id
+    assert deliveries[0].webhook_id == deliveries[2].webhook_id
+    assert deliveries[0].webhook_id != deliveries[1].webhook_id
 
 
 def test_unreachable_webhook_url_is_recorded_as_an_error() -> None:

@@ -8,11 +8,12 @@ into a :class:`FakeResponse`; the loopback HTTP server (``server.py``) and the i
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import itertools
 import json
 import logging
 import math
-import queue
 import random
 import re
 import threading
@@ -197,64 +198,81 @@ class _Fault:
     retry_after: int = 30
 
 
+@dataclass(frozen=True)
+class _Job:
+    url: str
+    event: str
+    webhook_id: str
+    body: bytes
+    headers: dict[str, str]
+    attempt: int = 1
+
+
 class _WebhookDispatcher:
-    """Delivers webhooks in order on one background thread, so the API never waits."""
+    """Delivers webhooks on one background thread, so the API never waits for a receiver.
+
+    Failed deliveries are rescheduled after the next retry delay without holding up the
+    deliveries behind them, like a real provider's retry queue.
+    """
 
     def __init__(self, retry_delays: tuple[float, ...], timeout: float) -> None:
-        self._queue: queue.Queue[tuple[str, str, str, bytes, dict[str, str]] | None] = (
-            queue.Queue()
-        )
         self._retry_delays = retry_delays
         self._timeout = timeout
-        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._due: list[tuple[float, int, _Job]] = []  # heap ordered by due time
+        self._order = itertools.count()
+        self._closing = False
+        self._stopped = False
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self.deliveries: list[WebhookDelivery] = []
 
     def submit(
         self, url: str, event: str, webhook_id: str, body: bytes, headers: dict[str, str]
     ) -> None:
-        with self._lock:
-            if self._stop.is_set():
+        with self._changed:
+            if self._closing:
                 return
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="fake-verilock-webhooks", daemon=True
                 )
                 self._thread.start()
-        self._queue.put((url, event, webhook_id, body, headers))
+            job = _Job(url, event, webhook_id, body, dict(headers))
+            heapq.heappush(self._due, (time.monotonic(), next(self._order), job))
+            self._changed.notify_all()
+
+    def _next_job(self) -> _Job | None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                ready = bool(self._due) and self._due[0][0] <= now
+                if self._stopped or (self._closing and not ready):
+                    # Closing flushes what is due now; scheduled retries are dropped.
+                    return None
+                if ready:
+                    return heapq.heappop(self._due)[2]
+                self._changed.wait(self._due[0][0] - now if self._due else None)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None or self._stop.is_set():
-                return
-            url, event, webhook_id, body, headers = item
-            for attempt, delay in enumerate((0.0, *self._retry_delays), start=1):
-                # Event.wait instead of sleep, so close() never waits for a retry backoff.
-                if delay and self._stop.wait(delay):
-                    return
-                delivery = self._post(url, event, webhook_id, body, headers, attempt)
-                with self._changed:
-                    self.deliveries.append(delivery)
-                    self._changed.notify_all()
-                if delivery.ok:
-                    break
+        while (job := self._next_job()) is not None:
+            delivery = self._post(job)
+            with self._changed:
+                self.deliveries.append(delivery)
+                if not delivery.ok and job.attempt <= len(self._retry_delays):
+                    due = time.monotonic() + self._retry_delays[job.attempt - 1]
+                    retry = dataclasses.replace(job, attempt=job.attempt + 1)
+                    heapq.heappush(self._due, (due, next(self._order), retry))
+                self._changed.notify_all()
 
-    def _post(
-        self,
-        url: str,
-        event: str,
-        webhook_id: str,
-        body: bytes,
-        headers: dict[str, str],
-        attempt: int,
-    ) -> WebhookDelivery:
-        delivery = WebhookDelivery(url, event, webhook_id, body, dict(headers), attempt)
+    def _post(self, job: _Job) -> WebhookDelivery:
+        delivery = WebhookDelivery(
+            job.url, job.event, job.webhook_id, job.body, dict(job.headers), job.attempt
+        )
         # urllib, not requests: the in-process fake mocks `requests`, and a test's webhook
         # receiver (live_server, a local socket) must still get a real POST.
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+        request = urllib.request.Request(  # noqa: S310 - URL chosen by the test/demo
+            job.url, data=job.body, headers=job.headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as answer:  # noqa: S310
                 delivery.status_code = answer.status
@@ -265,24 +283,20 @@ class _WebhookDispatcher:
         return delivery
 
     def wait_for(self, count: int, timeout: float) -> list[WebhookDelivery]:
-        deadline = time.monotonic() + timeout
         with self._changed:
-            while len(self.deliveries) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
+            self._changed.wait_for(lambda: len(self.deliveries) >= count, timeout)
             return list(self.deliveries)
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._lock:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
             thread = self._thread
-        # Let queued deliveries go out first (a test usually closes right after acting),
-        # then stop; a retry backoff is interrupted immediately.
-        self._queue.put(None)
         if thread is not None:
             thread.join(timeout)
-        self._stop.set()
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
         if thread is not None:
             thread.join(timeout)
 
