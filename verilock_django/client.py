@@ -2,20 +2,28 @@
 
 Each thread gets its own pooled ``requests.Session``; every call has a timeout; idempotent
 requests are retried by urllib3's ``Retry`` (429, 5xx, connection errors; jittered
-exponential backoff, ``Retry-After`` honoured); every failure becomes a typed
-:class:`~verilock_django.exceptions.VerilockError`. The API key is never part of a message
-or repr.
+exponential backoff capped at ``BACKOFF_MAX``, ``Retry-After`` honoured up to
+``VERILOCK_RETRY_AFTER_MAX``); a POST is never sent twice. An optional client-side limit
+(``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by every thread using the client and counts
+retries too. Every failure becomes a typed :class:`~verilock_django.exceptions.VerilockError`.
+The API key is never part of a message or repr.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from . import __version__
@@ -36,6 +44,86 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"verilock-django/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Longest exponential backoff between two attempts, in seconds.
+BACKOFF_MAX = 8.0
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests in any 60-second window, shared by threads.
+
+    A sliding window rather than a token bucket: a bucket lets a full burst through on top
+    of the steady rate, so a run could exceed the account's per-minute quota.
+    """
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until one more request fits in the window; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.WINDOW:
+                    self._sent.popleft()
+                if len(self._sent) < self.per_minute:
+                    self._sent.append(now)
+                    return waited
+                delay = self._sent[0] + self.WINDOW - now
+            time.sleep(delay)
+            waited += delay
+
+
+class _Retry(Retry):
+    """urllib3's ``Retry`` with a cap on ``Retry-After``, no POST replay, and a retry hook.
+
+    ``on_retry`` runs before each new attempt (to count it and respect the rate limit).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        retry_after_cap: float = 30.0,
+        on_retry: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after_cap = retry_after_cap
+        self.on_retry = on_retry
+
+    def new(self, **kw: Any) -> _Retry:
+        retry = super().new(**kw)
+        retry.retry_after_cap = self.retry_after_cap
+        retry.on_retry = self.on_retry
+        return retry
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        # A huge (or far-future date) Retry-After would otherwise stall a whole run.
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.retry_after_cap)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> _Retry:
+        if error is not None and method is not None and not self._is_method_retryable(method):
+            # urllib3 replays any method after a connect error; a POST is never sent twice.
+            raise error
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if self.on_retry is not None:
+            self.on_retry()
+        return retry
 
 
 class VerilockClient:
@@ -56,8 +144,10 @@ class VerilockClient:
         self._auth_header = auth_header
         self._max_retries = max_retries
         self._local = threading.local()
+        #: HTTP requests sent by this client, retries included.
         self.request_count = 0
         self._count_lock = threading.Lock()
+        self._limiter: RateLimiter | None = None
 
     def __repr__(self) -> str:
         return f"<VerilockClient {self.api_url}>"
@@ -100,33 +190,53 @@ class VerilockClient:
             else int(verilock_settings.MAX_RETRIES)
         )
         backoff = float(verilock_settings.RETRY_BACKOFF)
+        retry_after_cap = float(verilock_settings.RETRY_AFTER_MAX)
         # One pooled session per thread and retry policy, so a settings override in a test
         # takes effect while connections stay reused across calls.
-        sessions: dict[tuple[int, float], requests.Session] = self._local.__dict__.setdefault(
-            "sessions", {}
+        key = (max_retries, backoff, retry_after_cap)
+        sessions: dict[tuple[int, float, float], requests.Session] = (
+            self._local.__dict__.setdefault("sessions", {})
         )
-        http = sessions.get((max_retries, backoff))
+        http = sessions.get(key)
         if http is None:
-            retry = Retry(
+            retry = _Retry(
                 total=max_retries,
                 connect=max_retries,
                 read=max_retries,
                 status=max_retries,
                 other=0,
-                allowed_methods=frozenset({"GET", "HEAD"}),  # never replay a POST
+                allowed_methods=IDEMPOTENT_METHODS,
                 status_forcelist=RETRY_STATUSES,
                 backoff_factor=backoff,
-                backoff_max=8.0,
+                backoff_max=BACKOFF_MAX,
                 backoff_jitter=0.5 if backoff else 0.0,
                 respect_retry_after_header=True,
                 raise_on_status=False,
+                retry_after_cap=retry_after_cap,
+                on_retry=self._before_send,
             )
-            adapter = HTTPAdapter(max_retries=retry, pool_maxsize=4)
+            # Each thread has its own session, so one connection per pool suffices.
+            adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=1)
             http = requests.Session()
             http.mount("https://", adapter)
             http.mount("http://", adapter)
-            sessions[(max_retries, backoff)] = http
+            sessions[key] = http
         return http
+
+    def _before_send(self) -> None:
+        """Count one HTTP attempt and wait for the rate limit, if one is set."""
+        limit = verilock_settings.RATE_LIMIT_PER_MINUTE
+        with self._count_lock:
+            self.request_count += 1
+            if not limit:
+                self._limiter = None
+            elif self._limiter is None or self._limiter.per_minute != int(limit):
+                self._limiter = RateLimiter(int(limit))
+            limiter = self._limiter
+        if limiter is not None:
+            waited = limiter.acquire()
+            if waited:
+                logger.debug("Waited %.1fs for the client-side rate limit", waited)
 
     def _headers(self) -> dict[str, str]:
         key = self._api_key if self._api_key is not None else verilock_settings.api_key
@@ -152,11 +262,11 @@ class VerilockClient:
     ) -> dict[str, Any]:
         url = f"{self.api_url}{path}"
         timeout = self._timeout if self._timeout is not None else float(verilock_settings.TIMEOUT)
-        with self._count_lock:
-            self.request_count += 1
+        headers = self._headers()
+        self._before_send()
         try:
             response = self._http().request(
-                method, url, params=params, headers=self._headers(), timeout=timeout
+                method, url, params=params, headers=headers, timeout=timeout
             )
         except requests.exceptions.RetryError as exc:
             raise TransportError(

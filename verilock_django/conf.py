@@ -25,6 +25,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 3,
     "RETRY_BACKOFF": 1.0,
     "FINISHED_STATUSES": ("approved", "declined", "expired"),
+    "RETRY_AFTER_MAX": 30.0,
+    "RATE_LIMIT_PER_MINUTE": None,
+    "SYNC_CONCURRENCY": 8,
+    "RECHECK_MIN_INTERVAL": 300,
+    "RECHECK_MAX_INTERVAL": 21600,
+    "LEASE_SECONDS": 600,
 }
 
 

@@ -2,14 +2,25 @@
 
 Every door (command, admin action, webhook, task) calls these functions. HTTP never runs
 inside a database transaction, and a failed fetch or an unusable payload leaves the stored
-session exactly as it was, apart from its ``last_sync_error``.
+session exactly as it was, apart from its ``last_sync_error`` and its next check time.
+
+Ordering rule (never go backwards): a payload is *stale*, and nothing is written, when
+
+1. it was requested before the stored payload was (``fetched_at`` < ``data_fetched_at``;
+   both are this server's clock, so no trust in the provider's clocks is needed), or
+2. it would move the session back in its lifecycle: out of a finished status, or to an
+   earlier documented status (``created`` < ``in_progress`` < ``processing`` < ``review``
+   < finished). Statuses the provider has not documented have no rank and are accepted.
+
+The batch refresh (many sessions, threads, leases, the list endpoint) lives in
+:mod:`verilock_django.refresh`; ``sync_sessions`` and ``sync_unfinished_sessions`` are its
+entry points here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -21,9 +32,9 @@ from django.utils import timezone
 
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
-from .exceptions import AuthenticationError, PayloadError, VerilockError
+from .exceptions import PayloadError, VerilockError
 from .models import Session, StepResult
-from .payloads import SessionData, parse_session
+from .payloads import SessionData, StepData, parse_session
 from .signals import session_finished, session_updated
 
 logger = logging.getLogger(__name__)
@@ -49,6 +60,9 @@ SESSION_FIELDS = (
 )
 STEP_FIELDS = ("position", "status", "score", "details", "raw")
 ERROR_MAX_LENGTH = 2000
+# Lifecycle order of the documented unfinished statuses; finished statuses rank above all.
+_STATUS_RANK = {"created": 0, "in_progress": 1, "processing": 2, "review": 3}
+_FINISHED_RANK = 4
 
 
 class Outcome(str, Enum):
@@ -82,6 +96,12 @@ class SyncReport:
     failed: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     elapsed: float = 0.0
+    #: Unfinished sessions whose status the list endpoint showed unchanged (not fetched).
+    confirmed: int = 0
+    #: Changed sessions left to another run that holds their lease.
+    skipped: int = 0
+    #: The run stopped claiming work at its time limit (``max_runtime``).
+    stopped: bool = False
 
     @property
     def synced(self) -> int:
@@ -93,6 +113,11 @@ class SyncReport:
         """Sessions fetched successfully."""
         return self.created + self.updated + self.unchanged + self.stale
 
+    @property
+    def settled(self) -> int:
+        """Sessions this batch is done with: fetched, failed or confirmed by the list."""
+        return self.fetched + len(self.failed) + self.confirmed
+
     def add(self, result: SyncResult) -> None:
         """Count one session's result."""
         if result.outcome is Outcome.FAILED:
@@ -102,10 +127,13 @@ class SyncReport:
 
     def summary(self) -> str:
         """One line for logs and the command's output."""
+        listed = f"{self.confirmed} unchanged in the list, " if self.confirmed else ""
+        skipped = f"{self.skipped} left to another run, " if self.skipped else ""
+        stopped = " (stopped at the time limit)" if self.stopped else ""
         return (
             f"{self.fetched} fetched: {self.synced} changed ({self.created} new), "
             f"{self.unchanged + self.stale} unchanged, {len(self.failed)} failed; "
-            f"{self.requests} requests in {self.elapsed:.1f}s"
+            f"{listed}{skipped}{self.requests} requests in {self.elapsed:.1f}s{stopped}"
         )
 
 
@@ -114,12 +142,13 @@ def store_session(
     *,
     requested_id: str | None = None,
     fetched_at: dt.datetime | None = None,
+    release_lease: bool = False,
 ) -> SyncResult:
     """Upsert a session and all its steps from one payload, in one transaction.
 
     Steps the provider no longer reports are removed. ``fetched_at`` is when the payload
-    was requested: a payload requested before the stored one is stale and ignored, as is
-    one that would move a finished session back to unfinished.
+    was requested; a stale payload (see the module's ordering rule) is ignored.
+    ``release_lease`` also ends the batch refresh's claim on the row.
     """
     data = parse_session(payload)
     if requested_id is not None and data.id != requested_id:
@@ -130,32 +159,57 @@ def store_session(
         )
     now = timezone.now()
     fetched_at = fetched_at or now
+    lease: dict[str, Any] = {"lease_expires_at": None} if release_lease else {}
     with transaction.atomic():
         session = Session.objects.select_for_update().filter(pk=data.id).first()
         created = session is None
         if session is None:
             session = Session(id=data.id, first_synced_at=now)
         elif _is_stale(session, data, fetched_at):
+            if lease:
+                Session.objects.filter(pk=data.id).update(**lease)
             return SyncResult(data.id, Outcome.STALE)
         elif session.raw == data.raw and session.last_synced_at is not None:
+            checks = session.unchanged_checks + 1
             Session.objects.filter(pk=data.id).update(
-                last_synced_at=now, last_sync_error="", data_fetched_at=fetched_at
+                last_synced_at=now,
+                last_sync_error="",
+                data_fetched_at=fetched_at,
+                unchanged_checks=checks,
+                next_check_at=None if session.is_finished else next_check_time(checks, now),
+                **lease,
             )
             return SyncResult(data.id, Outcome.UNCHANGED)
 
         was_finished = not created and session.is_finished
+        old_results = None if created else _stored_results(session)
         changes = _apply(session, data)
         if session.first_synced_at is None:
             session.first_synced_at = now
         session.last_synced_at = now
         session.last_sync_error = ""
         session.data_fetched_at = fetched_at
+        session.unchanged_checks = 0
+        session.next_check_at = None if session.is_finished else next_check_time(0, now)
+        if release_lease:
+            session.lease_expires_at = None
         session.save(force_insert=created)
-        if _store_steps(session, data, replace=not created):
+        if _store_steps(session, data, created=created, old_results=old_results):
             changes["results"] = (None, None)
 
         transaction.on_commit(lambda: _send_signals(session, created, changes, was_finished))
     return SyncResult(data.id, Outcome.CREATED if created else Outcome.UPDATED, changes=changes)
+
+
+def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
+    """When a still-unfinished session is due again: the interval doubles per check.
+
+    Starts at ``VERILOCK_RECHECK_MIN_INTERVAL`` and stops growing at
+    ``VERILOCK_RECHECK_MAX_INTERVAL`` (seconds).
+    """
+    low = float(verilock_settings.RECHECK_MIN_INTERVAL)
+    high = float(verilock_settings.RECHECK_MAX_INTERVAL)
+    return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 
 def sync_session(session_id: str, *, client: VerilockClient | None = None) -> SyncResult:
@@ -179,33 +233,20 @@ def sync_sessions(
     *,
     client: VerilockClient | None = None,
     on_result: Callable[[SyncResult], None] | None = None,
+    concurrency: int | None = None,
 ) -> SyncReport:
-    """Sync the given sessions one by one; one failure never stops the batch.
+    """Sync the given sessions (fetched in parallel threads); one failure never stops the batch.
 
     A refused API key (401/403) aborts the batch by raising
     :class:`~verilock_django.exceptions.AuthenticationError`: every other call would fail
     the same way.
     """
-    client = client or get_client()
-    report = SyncReport()
-    started = time.monotonic()
-    requests_before = client.request_count
-    try:
-        for session_id in session_ids:
-            try:
-                result = sync_session(session_id, client=client)
-            except AuthenticationError:
-                raise
-            except VerilockError as exc:
-                logger.warning("Sync of Verilock session %s failed: %s", session_id, exc)
-                result = SyncResult(session_id, Outcome.FAILED, error=exc)
-            report.add(result)
-            if on_result is not None:
-                on_result(result)
-    finally:
-        report.requests = client.request_count - requests_before
-        report.elapsed = time.monotonic() - started
-    return report
+    # refresh.py builds on this module, so it is imported when first needed.
+    from .refresh import fetch_and_store
+
+    return fetch_and_store(
+        session_ids, client=client, on_result=on_result, concurrency=concurrency
+    )
 
 
 def sync_unfinished_sessions(
@@ -213,16 +254,37 @@ def sync_unfinished_sessions(
     limit: int | None = None,
     client: VerilockClient | None = None,
     on_result: Callable[[SyncResult], None] | None = None,
+    full: bool = False,
+    concurrency: int | None = None,
+    max_runtime: float | None = None,
+    on_progress: Callable[[SyncReport, int], None] | None = None,
 ) -> SyncReport:
-    """Refresh every session that is not finished (the oldest-synced first)."""
-    return sync_sessions(unfinished_session_ids(limit=limit), client=client, on_result=on_result)
+    """Refresh unfinished sessions: the changed ones via the list endpoint, or all (``full``).
+
+    See :func:`verilock_django.refresh.refresh_unfinished` for the options.
+    """
+    from .refresh import refresh_unfinished
+
+    return refresh_unfinished(
+        limit=limit,
+        client=client,
+        on_result=on_result,
+        full=full,
+        concurrency=concurrency,
+        max_runtime=max_runtime,
+        on_progress=on_progress,
+    )
 
 
 def unfinished_session_ids(*, limit: int | None = None) -> Iterable[str]:
-    """Ids of unfinished sessions, never-synced and least recently synced first."""
+    """Ids of unfinished sessions, in the order a by-id refresh takes them (streamed)."""
     queryset = (
         Session.objects.unfinished()
-        .order_by(F("last_synced_at").asc(nulls_first=True), "id")
+        .order_by(
+            F("next_check_at").asc(nulls_first=True),
+            F("last_synced_at").asc(nulls_first=True),
+            "id",
+        )
         .values_list("id", flat=True)
     )
     if limit is not None:
@@ -230,21 +292,49 @@ def unfinished_session_ids(*, limit: int | None = None) -> Iterable[str]:
     return queryset.iterator(chunk_size=500)
 
 
-def record_failure(session_id: str, error: VerilockError) -> None:
-    """Keep the error on the stored session; nothing else about it changes."""
-    Session.objects.filter(pk=session_id).update(last_sync_error=str(error)[:ERROR_MAX_LENGTH])
+def record_failure(session_id: str, error: VerilockError, *, release_lease: bool = False) -> None:
+    """Keep the error on the stored session and retry it after the minimum interval.
+
+    Nothing else about the session changes.
+    """
+    now = timezone.now()
+    updates: dict[str, Any] = {
+        "last_sync_error": str(error)[:ERROR_MAX_LENGTH],
+        "next_check_at": next_check_time(0, now),
+    }
+    if release_lease:
+        updates["lease_expires_at"] = None
+    Session.objects.filter(pk=session_id).update(**updates)
 
 
 # -- internals -----------------------------------------------------------------------
 
 
 def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> bool:
-    # A response to an older request must not overwrite one to a newer request, and a
-    # finished session never returns to unfinished (Verilock has no such transition).
+    # See the ordering rule in the module docstring.
     if session.data_fetched_at is not None and fetched_at < session.data_fetched_at:
         return True
-    finished = verilock_settings.finished_statuses
-    return session.status in finished and data.status not in finished
+    stored, incoming = _rank(session.status), _rank(data.status)
+    return stored is not None and incoming is not None and incoming < stored
+
+
+def _rank(status: str) -> int | None:
+    if status in verilock_settings.finished_statuses:
+        return _FINISHED_RANK
+    return _STATUS_RANK.get(status)
+
+
+def _stored_results(session: Session) -> list[StepData] | None:
+    """The step results stored for a session, read from its last payload (no query).
+
+    ``None`` when that payload cannot be read: the caller then rewrites every step.
+    """
+    if not session.raw:
+        return []  # a pending row: no step was ever stored
+    try:
+        return parse_session(session.raw).results
+    except PayloadError:
+        return None
 
 
 def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
@@ -258,8 +348,16 @@ def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
     return changes
 
 
-def _store_steps(session: Session, data: SessionData, *, replace: bool) -> bool:
-    """Upsert the steps in one statement and delete the ones no longer reported."""
+def _store_steps(
+    session: Session, data: SessionData, *, created: bool, old_results: list[StepData] | None
+) -> bool:
+    """Upsert the steps in one statement and delete the ones no longer reported.
+
+    Both statements are skipped when the stored steps say they would change nothing, so
+    an update usually costs three queries (lock, session, steps).
+    """
+    if old_results is not None and old_results == data.results:
+        return False
     rows = [
         StepResult(
             session=session,
@@ -272,10 +370,11 @@ def _store_steps(session: Session, data: SessionData, *, replace: bool) -> bool:
         )
         for position, step in enumerate(data.results)
     ]
-    changed = bool(rows)
     if rows:
         features = connection.features
-        if replace and features.supports_update_conflicts:
+        if created:
+            StepResult.objects.bulk_create(rows)
+        elif features.supports_update_conflicts:
             StepResult.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -284,23 +383,18 @@ def _store_steps(session: Session, data: SessionData, *, replace: bool) -> bool:
                     ["session", "step"] if features.supports_update_conflicts_with_target else None
                 ),
             )
-        elif replace:
+        else:
             for row in rows:
                 StepResult.objects.update_or_create(
                     session=session,
                     step=row.step,
                     defaults={name: getattr(row, name) for name in STEP_FIELDS},
                 )
-        else:
-            StepResult.objects.bulk_create(rows)
-    if replace:
-        deleted, _ = (
-            StepResult.objects.filter(session=session)
-            .exclude(step__in=[step.step for step in data.results])
-            .delete()
-        )
-        changed = changed or bool(deleted)
-    return changed
+    new_steps = {step.step for step in data.results}
+    gone = old_results is None or any(step.step not in new_steps for step in old_results)
+    if not created and gone:
+        StepResult.objects.filter(session=session).exclude(step__in=new_steps).delete()
+    return True
 
 
 def _send_signals(
