@@ -277,3 +277,25 @@ def test_cli_prints_a_parseable_line_serves_seeded_sessions_and_exits_on_sigterm
 def test_cli_refuses_a_public_host(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--host", "0.0.0.0"]) == 2  # noqa: S104
     assert "loopback only" in capsys.readouterr().err
+
+
+def test_gen_a_create_with_webhook_url_gets_its_own_signed_deliveries() -> None:
+    with (
+        WebhookReceiver() as receiver,
+        FakeVerilockServer(api_key=KEY, webhook_secret=SECRET, webhook_retry_delays=()) as running,
+    ):
+        created = requests.post(
+            f"{running.url}/sessions",
+            json={
+                "type": "kyc",
+                "steps": ["document", "selfie"],
+                "applicant": {"first_name": "A", "last_name": "B", "email": "a@example.com"},
+                "webhook_url": receiver.url,
+            },
+            headers={"X-API-Key": KEY},
+            timeout=5,
+        ).json()
+        running.state.expire(created["id"])
+        ((_, headers, body),) = receiver.wait_for(1)
+    assert json.loads(body)["event"] == "session.expired"
+    assert headers["X-Verilock-Signature"] == _openssl_hmac(body, SECRET)

@@ -406,3 +406,20 @@ def test_control_api_errors(fake: FakeVerilock) -> None:
     assert control(fake, "POST", "/sessions/ses_nope/complete", {}).status == 404
     assert control(fake, "POST", "/sessions", {"colour": "red"}).status == 422
     assert control(fake, "GET", "/nothing").status == 404
+
+
+def test_submit_moves_a_created_session_to_processing(fake: FakeVerilock) -> None:
+    session = fake.add_session(status="created")
+    response = fake.handle("POST", f"/sessions/{session.id}/submit", "", BEARER, b"")
+    assert response.status == 200
+    assert response.json()["status"] == "processing"
+    assert fake.get(session.id).status == "processing"
+    fake.complete(session.id, "approved")
+    again = fake.handle("POST", f"/sessions/{session.id}/submit", "", BEARER, b"")
+    assert (again.status, again.json()["error"]) == (409, "conflict")
+
+
+def test_wrong_method_is_405_with_the_error_body(fake: FakeVerilock) -> None:
+    response = fake.handle("DELETE", "/sessions", "", BEARER, b"")
+    assert response.status == 405
+    assert response.json()["error"] == "method_not_allowed"

@@ -8,6 +8,7 @@ into a :class:`FakeResponse`; the loopback HTTP server (``server.py``) and the i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import heapq
 import itertools
@@ -134,7 +135,7 @@ class FakeSession:
             view=view,
         )
         if view == "detail":
-            rendered.update(json.loads(json.dumps(self.extra)))
+            rendered.update(copy.deepcopy(self.extra))
         return rendered
 
 
@@ -647,7 +648,7 @@ class FakeVerilock:
     def webhook_events(self) -> list[dict[str, Any]]:
         """Every webhook envelope emitted so far (delivered or not), oldest first."""
         with self._lock:
-            return json.loads(json.dumps(self._events))
+            return copy.deepcopy(self._events)
 
     @property
     def webhook_deliveries(self) -> list[WebhookDelivery]:
