@@ -428,3 +428,7 @@ class SessionAdmin(_SessionAdminBase):
             "can_refresh": self.has_refresh_permission(request),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+# Registers the webhook events admin (owned by the webhooks module).
+from . import webhook_admin  # noqa: E402, F401

@@ -8,6 +8,12 @@
 ``verilock_django.E004``   ``VERILOCK_TIMEOUT`` is not a positive number.
 ``verilock_django.E005``   ``VERILOCK_FINISHED_STATUSES`` is not a non-empty list of strings.
 ``verilock_django.E006``   ``VERILOCK_MAX_RETRIES`` is not a non-negative integer.
+``verilock_django.W010``   The webhook URL is included but ``VERILOCK_WEBHOOK_SECRETS`` is empty.
+``verilock_django.E010``   ``VERILOCK_WEBHOOK_SECRETS`` is not a list of non-empty strings.
+``verilock_django.E011``   ``VERILOCK_WEBHOOK_PROCESSOR`` is neither a known mode nor importable.
+``verilock_django.E012``   ``VERILOCK_WEBHOOK_THREADS`` is not a positive integer.
+``verilock_django.E013``   ``VERILOCK_WEBHOOK_MAX_BODY_SIZE`` is not a positive integer.
+``verilock_django.E014``   ``VERILOCK_WEBHOOK_STALE_AFTER`` is not a positive number.
 =========================  ==========================================================
 """
 
@@ -83,4 +89,73 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages.append(
             Error("VERILOCK_MAX_RETRIES must be an integer >= 0.", id="verilock_django.E006")
         )
+    return messages
+
+
+@register(Tags.compatibility, Tags.urls)
+def check_webhook_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report unusable ``VERILOCK_WEBHOOK_*`` settings, and a webhook URL with no secret."""
+    from django.urls import NoReverseMatch, reverse
+    from django.utils.module_loading import import_string
+
+    from .processing import PROCESSOR_CHOICES
+
+    messages: list[CheckMessage] = []
+    secrets = verilock_settings.WEBHOOK_SECRETS
+    valid_secrets = isinstance(secrets, (list, tuple)) and all(
+        isinstance(secret, str) and secret.strip() for secret in secrets
+    )
+    if not valid_secrets:
+        messages.append(
+            Error(
+                "VERILOCK_WEBHOOK_SECRETS must be a list of non-empty strings.",
+                hint='For one secret write VERILOCK_WEBHOOK_SECRETS = ["whsec_..."].',
+                id="verilock_django.E010",
+            )
+        )
+    if not (valid_secrets and secrets):
+        try:
+            reverse("verilock_django:webhook")
+        except NoReverseMatch:
+            pass  # the URLs are not included: webhooks are simply not used
+        else:
+            messages.append(
+                Warning(
+                    "verilock_django.urls is included but VERILOCK_WEBHOOK_SECRETS is empty; "
+                    "the webhook endpoint refuses every delivery (HTTP 503).",
+                    hint="Copy the endpoint's signing secret from the Verilock dashboard into "
+                    "VERILOCK_WEBHOOK_SECRETS.",
+                    id="verilock_django.W010",
+                )
+            )
+
+    processor = verilock_settings.WEBHOOK_PROCESSOR
+    if processor not in PROCESSOR_CHOICES:
+        try:
+            if not isinstance(processor, str) or "." not in processor:
+                raise ImportError(processor)
+            if not callable(import_string(processor)):
+                raise ImportError(processor)
+        except ImportError:
+            messages.append(
+                Error(
+                    "VERILOCK_WEBHOOK_PROCESSOR must be one of "
+                    f"{', '.join(PROCESSOR_CHOICES)} or the dotted path of a callable.",
+                    id="verilock_django.E011",
+                )
+            )
+
+    for name, check_id, kinds in (
+        ("WEBHOOK_THREADS", "E012", (int,)),
+        ("WEBHOOK_MAX_BODY_SIZE", "E013", (int,)),
+        ("WEBHOOK_STALE_AFTER", "E014", (int, float)),
+    ):
+        value = getattr(verilock_settings, name)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+            noun = "integer" if kinds == (int,) else "number"
+            messages.append(
+                Error(
+                    f"VERILOCK_{name} must be a positive {noun}.", id=f"verilock_django.{check_id}"
+                )
+            )
     return messages

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
@@ -130,3 +133,69 @@ class StepResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.step}"
+
+
+class WebhookEventStatus(models.TextChoices):
+    """Where a stored webhook delivery is in its processing."""
+
+    PENDING = "pending", _("Pending")
+    PROCESSING = "processing", _("Processing")
+    PROCESSED = "processed", _("Processed")
+    FAILED = "failed", _("Failed")
+    IGNORED = "ignored", _("Ignored")
+
+
+class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+    """Queries over stored webhook deliveries."""
+
+    def for_session(self, session_id: str) -> WebhookEventQuerySet:
+        """A session's events, oldest first (its timeline)."""
+        return self.filter(session_id=session_id).order_by("received_at", "pk")
+
+    def claimable(self, *, stale_before: dt.datetime) -> WebhookEventQuerySet:
+        """Events waiting for processing: pending, failed, or stuck in ``processing``.
+
+        An event still ``processing`` since before ``stale_before`` belongs to a process that
+        died (or hung) and may be taken over.
+        """
+        return self.filter(
+            models.Q(status__in=(WebhookEventStatus.PENDING, WebhookEventStatus.FAILED))
+            | models.Q(
+                status=WebhookEventStatus.PROCESSING, processing_started_at__lt=stale_before
+            )
+        )
+
+
+class WebhookEvent(models.Model):
+    """One verified webhook delivery from Verilock, stored before it is acknowledged."""
+
+    # Verilock's delivery id, or one derived from the envelope when it has none.
+    webhook_id = models.CharField(_("webhook id"), max_length=255, unique=True)
+    event = models.CharField(_("event"), max_length=128, db_index=True)
+    # Not a foreign key: an event may name a session this database has never seen.
+    session_id = models.CharField(_("session id"), max_length=128, blank=True, db_index=True)
+    occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now, db_index=True)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=WebhookEventStatus.choices,
+        default=WebhookEventStatus.PENDING,
+        db_index=True,
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    processing_started_at = models.DateTimeField(_("processing started"), null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+
+    objects = WebhookEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("Verilock webhook event")
+        verbose_name_plural = _("Verilock webhook events")
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        # Ids only: no applicant data in the admin's history log.
+        return f"{self.event} {self.webhook_id}"

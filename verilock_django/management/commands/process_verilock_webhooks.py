@@ -1,0 +1,128 @@
+"""``manage.py process_verilock_webhooks``: (re)process stored webhook events (cron-friendly)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from ...models import WebhookEvent, WebhookEventStatus
+from ...processing import ProcessOutcome, process_events, stale_before
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+class Command(BaseCommand):
+    help = (
+        "Process stored Verilock webhook events. By default: pending and failed events (below "
+        "--max-attempts) and events left 'processing' by a process that died."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--failed", action="store_true", help="Only failed events, whatever their attempts."
+        )
+        parser.add_argument(
+            "--id",
+            action="append",
+            dest="ids",
+            default=[],
+            metavar="ID",
+            help="Reprocess this event (webhook id or primary key), whatever its status. "
+            "Repeatable.",
+        )
+        parser.add_argument(
+            "--since",
+            type=_since,
+            metavar="WHEN",
+            help="Only events received since WHEN: an ISO date or datetime, or 30m / 6h / 2d.",
+        )
+        parser.add_argument(
+            "--max-attempts",
+            type=int,
+            default=10,
+            metavar="N",
+            help="By default, leave failed events alone after N attempts (default 10).",
+        )
+        parser.add_argument("--limit", type=int, metavar="N", help="Process at most N events.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List the events that would be processed."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        ids: list[str] = options["ids"]
+        limit: int | None = options["limit"]
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be at least 1.")
+        events = _select(ids, options["failed"], options["since"], options["max_attempts"])
+        if limit is not None:
+            events = events[:limit]
+        selected = list(events.values_list("pk", "webhook_id", "event", "session_id"))
+
+        if options["dry_run"]:
+            for pk, webhook_id, event, session_id in selected:
+                self.stdout.write(f"{pk} {webhook_id} {event} {session_id}")
+            self.stdout.write(f"Dry run: {len(selected)} event(s) would be processed.")
+            return
+
+        names = {pk: webhook_id for pk, webhook_id, _, _ in selected}
+        verbosity: int = options["verbosity"]
+
+        def on_result(event_id: int, outcome: ProcessOutcome) -> None:
+            if verbosity >= 2 and outcome is not ProcessOutcome.FAILED:
+                self.stdout.write(f"{names[event_id]}: {outcome.value}")
+
+        # --id is a deliberate request: reprocess even a processed or ignored event.
+        report = process_events(names, force=bool(ids), on_result=on_result)
+        for event_id, error in report.failed.items():
+            self.stderr.write(f"{names[event_id]}: failed: {error}")
+        if verbosity >= 1:
+            self.stdout.write(report.summary())
+        if report.failed:
+            raise CommandError(f"{len(report.failed)} event(s) failed.", returncode=1)
+
+
+def _select(
+    ids: list[str], failed: bool, since: dt.datetime | None, max_attempts: int
+) -> QuerySet[WebhookEvent]:
+    events = WebhookEvent.objects.all()
+    if ids:
+        wanted = Q(webhook_id__in=ids)
+        numeric = [int(value) for value in ids if value.isdigit()]
+        if numeric:
+            wanted |= Q(pk__in=numeric)
+        events = events.filter(wanted)
+    elif failed:
+        events = events.filter(status=WebhookEventStatus.FAILED)
+    else:
+        events = events.claimable(stale_before=stale_before()).exclude(
+            status=WebhookEventStatus.FAILED, attempts__gte=max_attempts
+        )
+    if since is not None:
+        events = events.filter(received_at__gte=since)
+    return events.order_by("received_at", "pk")
+
+
+def _since(value: str) -> dt.datetime:
+    match = _DURATION.match(value.strip())
+    if match:
+        amount, unit = match.groups()
+        return timezone.now() - dt.timedelta(**{_UNITS[unit]: int(amount)})
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not an ISO date/datetime nor a duration like 30m, 6h, 2d"
+            )
+        moment = dt.datetime.combine(day, dt.time.min)
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment

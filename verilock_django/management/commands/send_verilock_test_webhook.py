@@ -1,0 +1,68 @@
+"""``manage.py send_verilock_test_webhook``: send a signed test delivery to a running project.
+
+For local development: start ``runserver`` in one terminal, run this in another, and watch
+your ``session_updated`` / ``session_finished`` receivers fire.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import requests
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...webhooks import SIGNATURE_HEADERS, configured_secrets, sign_webhook
+
+
+class Command(BaseCommand):
+    help = (
+        "POST a correctly signed Verilock webhook delivery to URL (for example "
+        "http://127.0.0.1:8000/verilock/webhook/), signed with the first secret of "
+        "VERILOCK_WEBHOOK_SECRETS unless --secret is given."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("url", metavar="URL")
+        parser.add_argument("--session-id", required=True, help="The Verilock session id.")
+        parser.add_argument("--event", default="session.completed", help="Event name.")
+        parser.add_argument(
+            "--status", default="approved", help="data.status in the envelope (informative)."
+        )
+        parser.add_argument("--webhook-id", help="Delivery id (default: a new random one).")
+        parser.add_argument("--secret", help="Sign with this secret instead of the setting.")
+        parser.add_argument(
+            "--legacy-header",
+            action="store_true",
+            help=f"Send the signature in {SIGNATURE_HEADERS[1]} (Gen A docs).",
+        )
+        parser.add_argument("--timeout", type=float, default=10.0, help="Seconds (default 10).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        secret: str | None = options["secret"] or next(iter(configured_secrets()), None)
+        if not secret:
+            raise CommandError("No secret: set VERILOCK_WEBHOOK_SECRETS or pass --secret.")
+        now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        envelope = {
+            "event": options["event"],
+            "data": {"session_id": options["session_id"], "status": options["status"]},
+            "timestamp": now,
+            "webhook_id": options["webhook_id"] or f"wh_test_{uuid.uuid4().hex[:16]}",
+        }
+        body = json.dumps(envelope, separators=(",", ":")).encode()
+        header = SIGNATURE_HEADERS[1 if options["legacy_header"] else 0]
+        headers = {"Content-Type": "application/json", header: sign_webhook(body, secret)}
+        try:
+            response = requests.post(
+                options["url"], data=body, headers=headers, timeout=options["timeout"]
+            )
+        except requests.RequestException as exc:
+            raise CommandError(f"Could not deliver to {options['url']}: {exc}") from exc
+        self.stdout.write(
+            f"{envelope['event']} {envelope['webhook_id']} -> HTTP {response.status_code} "
+            f"{response.text[:200]}"
+        )
+        if not 200 <= response.status_code < 300:
+            raise CommandError(f"The endpoint answered HTTP {response.status_code}.")

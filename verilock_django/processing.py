@@ -1,0 +1,229 @@
+"""Processing of stored webhook events: claim one atomically, re-fetch its session, record.
+
+A ``session.*`` event refreshes its session through :func:`verilock_django.sync.sync_session`
+(the payload's own fields are never written to the session), so duplicates, retries and
+out-of-order deliveries all converge to the provider's current state. Other events are
+marked ``ignored``. A failure marks the event ``failed``; the
+``process_verilock_webhooks`` command retries it, and takes over events left
+``processing`` by a process that died.
+
+``VERILOCK_WEBHOOK_PROCESSOR`` chooses who runs :func:`process_event` after an event is
+stored: ``"thread"`` (a small in-process pool; the default), ``"sync"`` (inline, before the
+HTTP answer: tests and debugging), ``"none"`` (only the command), or the dotted path of a
+callable ``f(event_id: int)`` that enqueues it on a task queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import close_old_connections
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .client import VerilockClient
+from .conf import verilock_settings
+from .exceptions import VerilockError
+from .models import WebhookEvent, WebhookEventStatus
+from .sync import ERROR_MAX_LENGTH, sync_session
+
+logger = logging.getLogger(__name__)
+
+PROCESSOR_CHOICES = ("thread", "sync", "none")
+#: Events queued in the thread pool at most; beyond, they wait for the command.
+MAX_BACKLOG = 1000
+
+
+class ProcessOutcome(str, Enum):
+    """What one call to :func:`process_event` did."""
+
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not claimable: done already, or being processed elsewhere
+
+
+@dataclass
+class ProcessReport:
+    """Totals for a batch of events; failures keep their error per event id."""
+
+    processed: int = 0
+    ignored: int = 0
+    skipped: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for logs, the command and the admin."""
+        return (
+            f"{self.processed} processed, {self.ignored} ignored, "
+            f"{len(self.failed)} failed, {self.skipped} skipped"
+        )
+
+
+def stale_before() -> dt.datetime:
+    """Events ``processing`` since before this moment are considered abandoned."""
+    return timezone.now() - dt.timedelta(seconds=float(verilock_settings.WEBHOOK_STALE_AFTER))
+
+
+def claim_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
+    """Move an event to ``processing`` if nobody else holds it; ``None`` if not claimable.
+
+    One conditional UPDATE decides, so concurrent claimers of one event get one winner.
+    Without ``force`` only pending, failed and abandoned events qualify; with ``force``
+    processed and ignored ones too (a deliberate reprocess).
+    """
+    claimable = Q(status=WebhookEventStatus.PROCESSING, processing_started_at__lt=stale_before())
+    if force:
+        claimable |= ~Q(status=WebhookEventStatus.PROCESSING)
+    else:
+        claimable |= Q(status__in=(WebhookEventStatus.PENDING, WebhookEventStatus.FAILED))
+    now = timezone.now()
+    claimed = WebhookEvent.objects.filter(claimable, pk=event_id).update(
+        status=WebhookEventStatus.PROCESSING,
+        processing_started_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return None
+    return WebhookEvent.objects.get(pk=event_id)
+
+
+def process_event(
+    event_id: int, *, force: bool = False, client: VerilockClient | None = None
+) -> ProcessOutcome:
+    """Claim one event and apply it; never raises for a failure, which is recorded instead."""
+    event = claim_event(event_id, force=force)
+    if event is None:
+        return ProcessOutcome.SKIPPED
+    if not event.event.startswith("session.") or not event.session_id:
+        _finish(event, WebhookEventStatus.IGNORED)
+        return ProcessOutcome.IGNORED
+    try:
+        sync_session(event.session_id, client=client)
+    except Exception as exc:  # anything unexpected must still be recorded, never lost
+        logger.warning(
+            "Verilock webhook %s (session %s) failed: %s",
+            event.webhook_id,
+            event.session_id,
+            exc,
+            exc_info=not _is_expected(exc),
+        )
+        _finish(event, WebhookEventStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return ProcessOutcome.FAILED
+    _finish(event, WebhookEventStatus.PROCESSED)
+    return ProcessOutcome.PROCESSED
+
+
+def process_events(
+    event_ids: Iterable[int],
+    *,
+    force: bool = False,
+    client: VerilockClient | None = None,
+    on_result: Callable[[int, ProcessOutcome], None] | None = None,
+) -> ProcessReport:
+    """Process events one by one (the command and the admin action); one failure never stops it."""
+    report = ProcessReport()
+    for event_id in event_ids:
+        outcome = process_event(event_id, force=force, client=client)
+        if outcome is ProcessOutcome.FAILED:
+            error = WebhookEvent.objects.filter(pk=event_id).values_list("last_error", flat=True)
+            report.failed[event_id] = error.first() or ""
+        else:
+            setattr(report, outcome.value, getattr(report, outcome.value) + 1)
+        if on_result is not None:
+            on_result(event_id, outcome)
+    return report
+
+
+def dispatch(event_id: int) -> None:
+    """Hand a stored event to ``VERILOCK_WEBHOOK_PROCESSOR`` (called after commit)."""
+    processor = verilock_settings.WEBHOOK_PROCESSOR
+    if processor == "thread":
+        _submit(event_id)
+    elif processor == "sync":
+        process_event(event_id)
+    elif processor == "none":
+        return
+    else:
+        # A task queue's enqueue function; if it raises, the event stays pending.
+        import_string(processor)(event_id)
+
+
+def shutdown(*, wait: bool = True) -> None:
+    """Stop the thread pool (it is recreated on the next event); for tests and shutdown hooks."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is not None:
+        executor.shutdown(wait=wait)
+
+
+# -- internals -----------------------------------------------------------------------
+
+_executor: ThreadPoolExecutor | None = None
+_executor_pid: int | None = None
+_backlog = 0
+_lock = threading.Lock()
+
+
+def _submit(event_id: int) -> None:
+    global _executor, _executor_pid, _backlog
+    with _lock:
+        if _backlog >= MAX_BACKLOG:
+            logger.warning(
+                "Verilock webhook backlog full; event %s waits for process_verilock_webhooks.",
+                event_id,
+            )
+            return
+        # A pool inherited through fork has no threads behind it: start a new one.
+        if _executor is None or _executor_pid != os.getpid():
+            _executor = ThreadPoolExecutor(
+                max_workers=int(verilock_settings.WEBHOOK_THREADS),
+                thread_name_prefix="verilock-webhook",
+            )
+            _executor_pid = os.getpid()
+        _backlog += 1
+        executor = _executor
+    executor.submit(_run, event_id)
+
+
+def _run(event_id: int) -> None:
+    global _backlog
+    # Same connection hygiene as a request: drop broken or expired connections around the job.
+    close_old_connections()
+    try:
+        process_event(event_id)
+    except Exception:  # pragma: no cover - process_event records failures itself
+        logger.exception("Processing Verilock webhook event %s crashed.", event_id)
+    finally:
+        close_old_connections()
+        with _lock:
+            _backlog -= 1
+
+
+def _finish(event: WebhookEvent, status: str, *, error: str = "") -> None:
+    # Only the claim that is still current may record its result: if the event was taken
+    # over as abandoned meanwhile, the newer attempt owns it.
+    WebhookEvent.objects.filter(
+        pk=event.pk,
+        status=WebhookEventStatus.PROCESSING,
+        processing_started_at=event.processing_started_at,
+    ).update(
+        status=status,
+        last_error=error[:ERROR_MAX_LENGTH],
+        processed_at=None if status == WebhookEventStatus.FAILED else timezone.now(),
+    )
+
+
+def _is_expected(exc: Exception) -> bool:
+    # API failures and a missing API key need no traceback; anything else is a bug to see.
+    return isinstance(exc, (VerilockError, ImproperlyConfigured))

@@ -1,0 +1,241 @@
+"""Webhook intake: verify the signature, store the delivery, acknowledge.
+
+The view does no processing itself: once the event is committed it sends
+``webhook_received`` and hands the event's id to the configured processor
+(:func:`verilock_django.processing.dispatch`; by default a small thread pool), so the answer
+never waits on the Verilock API.
+
+Answers: ``200`` stored (or a duplicate, which changes nothing); ``400`` signed body that
+is not a JSON object; ``403`` missing or invalid signature; ``405`` not a POST; ``413``
+body over ``VERILOCK_WEBHOOK_MAX_BODY_SIZE``; ``503`` no ``VERILOCK_WEBHOOK_SECRETS``
+configured (the provider retries 5xx, so deliveries resume once the secret is set).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from .conf import verilock_settings
+from .exceptions import PayloadError
+from .models import WebhookEvent
+from .payloads import parse_timestamp
+from .processing import dispatch
+from .signals import webhook_received
+
+logger = logging.getLogger(__name__)
+
+#: Header names carrying the signature: the current one first, then Gen A's.
+SIGNATURE_HEADERS = ("X-Verilock-Signature", "X-Webhook-Signature")
+SIGNATURE_PREFIX = "sha256="
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_WEBHOOK_ID_MAX_LENGTH = 255
+_SESSION_ID_MAX_LENGTH = 128
+
+
+def sign_webhook(body: bytes, secret: str) -> str:
+    """The signature Verilock sends for ``body``: hex HMAC-SHA256 keyed with ``secret``."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def configured_secrets() -> list[str]:
+    """The usable secrets of ``VERILOCK_WEBHOOK_SECRETS`` (empty when misconfigured)."""
+    value = verilock_settings.WEBHOOK_SECRETS
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return []  # system check E010 reports it; refusing beats guessing
+    return [secret for secret in value if isinstance(secret, str) and secret]
+
+
+def verify_signature(body: bytes, signatures: Iterable[str], secrets: Sequence[str]) -> bool:
+    """True when one of ``signatures`` is the HMAC of ``body`` under one of ``secrets``.
+
+    Accepts hex in either case, with an optional ``sha256=`` prefix, and several
+    comma-separated values in one header. Every comparison is constant-time.
+    """
+    candidates = [_normalise(part) for value in signatures for part in value.split(",")]
+    expected = [sign_webhook(body, secret) for secret in secrets]
+    matched = False
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        for digest in expected:
+            # No early exit: the time taken does not depend on which secret matched.
+            matched |= hmac.compare_digest(digest, candidate)
+    return matched
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The parts of a delivery the app stores in columns (the rest stays in ``payload``)."""
+
+    webhook_id: str
+    event: str
+    session_id: str
+    occurred_at: dt.datetime | None
+    payload: dict[str, Any]
+
+
+class InvalidEnvelope(ValueError):
+    """A correctly signed body that is not a JSON object."""
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Read ``{"event", "data", "timestamp", "webhook_id"}`` tolerantly.
+
+    Only a body that is not a JSON object is refused. A missing ``webhook_id`` is derived
+    from the event, the session id and the timestamp (or, without a timestamp, from the
+    body itself), so the provider's retries of one event still collapse into one row.
+    """
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEnvelope("the body is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise InvalidEnvelope("the body is not a JSON object")
+    event = payload.get("event")
+    event = event[:128] if isinstance(event, str) else ""
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    session_id = _session_id(event, data, payload)
+    timestamp = payload.get("timestamp")
+    try:
+        occurred_at = parse_timestamp(timestamp, "timestamp")
+    except PayloadError:
+        occurred_at = None
+    return Envelope(
+        webhook_id=_webhook_id(payload.get("webhook_id"), event, session_id, timestamp, body),
+        event=event,
+        session_id=session_id,
+        occurred_at=occurred_at,
+        payload=payload,
+    )
+
+
+def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
+    """Store a delivery once; ``(event, False)`` for a ``webhook_id`` already stored.
+
+    Safe under concurrent deliveries of the same id: the unique constraint decides, and the
+    insert runs in its own savepoint so a losing insert leaves the caller's transaction
+    usable. When stored, ``webhook_received`` and processing follow the commit.
+    """
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                webhook_id=envelope.webhook_id,
+                event=envelope.event,
+                session_id=envelope.session_id,
+                occurred_at=envelope.occurred_at,
+                payload=envelope.payload,
+            )
+            # Two callbacks: a failing signal receiver must not keep the event from processing.
+            transaction.on_commit(
+                lambda: webhook_received.send(sender=WebhookEvent, event=event), robust=True
+            )
+            transaction.on_commit(lambda: dispatch(event.pk), robust=True)
+    except IntegrityError:
+        existing = WebhookEvent.objects.filter(webhook_id=envelope.webhook_id).first()
+        if existing is None:
+            raise  # not the duplicate we expected: let it surface
+        return existing, False
+    return event, True
+
+
+@csrf_exempt
+@require_POST
+@transaction.non_atomic_requests
+def webhook(request: HttpRequest) -> HttpResponse:
+    """Receive one Verilock delivery: verify, store, answer ``200`` (see module docs)."""
+    secrets = configured_secrets()
+    if not secrets:
+        logger.warning("Refused a Verilock webhook: VERILOCK_WEBHOOK_SECRETS is not set.")
+        return _answer(503, "not configured")
+
+    limit = int(verilock_settings.WEBHOOK_MAX_BODY_SIZE)
+    if _declared_length(request) > limit:
+        return _reject(413, "body too large")
+    # The raw bytes are what Verilock signed: read once, never re-serialise.
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _reject(413, "body too large")
+
+    signatures = [request.headers[name] for name in SIGNATURE_HEADERS if name in request.headers]
+    if not signatures:
+        return _reject(403, "missing signature")
+    if not verify_signature(body, signatures, secrets):
+        return _reject(403, "invalid signature")
+
+    try:
+        envelope = parse_envelope(body)
+    except InvalidEnvelope as exc:
+        return _reject(400, str(exc))
+    event, created = store_delivery(envelope)
+    if not created:
+        logger.info("Duplicate Verilock webhook %s ignored.", event.webhook_id)
+        return _answer(200, "duplicate")
+    return _answer(200, "stored")
+
+
+# -- internals -----------------------------------------------------------------------
+
+
+def _normalise(signature: str) -> str | None:
+    value = signature.strip().lower()
+    if value.startswith(SIGNATURE_PREFIX):
+        value = value[len(SIGNATURE_PREFIX) :]
+    # A SHA-256 hex digest is 64 hex digits; anything else (base64, truncated) is refused.
+    if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
+        return None
+    return value
+
+
+def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> str:
+    candidates = [data.get("session_id"), payload.get("session_id")]
+    if event.startswith("session."):
+        candidates.append(data.get("id"))
+    for value in candidates:
+        if isinstance(value, str) and 0 < len(value) <= _SESSION_ID_MAX_LENGTH:
+            return value
+    return ""
+
+
+def _webhook_id(value: object, event: str, session_id: str, timestamp: object, body: bytes) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value.strip():
+        value = value.strip()
+        if len(value) <= _WEBHOOK_ID_MAX_LENGTH:
+            return value
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    if isinstance(timestamp, str) and timestamp:
+        basis = "\n".join((event, session_id, timestamp)).encode()
+    else:
+        basis = body
+    return "derived:" + hashlib.sha256(basis).hexdigest()
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _reject(status: int, reason: str) -> HttpResponse:
+    # Never the body, the signature or the headers: they may carry applicant data.
+    logger.warning("Rejected a Verilock webhook (HTTP %s): %s.", status, reason)
+    return _answer(status, reason)
+
+
+def _answer(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"status": message}, status=status)
