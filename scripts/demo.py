@@ -44,6 +44,7 @@ WEBHOOK_SECRET = "whsec_demo_" + "0123456789abcdef"
 READY_LINE = re.compile(r"Fake Verilock API listening on (?P<url>http://127\.0\.0\.1:\d+/api/v1)")
 STEP_MARKS = {"approved": "ok", "declined": "FAIL", "pending": "...", "not_started": "-"}
 # Shape B (the SDK read model) has no per-step verdicts; its sub-statuses are shown as sent.
+OPEN = ("created", "processing")
 STEPS = ("document", "selfie", "face_match", "liveness", "aml")
 
 
@@ -223,17 +224,18 @@ def run_demo(args: argparse.Namespace) -> None:
     admin_port = (args.admin_port or free_port()) if args.admin else None
     with fake_api(seed=args.sessions, admin_port=admin_port) as api_url:
         root_url = api_url.removesuffix("/api/v1")
-        DEMO_DB.unlink(missing_ok=True)
+        database: Path = args.database
+        database.unlink(missing_ok=True)
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "demo_site.settings",
-            "DATABASE_URL": f"sqlite:///{DEMO_DB}",
+            "DATABASE_URL": f"sqlite:///{database.resolve()}",
             "VERILOCK_API_URL": api_url,
             "VERILOCK_API_KEY": API_KEY,
             "VERILOCK_WEBHOOK_SECRETS": WEBHOOK_SECRET,
             "PYTHONUNBUFFERED": "1",
         }
-        say(f"\n== 1. Fresh example database: {DEMO_DB.relative_to(ROOT)}")
+        say(f"\n== 1. Fresh example database: {database}")
         manage(env, "migrate", "--verbosity", "0")
         setup_django(env)
         from verilock_django.models import Session
@@ -254,16 +256,21 @@ def run_demo(args: argparse.Namespace) -> None:
             print_changes(before, first)
 
         say("\n== 3. Verilock moves on: advancing sessions on the fake server")
-        unfinished = [sid for sid, status in first.items() if status in ("created", "processing")]
-        moved = control(
-            root_url, "/advance", {"ids": unfinished[: max(1, len(unfinished) * 2 // 3)]}
-        )
+        unfinished = sorted(sid for sid, status in first.items() if status in OPEN)
+        to_advance = unfinished[: max(1, len(unfinished) * 2 // 3)]
+        moved = control(root_url, "/advance", {"ids": to_advance})
         say(f"Advanced {len(moved['sessions'])} of {len(unfinished)} unfinished sessions.")
+        rest = unfinished[len(to_advance) :]
+        if rest:
+            control(root_url, f"/sessions/{rest[0]}/complete", {"status": "declined"})
+            say(f"Declined {rest[0]} (a step failed).")
+        if len(rest) > 1:
+            control(root_url, f"/sessions/{rest[1]}/expire", {})
+            say(f"Expired {rest[1]} (the applicant never finished).")
         if unfinished:
             # One transient 503 on the way: the client retries it and the sync still succeeds.
-            control(
-                root_url, "/faults", {"kind": "status", "status": 503, "session_id": unfinished[0]}
-            )
+            fault = {"kind": "status", "status": 503, "session_id": unfinished[0]}
+            control(root_url, "/faults", fault)
             say(f"Injected one 503 for {unfinished[0]} (the client retries it).")
 
         say("\n== 4. Second sync")
@@ -313,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=36, help="sessions on the fake API")
     parser.add_argument("--admin", action="store_true", help="then serve the admin")
     parser.add_argument("--admin-port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument(
+        "--database", type=Path, default=DEMO_DB, help="SQLite file (recreated on each run)"
+    )
     parser.add_argument("--verbose", action="store_true", help="also list first-sync changes")
     args = parser.parse_args(argv)
     if args.admin and args.admin_port and not _port_free(args.admin_port):
