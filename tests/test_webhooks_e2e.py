@@ -1,0 +1,193 @@
+"""End to end over loopback HTTP: the fake Verilock delivers signed webhooks to a project."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from verilock_django.testing.server import FakeVerilockServer
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "example_project" / "manage.py"
+KEY = "qi_test_e2e"
+SECRET = "whsec_e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeVerilockServer]:
+    with FakeVerilockServer(api_key=KEY, webhook_secret=SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def project(tmp_path: Path, fake: FakeVerilockServer) -> Iterator[dict[str, Any]]:
+    """The example project served by runserver on a loopback port, configured for the fake."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "VERILOCK_API_KEY": KEY,
+        "VERILOCK_API_URL": fake.url,
+        "VERILOCK_WEBHOOK_SECRETS": SECRET,
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    migrate = subprocess.run(  # noqa: S603 (our own interpreter and manage.py)
+        [sys.executable, str(MANAGE), "migrate", "-v", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    port = free_port()
+    log = (tmp_path / "runserver.log").open("w")
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: accepts_connections(port) or server.poll() is not None, 30, "runserver")
+        assert server.poll() is None, (tmp_path / "runserver.log").read_text()
+        yield {"env": env, "port": port, "db": tmp_path / "db.sqlite3", "log": tmp_path}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_fake_api_delivers_signed_webhooks_and_the_project_updates_the_session(
+    fake: FakeVerilockServer, project: dict[str, Any]
+) -> None:
+    session = fake.state.add_session(status="processing")
+    synced = subprocess.run(  # noqa: S603
+        [sys.executable, str(MANAGE), "sync_verilock_sessions", session.id],
+        env=project["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert synced.returncode == 0, synced.stderr
+    db = project["db"]
+    assert query(db, "select status from verilock_django_session") == [("processing",)]
+
+    fake.state.webhook_url = f"http://127.0.0.1:{project['port']}/verilock/webhook/"
+    fake.state.complete(session.id, "approved")  # emits session.completed + session.approved
+
+    deliveries = fake.state.wait_for_webhooks(2, timeout=20)
+    assert [delivery.status_code for delivery in deliveries] == [200, 200]
+
+    def both_processed() -> bool:
+        rows = query(db, "select status from verilock_django_webhookevent")
+        return len(rows) == 2 and all(row == ("processed",) for row in rows)
+
+    wait_until(both_processed, 30, "the project to process both events")
+    assert query(db, "select id, status from verilock_django_session") == [
+        (session.id, "approved")
+    ]
+    assert query(db, "select count(*) from verilock_django_stepresult") == [(len(session.steps),)]
+    events = query(db, "select event, session_id from verilock_django_webhookevent order by id")
+    assert events == [("session.completed", session.id), ("session.approved", session.id)]
+    # Processing re-fetched the session from the fake API (after the command's own fetch).
+    assert fake.state.requests_for(session.id) >= 2
+
+
+def test_wrongly_signed_delivery_is_refused_by_the_running_project(
+    fake: FakeVerilockServer, project: dict[str, Any]
+) -> None:
+    url = f"http://127.0.0.1:{project['port']}/verilock/webhook/"
+    with pytest.raises(CommandError, match="HTTP 403"):
+        call_command(
+            "send_verilock_test_webhook",
+            url,
+            "--session-id",
+            "ses_x",
+            "--secret",
+            "whsec_not_the_one",
+            stdout=StringIO(),
+        )
+    assert query(project["db"], "select count(*) from verilock_django_webhookevent") == [(0,)]
+
+
+def test_send_test_webhook_command_drives_the_running_project(
+    fake: FakeVerilockServer, project: dict[str, Any], settings: Any
+) -> None:
+    settings.VERILOCK_WEBHOOK_SECRETS = [SECRET, "whsec_older"]  # signs with the first one
+    session = fake.state.add_session(status="declined")
+    out = StringIO()
+
+    call_command(
+        "send_verilock_test_webhook",
+        f"http://127.0.0.1:{project['port']}/verilock/webhook/",
+        "--session-id",
+        session.id,
+        "--event",
+        "session.declined",
+        "--webhook-id",
+        "wh_local_1",
+        "--legacy-header",
+        stdout=out,
+    )
+
+    assert "HTTP 200" in out.getvalue()
+    assert SECRET not in out.getvalue()
+    db = project["db"]
+    wait_until(
+        lambda: query(db, "select status from verilock_django_session") == [("declined",)],
+        30,
+        "the project to fetch the session",
+    )
+    assert query(db, "select webhook_id, event, status from verilock_django_webhookevent") == [
+        ("wh_local_1", "session.declined", "processed")
+    ]
+
+
+def test_send_test_webhook_command_needs_a_secret(settings: Any) -> None:
+    settings.VERILOCK_WEBHOOK_SECRETS = []
+    with pytest.raises(CommandError, match="No secret"):
+        call_command("send_verilock_test_webhook", "http://127.0.0.1:9/", "--session-id", "ses_x")
