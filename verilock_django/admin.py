@@ -29,6 +29,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from . import webhook_admin  # noqa: F401  (registers the webhook events admin)
 from .exceptions import AuthenticationError, VerilockConfigurationError
 from .models import Session, SessionStatus, StepResult, StepStatus
 from .sync import SyncResult, sync_sessions
@@ -428,7 +429,3 @@ class SessionAdmin(_SessionAdminBase):
             "can_refresh": self.has_refresh_permission(request),
         }
         return super().change_view(request, object_id, form_url, extra_context)
-
-
-# Registers the webhook events admin (owned by the webhooks module).
-from . import webhook_admin  # noqa: E402, F401
