@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from verilock_django.admin import SessionAdmin
-from verilock_django.models import Session, StepResult
+from verilock_django.models import Session, StepResult, WebhookEvent
 from verilock_django.sync import store_session
 
 from .conftest import API_URL, SEED_ID
@@ -271,6 +271,22 @@ def test_change_page_escapes_payload_html(admin_client: Client, seed: dict[str, 
     assert "<script>alert(" not in content
     assert "&lt;script&gt;alert(&#x27;raw&#x27;)&lt;/script&gt;" in content
     assert "&lt;script&gt;alert(&#x27;step&#x27;)&lt;/script&gt;" in content
+
+
+def test_change_page_shows_the_sessions_webhook_events(
+    admin_client: Client, stored: Session
+) -> None:
+    WebhookEvent.objects.create(
+        webhook_id="wh_1", event="session.completed", session_id=SEED_ID, last_error="<i>x</i>"
+    )
+    WebhookEvent.objects.create(webhook_id="wh_2", event="session.created", session_id="ses_other")
+
+    content = admin_client.get(change_url(SEED_ID)).content.decode()
+
+    assert ">Webhook events<" in content
+    assert "session.completed" in content
+    assert "&lt;i&gt;x&lt;/i&gt;" in content
+    assert "session.created" not in content
 
 
 def test_change_page_cannot_be_saved(admin_client: Client, stored: Session) -> None:

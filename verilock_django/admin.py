@@ -29,7 +29,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import webhook_admin  # noqa: F401  (registers the webhook events admin)
+from . import webhook_admin  # also registers the webhook events admin
 from .exceptions import AuthenticationError, VerilockConfigurationError
 from .models import Session, SessionStatus, StepResult, StepStatus
 from .sync import SyncResult, sync_sessions
@@ -214,6 +214,7 @@ class SessionAdmin(_SessionAdminBase):
             },
         ),
         (_("Last payload from Verilock"), {"fields": ("raw_json",), "classes": ("collapse",)}),
+        (_("Webhook events"), {"fields": ("webhook_events",)}),
     )
     readonly_fields = flatten_fieldsets(fieldsets)
     inlines = (StepResultInline,)
@@ -317,6 +318,10 @@ class SessionAdmin(_SessionAdminBase):
     @admin.display(description=_("payload"))
     def raw_json(self, obj: Session) -> SafeString:
         return pretty_json(obj.raw)
+
+    @admin.display(description=_("timeline"))
+    def webhook_events(self, obj: Session) -> SafeString:
+        return webhook_admin.webhook_timeline(obj.pk, admin_site=self.admin_site.name)
 
     # -- refreshing --------------------------------------------------------------------
 
