@@ -14,6 +14,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+import responses
 from django.contrib.admin.sites import site
 from django.core.management import CommandError, call_command
 from django.db import transaction
@@ -524,7 +525,11 @@ def test_answer_does_not_wait_for_the_api(
     session = api.add_session(status="approved")
     api_called = threading.Event()
     release = threading.Event()
-    (registered,) = [r for r in api.mock.registered() if r.method == "GET"]
+    (registered,) = [
+        r
+        for r in api.mock.registered()
+        if isinstance(r, responses.CallbackResponse) and r.method == "GET"
+    ]
     answer = registered.callback
 
     def held(request: Any) -> Any:

@@ -135,14 +135,21 @@ class StepResult(models.Model):
         return f"{self.session_id}:{self.step}"
 
 
-class WebhookEventStatus(models.TextChoices):
-    """Where a stored webhook delivery is in its processing."""
+class WebhookEventStatus:
+    """Where a stored webhook delivery is in its processing (plain strings, as stored)."""
 
-    PENDING = "pending", _("Pending")
-    PROCESSING = "processing", _("Processing")
-    PROCESSED = "processed", _("Processed")
-    FAILED = "failed", _("Failed")
-    IGNORED = "ignored", _("Ignored")
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    CHOICES = (
+        (PENDING, _("Pending")),
+        (PROCESSING, _("Processing")),
+        (PROCESSED, _("Processed")),
+        (FAILED, _("Failed")),
+        (IGNORED, _("Ignored")),
+    )
 
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
@@ -150,7 +157,10 @@ class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
 
     def for_session(self, session_id: str) -> WebhookEventQuerySet:
         """A session's events, oldest first (its timeline)."""
-        return self.filter(session_id=session_id).order_by("received_at", "pk")
+        events: WebhookEventQuerySet = self.filter(session_id=session_id).order_by(
+            "received_at", "pk"
+        )
+        return events
 
     def claimable(self, *, stale_before: dt.datetime) -> WebhookEventQuerySet:
         """Events waiting for processing: pending, failed, or stuck in ``processing``.
@@ -158,12 +168,13 @@ class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
         An event still ``processing`` since before ``stale_before`` belongs to a process that
         died (or hung) and may be taken over.
         """
-        return self.filter(
+        events: WebhookEventQuerySet = self.filter(
             models.Q(status__in=(WebhookEventStatus.PENDING, WebhookEventStatus.FAILED))
             | models.Q(
                 status=WebhookEventStatus.PROCESSING, processing_started_at__lt=stale_before
             )
         )
+        return events
 
 
 class WebhookEvent(models.Model):
@@ -179,7 +190,7 @@ class WebhookEvent(models.Model):
     status = models.CharField(
         _("status"),
         max_length=16,
-        choices=WebhookEventStatus.choices,
+        choices=WebhookEventStatus.CHOICES,
         default=WebhookEventStatus.PENDING,
         db_index=True,
     )

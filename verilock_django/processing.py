@@ -94,7 +94,8 @@ def claim_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
     )
     if not claimed:
         return None
-    return WebhookEvent.objects.get(pk=event_id)
+    event: WebhookEvent = WebhookEvent.objects.get(pk=event_id)
+    return event
 
 
 def process_event(

@@ -38,8 +38,8 @@ TIMELINE_LIMIT = 50
 
 def event_status_html(status: str) -> SafeString:
     """A coloured badge for an event status."""
-    label = dict(WebhookEventStatus.choices).get(status, status)
-    tone = EVENT_TONES.get(status, "other")  # type: ignore[call-overload]
+    label = dict(WebhookEventStatus.CHOICES).get(status, status)
+    tone = EVENT_TONES.get(status, "other")
     return format_html('<span class="verilock-badge verilock-{}">{}</span>', tone, label)
 
 

@@ -107,7 +107,8 @@ def _select(
         )
     if since is not None:
         events = events.filter(received_at__gte=since)
-    return events.order_by("received_at", "pk")
+    ordered: QuerySet[WebhookEvent] = events.order_by("received_at", "pk")
+    return ordered
 
 
 def _since(value: str) -> dt.datetime:
