@@ -23,6 +23,8 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3.exceptions import TimeoutError as TimeoutError_
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
@@ -277,10 +279,18 @@ class VerilockClient:
                 f"Timed out after {timeout:g}s on {method} {path}", session_id=session_id
             ) from exc
         except requests.exceptions.RequestException as exc:
-            # The exception's text can carry the URL but never the headers, so no key.
-            raise TransportError(
-                f"{type(exc).__name__} on {method} {path}", session_id=session_id
-            ) from exc
+            # Once retries are used up, requests reports a read timeout or a reset as a
+            # ConnectionError wrapping urllib3's MaxRetryError: name the real cause.
+            reason = exc.args[0] if exc.args else None
+            reason = reason.reason if isinstance(reason, MaxRetryError) else reason
+            if isinstance(reason, TimeoutError_):
+                message = f"Timed out after {timeout:g}s on {method} {path}"
+            elif isinstance(reason, ProtocolError):
+                message = f"Connection lost on {method} {path}"
+            else:
+                # Only the class name: the exception's text can carry the URL.
+                message = f"{type(exc).__name__} on {method} {path}"
+            raise TransportError(message, session_id=session_id) from exc
         request_id = response.headers.get("X-Request-Id")
         logger.debug("%s %s -> %s (request id %s)", method, path, response.status_code, request_id)
         if response.status_code >= 400:

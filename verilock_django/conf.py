@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "FINISHED_STATUSES": ("approved", "declined", "expired"),
     "RETRY_AFTER_MAX": 30.0,
     "RATE_LIMIT_PER_MINUTE": None,
-    "SYNC_CONCURRENCY": 8,
+    "SYNC_CONCURRENCY": 16,
     "RECHECK_MIN_INTERVAL": 300,
     "RECHECK_MAX_INTERVAL": 21600,
     "LEASE_SECONDS": 600,

@@ -6,9 +6,10 @@ One refresh run:
    created>&per_page=100``, pages 1..last_page. Each page is reconciled by id with the
    stored unfinished sessions: a session whose listed status equals the stored one is
    *confirmed* (no request; ``last_synced_at`` is bumped); one whose status changed is
-   claimed and fetched by id at once. The walk stops early when the pages left outnumber
-   the sessions a by-id pass would fetch (old, rarely-finishing sessions make the list
-   long), and when a page fails.
+   claimed and fetched by id at once. The walk stops after page 1 when the pages left
+   outnumber the unfinished sessions still unaccounted for (a few old unfinished sessions
+   among many newer finished ones make the list long: checking them by id is cheaper),
+   and at the first page that fails.
 2. **By id** for what the list did not account for: sessions never fetched, without a
    ``created_at``, or absent from the listing — only those *due* (``next_check_at``
    passed; the interval doubles after each check that brought nothing new, between
@@ -260,7 +261,8 @@ class _Run:
         self.claimed = 0
         self.pipeline = _Pipeline(client, report, concurrency, on_result, on_progress, leased=True)
         self.chunk_size = 2 * concurrency
-        self.pipeline.total = Session.objects.unfinished().count() if limit is None else limit
+        self.unfinished = Session.objects.unfinished().count()
+        self.pipeline.total = self.unfinished if limit is None else min(limit, self.unfinished)
 
     def __enter__(self) -> _Run:
         return self
@@ -295,10 +297,12 @@ class _Run:
                 logger.warning("Listing Verilock sessions failed, checking by id: %s", exc)
                 return
             self.reconcile(items)
-            if page == 1 and last_page - 1 > self.due().count():
+            unaccounted = self.unfinished - self.report.confirmed - self.claimed
+            if page == 1 and last_page - 1 > unaccounted:
                 logger.info(
-                    "Listing %d more pages costs more than fetching the due sessions by id.",
+                    "Listing %d more pages costs more than checking %d sessions by id.",
                     last_page - 1,
+                    unaccounted,
                 )
                 return
             page += 1
@@ -337,12 +341,6 @@ class _Run:
             self.process(queryset)
 
     # -- claiming ---------------------------------------------------------------------
-
-    def due(self) -> QuerySet[Session]:
-        """Unfinished sessions whose next check time has come."""
-        return Session.objects.unfinished().filter(
-            Q(next_check_at__isnull=True) | Q(next_check_at__lte=self.started_at)
-        )
 
     def claimable(self) -> QuerySet[Session]:
         """Unfinished sessions no run holds a live lease on."""

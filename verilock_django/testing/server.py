@@ -59,6 +59,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    # socketserver's default backlog (5) drops connects from a parallel client (SYN retries).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], state: FakeVerilock) -> None:
         self.state = state

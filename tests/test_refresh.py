@@ -1,0 +1,380 @@
+"""The batch refresh: list-endpoint reconciliation, request budget, backoff, leases, limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+from io import StringIO
+from typing import Any
+
+import pytest
+import responses
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from verilock_django.client import RateLimiter
+from verilock_django.exceptions import AuthenticationError
+from verilock_django.models import Session, StepResult
+from verilock_django.refresh import refresh_unfinished
+from verilock_django.sync import (
+    Outcome,
+    next_check_time,
+    store_session,
+    sync_session,
+    sync_sessions,
+)
+from verilock_django.testing.responses_api import InProcessVerilock
+
+from .conftest import API_URL
+
+pytestmark = pytest.mark.django_db
+
+YESTERDAY = timezone.now() - dt.timedelta(days=1)
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def mirror(api: InProcessVerilock, count: int, *, status: str = "processing") -> list[str]:
+    """Create ``count`` sessions at the fake and store them locally, as a past sync would."""
+    ids = [
+        api.add_session(status=status, created_at=YESTERDAY + dt.timedelta(seconds=i)).id
+        for i in range(count)
+    ]
+    for session_id in ids:
+        store_session(api.payload(session_id), fetched_at=timezone.now())
+    api.reset_counters()
+    return ids
+
+
+def detail_requests(api: InProcessVerilock) -> list[str]:
+    return [r.session_id for r in api.requests if r.session_id]
+
+
+def list_requests(api: InProcessVerilock) -> int:
+    return sum(1 for r in api.requests if r.session_id is None and r.path == "/sessions")
+
+
+def test_list_mode_fetches_only_changed_sessions_within_budget(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = mirror(verilock_api, 250)
+    changed = ids[::25]  # k = 10
+    verilock_api.advance_many(ids=changed)
+
+    report = refresh_unfinished()
+
+    assert sorted(detail_requests(verilock_api)) == sorted(changed)
+    budget = len(changed) + math.ceil(250 / 100) + 2
+    assert verilock_api.total_requests <= budget
+    assert report.requests == verilock_api.total_requests
+    assert report.synced == len(changed) and report.confirmed == 250 - len(changed)
+    for session_id in changed:
+        assert Session.objects.get(pk=session_id).status == verilock_api.get(session_id).status
+    assert not Session.objects.filter(lease_expires_at__isnull=False).exists()
+
+
+def test_list_query_starts_on_the_day_of_the_oldest_unfinished_session(
+    verilock_api: InProcessVerilock,
+) -> None:
+    mirror(verilock_api, 3)
+
+    refresh_unfinished()
+
+    (listed,) = [r for r in verilock_api.requests if r.path == "/sessions"]
+    assert f"from={YESTERDAY.date().isoformat()}" in listed.query
+    assert "per_page=100" in listed.query
+
+
+def test_sessions_the_list_cannot_account_for_are_fetched_by_id(
+    verilock_api: InProcessVerilock,
+) -> None:
+    mirror(verilock_api, 3)
+    pending = verilock_api.add_session(status="created", created_at=YESTERDAY)
+    Session.objects.create(id=pending.id)  # registered locally, never fetched: no created_at
+    gone = Session.objects.create(id="ses_unlisted", status="processing", created_at=YESTERDAY)
+
+    report = refresh_unfinished()
+
+    assert sorted(detail_requests(verilock_api)) == sorted([pending.id, gone.id])
+    assert Session.objects.get(pk=pending.id).status == "created"
+    assert "not found" in report.failed[gone.id].lower()
+
+
+def test_full_fetches_every_unfinished_session_by_id(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 5)
+    Session.objects.filter(pk=ids[0]).update(next_check_at=timezone.now() + dt.timedelta(days=1))
+
+    report = refresh_unfinished(full=True)
+
+    assert list_requests(verilock_api) == 0
+    assert sorted(detail_requests(verilock_api)) == sorted(ids)
+    assert report.unchanged == 5
+
+
+def test_by_id_rechecks_back_off(verilock_api: InProcessVerilock, settings: Any) -> None:
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 60
+    settings.VERILOCK_RECHECK_MAX_INTERVAL = 300
+    (session_id,) = mirror(verilock_api, 1)
+    Session.objects.filter(pk=session_id).update(next_check_at=None)
+
+    def run_while_list_is_down() -> list[str]:
+        # With the list endpoint down, every check goes by id, where the backoff applies.
+        verilock_api.reset_counters()
+        verilock_api.fail_next(status=500)  # the list call comes first
+        refresh_unfinished()
+        return detail_requests(verilock_api)
+
+    assert run_while_list_is_down() == [session_id]
+    assert run_while_list_is_down() == []  # not due yet: unchanged sessions wait
+
+    intervals = []
+    for _ in range(4):
+        Session.objects.filter(pk=session_id).update(next_check_at=timezone.now())
+        assert run_while_list_is_down() == [session_id]
+        row = Session.objects.get(pk=session_id)
+        intervals.append(round((row.next_check_at - row.last_synced_at).total_seconds()))
+    assert intervals == [240, 300, 300, 300]  # 60 · 2^n, capped at the maximum
+
+    verilock_api.advance(session_id)  # a change resets the backoff
+    Session.objects.filter(pk=session_id).update(next_check_at=timezone.now())
+    run_while_list_is_down()
+    assert Session.objects.get(pk=session_id).unchanged_checks == 0
+
+
+def test_next_check_time_doubles_from_min_to_max(settings: Any) -> None:
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 10
+    settings.VERILOCK_RECHECK_MAX_INTERVAL = 100
+    now = timezone.now()
+    assert [(next_check_time(n, now) - now).total_seconds() for n in range(6)] == [
+        10,
+        20,
+        40,
+        80,
+        100,
+        100,
+    ]
+
+
+def test_a_long_list_gives_way_to_by_id_checks(verilock_api: InProcessVerilock) -> None:
+    (ours,) = mirror(verilock_api, 1)
+    Session.objects.update(next_check_at=None)
+    for _ in range(350):  # newer, finished sessions the listing would walk through
+        verilock_api.add_session(status="approved")
+
+    refresh_unfinished()
+
+    # Page 1 of 4 shows 3 more pages cost more than the 1 due session: fetch it by id.
+    assert list_requests(verilock_api) == 1
+    assert detail_requests(verilock_api) == [ours]
+
+
+def test_a_failed_list_falls_back_to_by_id(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 3)
+    Session.objects.update(next_check_at=None)
+    verilock_api.html_error_next(status=502)
+
+    report = refresh_unfinished()
+
+    assert sorted(detail_requests(verilock_api)) == sorted(ids)
+    assert report.fetched == 3 and not report.failed
+
+
+def test_sessions_leased_by_another_run_are_left_alone(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 3)
+    verilock_api.advance_many(ids=ids)
+    later = timezone.now() + dt.timedelta(minutes=5)
+    Session.objects.filter(pk=ids[0]).update(lease_expires_at=later)
+    expired = timezone.now() - dt.timedelta(seconds=1)
+    Session.objects.filter(pk=ids[1]).update(lease_expires_at=expired)
+
+    report = refresh_unfinished()
+
+    assert sorted(detail_requests(verilock_api)) == sorted(ids[1:])
+    assert report.skipped == 1
+    assert Session.objects.get(pk=ids[0]).lease_expires_at == later  # still theirs
+    assert Session.objects.get(pk=ids[1]).lease_expires_at is None
+
+
+def test_max_runtime_stops_claiming_work(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 3)
+    verilock_api.advance_many(ids=ids)
+
+    report = refresh_unfinished(max_runtime=0)
+
+    assert detail_requests(verilock_api) == []
+    assert report.stopped and "stopped at the time limit" in report.summary()
+    assert not Session.objects.filter(lease_expires_at__isnull=False).exists()
+
+
+def test_limit_caps_fetches_in_list_mode(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 6)
+    verilock_api.advance_many(ids=ids)
+
+    report = refresh_unfinished(limit=2)
+
+    assert len(detail_requests(verilock_api)) == 2 and report.synced == 2
+
+
+def test_leases_are_released_when_the_key_is_refused(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 4)
+    verilock_api.advance_many(ids=ids)
+    verilock_api.inject("status", session_id=min(ids), status=401)
+
+    with pytest.raises(AuthenticationError):
+        refresh_unfinished()
+
+    # The list call, then one fetch: the pool opens up only once the key is accepted.
+    assert verilock_api.total_requests == 2
+    assert not Session.objects.filter(lease_expires_at__isnull=False).exists()
+
+
+def test_explicit_ids_are_fetched_in_parallel_and_all_stored(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = [verilock_api.add_session(status="processing").id for _ in range(20)]
+
+    report = sync_sessions(ids, concurrency=4)
+
+    assert report.created == 20
+    assert sorted(detail_requests(verilock_api)) == sorted(ids)
+    assert StepResult.objects.count() == 20 * 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_most_four_queries_per_synced_session(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 120)
+    changed = ids[::4]  # k = 30 of 120
+    verilock_api.advance_many(ids=changed)
+
+    with CaptureQueriesContext(connection) as captured:
+        report = refresh_unfinished()
+
+    assert report.synced == len(changed)
+    # Transaction control (SQLite logs BEGIN and COMMIT) is not a query against the data.
+    statements = [
+        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(CONTROL)
+    ]
+    assert len(statements) <= 4 * report.synced
+
+
+def test_an_old_response_arriving_after_a_newer_one_is_ignored(
+    seed: dict[str, Any], mocked: responses.RequestsMock
+) -> None:
+    session_id = seed["id"]
+    old = dict(seed, status="processing")
+    Session.objects.create(id=session_id, status="created")
+    served: list[str] = []
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        if not served:
+            served.append("old")
+            # While this (older) request is in flight, a newer refresh completes — e.g.
+            # the admin's "Refresh" button or a webhook-triggered sync.
+            assert sync_session(session_id).outcome is Outcome.UPDATED
+            return 200, {}, json.dumps(old)
+        served.append("new")
+        return 200, {}, json.dumps(seed)
+
+    mocked.add_callback(responses.GET, f"{API_URL}/sessions/{session_id}", callback=answer)
+
+    result = sync_session(session_id)
+
+    assert served == ["old", "new"]
+    assert result.outcome is Outcome.STALE
+    stored = Session.objects.get()
+    assert stored.status == "approved" and stored.results.count() == 5
+
+
+def test_a_later_response_never_moves_a_session_back_in_its_lifecycle(
+    seed: dict[str, Any],
+) -> None:
+    store_session(dict(seed, status="review"))
+
+    result = store_session(dict(seed, status="created"), fetched_at=timezone.now())
+
+    assert result.outcome is Outcome.STALE
+    assert Session.objects.get().status == "review"
+    # Statuses the provider never documented have no rank and are stored as they come.
+    assert store_session(dict(seed, status="on_hold")).outcome is Outcome.UPDATED
+
+
+def test_rate_limiter_never_lets_more_than_the_quota_through_in_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(
+        "verilock_django.client.time.sleep",
+        lambda seconds: clock.__setitem__(0, clock[0] + seconds),
+    )
+    limiter = RateLimiter(5, clock=lambda: clock[0])
+    sent = []
+    for _ in range(12):
+        limiter.acquire()
+        sent.append(clock[0])
+        clock[0] += 1.0  # each request takes a second
+
+    assert sent[:5] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+    for start in sent:
+        assert sum(1 for t in sent if start <= t < start + 60) <= 5
+    assert sent[5] == 1060.0  # waited for the first slot to leave the window
+
+
+def test_client_rate_limit_setting_throttles_every_attempt(
+    verilock_api: InProcessVerilock, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = 2
+    clock, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr("verilock_django.client.time.sleep", sleep)
+    monkeypatch.setattr(
+        "verilock_django.client.RateLimiter",
+        functools.partial(RateLimiter, clock=lambda: clock[0]),
+    )
+    ids = [verilock_api.add_session(status="processing").id for _ in range(3)]
+
+    report = sync_sessions(ids, concurrency=1)
+
+    assert report.created == 3
+    assert waits == [60.0]  # the third request waited for the first to leave the window
+
+
+class TTY(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run_command(*args: str, stdout: StringIO | None = None) -> str:
+    out = stdout or StringIO()
+    call_command("sync_verilock_sessions", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_command_shows_a_progress_bar_on_a_terminal_only(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = mirror(verilock_api, 5)
+    verilock_api.advance_many(ids=ids)
+
+    out = run_command(stdout=TTY())
+
+    assert "\r[" in out and "/s ETA" in out
+    assert out.rstrip().splitlines()[-1].lstrip("\r\x1b[2K").startswith("5 fetched")
+
+    Session.objects.update(next_check_at=None)
+    plain = run_command("--full")
+    assert "\r" not in plain and plain.count("\n") == 1
+    assert "fetched" in plain and "requests in" in plain
+
+
+def test_command_rejects_a_zero_concurrency() -> None:
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="--concurrency"):
+        run_command("--concurrency", "0")
