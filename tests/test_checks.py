@@ -13,7 +13,7 @@ from verilock_django.checks import check_settings
 
 def ids(**overrides: Any) -> list[str]:
     with override_settings(**overrides):
-        return [message.id for message in check_settings()]
+        return [str(message.id) for message in check_settings()]
 
 
 def test_valid_settings_pass() -> None:

@@ -244,7 +244,7 @@ def test_list_sessions_sends_documented_query(mocked: responses.RequestsMock) ->
     mocked.get(f"{API_URL}/sessions", json=body)
     result = VerilockClient().list_sessions(page=2, status="processing", created_from="2026-03-01")
     assert result == body
-    assert mocked.calls[0].request.params == {
+    assert mocked.calls[0].request.params == {  # type: ignore[attr-defined]  # added by responses
         "page": "2",
         "per_page": "100",
         "status": "processing",

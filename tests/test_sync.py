@@ -35,7 +35,7 @@ def url(session_id: str) -> str:
 
 def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Everything stored about a session except the sync bookkeeping."""
-    row = Session.objects.filter(pk=session_id).values().get()
+    row: dict[str, Any] = dict(Session.objects.filter(pk=session_id).values().get())
     for name in (
         "last_synced_at",
         "last_sync_error",
@@ -45,7 +45,10 @@ def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "lease_expires_at",
     ):
         row.pop(name)
-    steps = list(StepResult.objects.filter(session_id=session_id).order_by("step").values())
+    steps = [
+        dict(step)
+        for step in StepResult.objects.filter(session_id=session_id).order_by("step").values()
+    ]
     return row, steps
 
 
