@@ -135,6 +135,7 @@ def test_by_id_rechecks_back_off(verilock_api: InProcessVerilock, settings: Any)
         Session.objects.filter(pk=session_id).update(next_check_at=timezone.now())
         assert run_while_list_is_down() == [session_id]
         row = Session.objects.get(pk=session_id)
+        assert row.next_check_at is not None and row.last_synced_at is not None
         intervals.append(round((row.next_check_at - row.last_synced_at).total_seconds()))
     assert intervals == [240, 300, 300, 300]  # 60 · 2^n, capped at the maximum
 
