@@ -330,22 +330,24 @@ class _Run:
     def fetch_due(self, *, full: bool) -> None:
         """Fetch by id every due session this run has not accounted for (all, if ``full``)."""
         queryset = self.claimable()
-        if not full:
-            queryset = queryset.filter(
-                Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=self.started_at)
-            )
+        if full:
+            self.process(queryset)
+        else:
             # Never-fetched sessions first, then the overdue ones.
             self.process(queryset.filter(next_check_at__isnull=True))
             self.process(queryset.filter(next_check_at__lte=self.started_at))
-        else:
-            self.process(queryset)
 
     # -- claiming ---------------------------------------------------------------------
 
     def claimable(self) -> QuerySet[Session]:
-        """Unfinished sessions no run holds a live lease on."""
+        """Unfinished sessions no run holds a live lease on and none checked since we began.
+
+        The second condition keeps an overlapping run that started earlier and already
+        stored (and released) a session from being followed by a second fetch here.
+        """
         return Session.objects.unfinished().filter(
-            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now())
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now()),
+            Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=self.started_at),
         )
 
     def process(self, queryset: QuerySet[Session]) -> int:
