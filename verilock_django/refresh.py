@@ -329,6 +329,7 @@ class _Run:
 
     def fetch_due(self, *, full: bool) -> None:
         """Fetch by id every due session this run has not accounted for (all, if ``full``)."""
+        self.pipeline.drain(0)  # what the list phase fetched is stored, hence accounted for
         queryset = self.claimable()
         if full:
             self.process(queryset)
@@ -368,7 +369,7 @@ class _Run:
                 self.pipeline.submit(session_id)
         if self.out_of_time():
             self.report.stopped = True
-        self.pipeline.drain(0)
+        # No drain here: the next list page is fetched while these are in flight.
         return claimed
 
     def out_of_time(self) -> bool:
