@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import responses
 from django.contrib.admin.sites import site
+from django.contrib.admin.utils import quote
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import Client
@@ -23,13 +24,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from verilock_django import processing, webhook_admin  # noqa: F401 (registers the admin)
+from verilock_django import processing
 from verilock_django.checks import check_webhook_settings
 from verilock_django.models import Session, WebhookEvent, WebhookEventStatus
 from verilock_django.processing import ProcessOutcome, claim_event, process_event
 from verilock_django.signals import session_finished, session_updated, webhook_received
+from verilock_django.sync import sync_session
 from verilock_django.testing.factories import signed_webhook, webhook_payload, webhook_signature
 from verilock_django.testing.responses_api import InProcessVerilock
+from verilock_django.webhook_admin import WebhookEventAdmin, webhook_timeline
 from verilock_django.webhooks import parse_envelope, sign_webhook, store_delivery
 
 SECRET = "whsec_current"
@@ -302,6 +305,13 @@ def test_envelope_is_read_tolerantly() -> None:
     odd = parse_envelope(b'{"event": 3, "data": [], "timestamp": "yesterday"}')
     assert (odd.event, odd.session_id, odd.occurred_at) == ("", "", None)
     assert odd.webhook_id.startswith("derived:")
+    # Over the column's length: hashed, still stable across retries.
+    long_id = json.dumps({"event": "session.completed", "webhook_id": "w" * 300}).encode()
+    assert parse_envelope(long_id).webhook_id == parse_envelope(long_id).webhook_id
+    assert parse_envelope(long_id).webhook_id.startswith("sha256:")
+    # Neither id nor timestamp: the body itself identifies the delivery.
+    bare = b'{"event": "session.completed", "data": {"session_id": "ses_1"}}'
+    assert parse_envelope(bare).webhook_id == ("derived:" + hashlib.sha256(bare).hexdigest())
 
 
 # -- processing -----------------------------------------------------------------------
@@ -380,6 +390,39 @@ def test_command_fails_loudly_when_an_event_keeps_failing(api: InProcessVerilock
     assert "NotFoundError" in err.getvalue()
     event.refresh_from_db()
     assert (event.status, event.attempts) == (WebhookEventStatus.FAILED, 1)
+
+
+@pytest.mark.django_db
+def test_processed_event_is_not_processed_again(api: InProcessVerilock) -> None:
+    session = api.add_session(status="approved")
+    event = stored(webhook_payload(session_id=session.id))
+
+    assert process_event(event.pk) is ProcessOutcome.PROCESSED
+    assert process_event(event.pk) is ProcessOutcome.SKIPPED
+    assert process_event(event.pk, force=True) is ProcessOutcome.PROCESSED
+    assert api.requests_for(session.id) == 2
+
+
+@pytest.mark.django_db
+def test_command_limit_and_verbosity(api: InProcessVerilock) -> None:
+    sessions = [api.add_session(status="approved") for _ in range(3)]
+    for n, session in enumerate(sessions):
+        stored(webhook_payload(session_id=session.id, webhook_id=f"wh_{n}"))
+    stored({"event": "video.completed", "data": {}, "webhook_id": "wh_video"})
+
+    out = StringIO()
+    call_command("process_verilock_webhooks", "--limit", "2", "-v", "2", stdout=out)
+
+    assert out.getvalue().splitlines() == [
+        "wh_0: processed",
+        "wh_1: processed",
+        "2 processed, 0 ignored, 0 failed, 0 skipped",
+    ]
+    out = StringIO()
+    call_command("process_verilock_webhooks", stdout=out)
+    assert out.getvalue().strip() == "1 processed, 1 ignored, 0 failed, 0 skipped"
+    with pytest.raises(CommandError, match="--limit"):
+        call_command("process_verilock_webhooks", "--limit", "0")
 
 
 @pytest.mark.django_db
@@ -638,6 +681,63 @@ def test_admin_reprocess_action(admin_client: Client, api: InProcessVerilock) ->
 
 
 @pytest.mark.django_db
+def test_admin_reprocess_reports_failures_and_refuses_huge_selections(
+    admin_client: Client, api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = stored(webhook_payload(session_id="ses_unknown_at_verilock"))
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "reprocess", "_selected_action": [event.pk]}, follow=True
+    )
+    content = response.content.decode()
+    assert "1 failed" in content
+    assert "NotFoundError" in content
+
+    monkeypatch.setattr(WebhookEventAdmin, "reprocess_limit", 0)
+    response = admin_client.post(
+        CHANGELIST, {"action": "reprocess", "_selected_action": [event.pk]}, follow=True
+    )
+    assert "Select at most 0 events" in response.content.decode()
+    event.refresh_from_db()
+    assert event.attempts == 1
+
+
+@pytest.mark.django_db
+def test_admin_event_page_is_read_only_and_escaped(admin_client: Client) -> None:
+    payload = webhook_payload(session_id="ses_page")
+    payload["data"]["note"] = "<script>alert(1)</script>"
+    event = stored(payload)
+
+    response = admin_client.get(f"{CHANGELIST}{event.pk}/change/")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content
+    assert "<script>alert(1)</script>" not in content
+    session_url = reverse("admin:verilock_django_session_change", args=(quote("ses_page"),))
+    assert f'href="{session_url}"' in content
+    assert 'name="_save"' not in content
+
+
+@pytest.mark.django_db
+def test_session_timeline_lists_its_events_oldest_first() -> None:
+    assert "No webhook received" in webhook_timeline("ses_t")
+    first = stored(webhook_payload("session.completed", session_id="ses_t", webhook_id="wh_a"))
+    stored(webhook_payload("session.approved", session_id="ses_t", webhook_id="wh_b"))
+    stored(webhook_payload("session.approved", session_id="ses_other", webhook_id="wh_c"))
+    WebhookEvent.objects.filter(pk=first.pk).update(
+        status=WebhookEventStatus.FAILED, last_error="ServerError: <boom>"
+    )
+
+    html = webhook_timeline("ses_t")
+
+    assert html.index("session.completed") < html.index("session.approved")
+    assert "wh_c" not in html
+    assert "ServerError: &lt;boom&gt;" in html
+    assert "verilock-bad" in html
+
+
+@pytest.mark.django_db
 def test_reprocess_action_needs_the_change_permission(
     client: Client, django_user_model: Any
 ) -> None:
@@ -693,3 +793,66 @@ def test_no_warning_when_the_urls_are_not_included(settings: Any) -> None:
     settings.VERILOCK_WEBHOOK_SECRETS = []
     settings.ROOT_URLCONF = "tests.test_webhooks"
     assert "verilock_django.W010" not in check_ids()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_receiver_does_not_stop_processing(
+    client: Client, api: InProcessVerilock
+) -> None:
+    session = api.add_session(status="approved")
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("a host receiver bug")
+
+    webhook_received.connect(broken, dispatch_uid="broken-receiver")
+    try:
+        response = deliver(client, webhook_payload(session_id=session.id))
+    finally:
+        webhook_received.disconnect(dispatch_uid="broken-receiver")
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().status == WebhookEventStatus.PROCESSED
+    assert Session.objects.get(pk=session.id).status == "approved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_full_backlog_leaves_events_pending_for_the_command(
+    client: Client,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "thread"
+    monkeypatch.setattr(processing, "MAX_BACKLOG", 0)
+
+    with caplog.at_level(logging.WARNING, logger="verilock_django.processing"):
+        assert deliver(client, webhook_payload()).status_code == 200
+
+    assert WebhookEvent.objects.get().status == WebhookEventStatus.PENDING
+    assert "backlog full" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_database_lock_is_retried(
+    api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from django.db import OperationalError
+
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
+    session = api.add_session(status="approved")
+    event = stored(webhook_payload(session_id=session.id))
+    failures = iter([OperationalError("database is locked")] * 2)
+    monkeypatch.setattr(processing, "DB_RETRY_DELAY", 0.0)
+
+    def locked_twice(session_id: str, **kwargs: Any) -> Any:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return sync_session(session_id, **kwargs)
+
+    monkeypatch.setattr("verilock_django.processing.sync_session", locked_twice)
+
+    assert process_event(event.pk) is ProcessOutcome.PROCESSED
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (WebhookEventStatus.PROCESSED, 1)
+    assert Session.objects.get(pk=session.id).status == "approved"

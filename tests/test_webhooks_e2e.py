@@ -126,7 +126,14 @@ def test_fake_api_delivers_signed_webhooks_and_the_project_updates_the_session(
         rows = query(db, "select status from verilock_django_webhookevent")
         return len(rows) == 2 and all(row == ("processed",) for row in rows)
 
-    wait_until(both_processed, 30, "the project to process both events")
+    try:
+        wait_until(both_processed, 30, "the project to process both events")
+    except AssertionError:
+        rows = query(
+            db, "select event, status, attempts, last_error from verilock_django_webhookevent"
+        )
+        log = (project["log"] / "runserver.log").read_text()
+        raise AssertionError(f"events: {rows}\nrunserver log:\n{log}") from None
     assert query(db, "select id, status from verilock_django_session") == [
         (session.id, "approved")
     ]
