@@ -186,7 +186,7 @@ def prepare(n: int, latency_ms: int, workdir: Path, server: Any) -> Path:
 
     from verilock_django.models import Session, StepResult
     from verilock_django.payloads import parse_session
-    from verilock_django.sync import SESSION_FIELDS
+    from verilock_django.sync import SESSION_FIELDS, step_rows
 
     state = server.state
     state.latency_ms = 0  # seeding goes through the state directly; latency is for the runs
@@ -213,18 +213,7 @@ def prepare(n: int, latency_ms: int, workdir: Path, server: Any) -> Path:
             **{name: getattr(data, name) for name in SESSION_FIELDS},
         )
         sessions.append(row)
-        steps.extend(
-            StepResult(
-                session=row,
-                step=step.step,
-                position=position,
-                status=step.status,
-                score=step.score,
-                details=step.details,
-                raw=step.raw,
-            )
-            for position, step in enumerate(data.results)
-        )
+        steps.extend(step_rows(row, data))
     Session.objects.bulk_create(sessions, batch_size=500)
     StepResult.objects.bulk_create(steps, batch_size=500)
     connections["default"].close()

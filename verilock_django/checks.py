@@ -14,6 +14,12 @@
 ``verilock_django.E012``   ``VERILOCK_WEBHOOK_THREADS`` is not a positive integer.
 ``verilock_django.E013``   ``VERILOCK_WEBHOOK_MAX_BODY_SIZE`` is not a positive integer.
 ``verilock_django.E014``   ``VERILOCK_WEBHOOK_STALE_AFTER`` is not a positive number.
+``verilock_django.E020``   ``VERILOCK_SYNC_CONCURRENCY`` is not a positive integer.
+``verilock_django.E021``   ``VERILOCK_RATE_LIMIT_PER_MINUTE`` is not None or a positive integer.
+``verilock_django.E022``   A ``VERILOCK_RECHECK_*_INTERVAL`` is not a positive number.
+``verilock_django.E023``   The minimum recheck interval exceeds the maximum.
+``verilock_django.E024``   ``VERILOCK_LEASE_SECONDS`` is not a positive number.
+``verilock_django.E025``   ``VERILOCK_RETRY_AFTER_MAX`` is not a positive number.
 =========================  ==========================================================
 """
 
@@ -159,3 +165,44 @@ def check_webhook_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                 )
             )
     return messages
+
+
+@register(Tags.compatibility)
+def check_sync_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report unusable settings of the batch refresh (concurrency, rate limit, schedule)."""
+    messages: list[CheckMessage] = []
+    for name, check_id, kinds in (
+        ("SYNC_CONCURRENCY", "E020", (int,)),
+        ("RECHECK_MIN_INTERVAL", "E022", (int, float)),
+        ("RECHECK_MAX_INTERVAL", "E022", (int, float)),
+        ("LEASE_SECONDS", "E024", (int, float)),
+        ("RETRY_AFTER_MAX", "E025", (int, float)),
+    ):
+        if not _is_positive(getattr(verilock_settings, name), kinds):
+            noun = "integer" if kinds == (int,) else "number"
+            messages.append(
+                Error(
+                    f"VERILOCK_{name} must be a positive {noun}.", id=f"verilock_django.{check_id}"
+                )
+            )
+    limit = verilock_settings.RATE_LIMIT_PER_MINUTE
+    if limit is not None and not _is_positive(limit, (int,)):
+        messages.append(
+            Error(
+                "VERILOCK_RATE_LIMIT_PER_MINUTE must be None or a positive integer.",
+                id="verilock_django.E021",
+            )
+        )
+    low, high = verilock_settings.RECHECK_MIN_INTERVAL, verilock_settings.RECHECK_MAX_INTERVAL
+    if _is_positive(low, (int, float)) and _is_positive(high, (int, float)) and low > high:
+        messages.append(
+            Error(
+                "VERILOCK_RECHECK_MIN_INTERVAL must not exceed VERILOCK_RECHECK_MAX_INTERVAL.",
+                id="verilock_django.E023",
+            )
+        )
+    return messages
+
+
+def _is_positive(value: object, kinds: tuple[type, ...]) -> bool:
+    return not isinstance(value, bool) and isinstance(value, kinds) and value > 0  # type: ignore[operator]

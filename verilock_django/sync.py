@@ -212,6 +212,22 @@ def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 
+def step_rows(session: Session, data: SessionData) -> list[StepResult]:
+    """Unsaved :class:`StepResult` rows for a session's parsed steps, in provider order."""
+    return [
+        StepResult(
+            session=session,
+            step=step.step,
+            position=position,
+            status=step.status,
+            score=step.score,
+            details=step.details,
+            raw=step.raw,
+        )
+        for position, step in enumerate(data.results)
+    ]
+
+
 def sync_session(session_id: str, *, client: VerilockClient | None = None) -> SyncResult:
     """Fetch one session from Verilock and store it (creating it if unknown).
 
@@ -358,18 +374,7 @@ def _store_steps(
     """
     if old_results is not None and old_results == data.results:
         return False
-    rows = [
-        StepResult(
-            session=session,
-            step=step.step,
-            position=position,
-            status=step.status,
-            score=step.score,
-            details=step.details,
-            raw=step.raw,
-        )
-        for position, step in enumerate(data.results)
-    ]
+    rows = step_rows(session, data)
     if rows:
         features = connection.features
         if created:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +32,12 @@ from .models import WebhookEvent
 from .payloads import parse_timestamp
 from .processing import dispatch
 from .signals import webhook_received
+from .signatures import SIGNATURE_HEADERS, verify_signature
 
 logger = logging.getLogger(__name__)
 
-#: Header names carrying the signature: the current one first, then Gen A's.
-SIGNATURE_HEADERS = ("X-Verilock-Signature", "X-Webhook-Signature")
-SIGNATURE_PREFIX = "sha256="
-_HEX_DIGITS = frozenset("0123456789abcdef")
 _WEBHOOK_ID_MAX_LENGTH = 255
 _SESSION_ID_MAX_LENGTH = 128
-
-
-def sign_webhook(body: bytes, secret: str) -> str:
-    """The signature Verilock sends for ``body``: hex HMAC-SHA256 keyed with ``secret``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def configured_secrets() -> list[str]:
@@ -55,24 +46,6 @@ def configured_secrets() -> list[str]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         return []  # system check E010 reports it; refusing beats guessing
     return [secret for secret in value if isinstance(secret, str) and secret]
-
-
-def verify_signature(body: bytes, signatures: Iterable[str], secrets: Sequence[str]) -> bool:
-    """True when one of ``signatures`` is the HMAC of ``body`` under one of ``secrets``.
-
-    Accepts hex in either case, with an optional ``sha256=`` prefix, and several
-    comma-separated values in one header. Every comparison is constant-time.
-    """
-    candidates = [_normalise(part) for value in signatures for part in value.split(",")]
-    expected = [sign_webhook(body, secret) for secret in secrets]
-    matched = False
-    for candidate in candidates:
-        if candidate is None:
-            continue
-        for digest in expected:
-            # No early exit: the time taken does not depend on which secret matched.
-            matched |= hmac.compare_digest(digest, candidate)
-    return matched
 
 
 @dataclass(frozen=True)
@@ -186,16 +159,6 @@ def webhook(request: HttpRequest) -> HttpResponse:
 
 
 # -- internals -----------------------------------------------------------------------
-
-
-def _normalise(signature: str) -> str | None:
-    value = signature.strip().lower()
-    if value.startswith(SIGNATURE_PREFIX):
-        value = value[len(SIGNATURE_PREFIX) :]
-    # A SHA-256 hex digest is 64 hex digits; anything else (base64, truncated) is refused.
-    if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
-        return None
-    return value
 
 
 def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import json
 import random
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
+
+from ..payloads import parse_timestamp
+from ..signatures import SIGNATURE_HEADERS, sign_webhook
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -31,14 +33,12 @@ __all__ = [
     "format_timestamp",
     "list_item",
     "new_session_id",
-    "parse_timestamp",
     "seed_payload",
     "session_payload",
     "signed_webhook",
     "step_result",
     "step_results",
     "webhook_payload",
-    "webhook_signature",
 ]
 
 Shape = Literal["a", "b"]
@@ -48,7 +48,7 @@ STEPS: Final[tuple[str, ...]] = ("document", "selfie", "face_match", "liveness",
 #: Session statuses of the documented list filter.
 STATUSES: Final[tuple[str, ...]] = ("created", "processing", "approved", "declined", "expired")
 FINISHED_STATUSES: Final[frozenset[str]] = frozenset({"approved", "declined", "expired"})
-SIGNATURE_HEADER: Final = "X-Verilock-Signature"
+SIGNATURE_HEADER: Final = SIGNATURE_HEADERS[0]
 SEED_SESSION_ID: Final = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 
 # The documented GET /sessions/{id} example, embedded so the package never reads files
@@ -139,11 +139,6 @@ _GEN_B_STATUS: Final[dict[str, str]] = {"approved": "completed", "declined": "co
 def format_timestamp(value: datetime) -> str:
     """Format an aware datetime the way Verilock does: ISO-8601 UTC with a ``Z``."""
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(value: str) -> datetime:
-    """Parse a Verilock ``…Z`` timestamp into an aware UTC datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def new_session_id(rng: random.Random | None = None) -> str:
@@ -394,7 +389,12 @@ def build_session(
 
 
 def _as_datetime(value: datetime | str) -> datetime:
-    return parse_timestamp(value) if isinstance(value, str) else value
+    if isinstance(value, datetime):
+        return value
+    parsed = parse_timestamp(value, "timestamp")
+    if parsed is None:
+        raise ValueError("an empty timestamp")
+    return parsed
 
 
 _UNSET: Any = object()
@@ -525,11 +525,6 @@ def webhook_payload(
     }
 
 
-def webhook_signature(body: bytes, secret: str) -> str:
-    """Return the hex HMAC-SHA256 of the raw ``body`` keyed with ``secret``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def signed_webhook(payload: Mapping[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
     """Serialise ``payload`` and return ``(raw_body, headers)`` as Verilock would send them.
 
@@ -539,5 +534,5 @@ def signed_webhook(payload: Mapping[str, Any], secret: str) -> tuple[bytes, dict
     body = json.dumps(payload, separators=(",", ":")).encode()
     return body, {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: webhook_signature(body, secret),
+        SIGNATURE_HEADER: sign_webhook(body, secret),
     }

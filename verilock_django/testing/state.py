@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs
 
+from ..signatures import sign_webhook
 from . import factories
 from .factories import FINISHED_STATUSES, STEPS, Shape
 
@@ -680,9 +681,7 @@ class FakeVerilock:
             body = json.dumps(envelope, separators=(",", ":")).encode()
             headers = {"Content-Type": "application/json", "User-Agent": "fake-verilock/1"}
             if self.webhook_secret is not None:
-                headers[factories.SIGNATURE_HEADER] = factories.webhook_signature(
-                    body, self.webhook_secret
-                )
+                headers[factories.SIGNATURE_HEADER] = sign_webhook(body, self.webhook_secret)
             for url in targets:
                 self._webhooks.submit(url, event, envelope["webhook_id"], body, headers)
 

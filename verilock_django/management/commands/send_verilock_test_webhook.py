@@ -14,7 +14,8 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...webhooks import SIGNATURE_HEADERS, configured_secrets, sign_webhook
+from ...signatures import SIGNATURE_HEADERS, sign_webhook
+from ...webhooks import configured_secrets
 
 
 class Command(BaseCommand):
