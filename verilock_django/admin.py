@@ -124,6 +124,7 @@ class StepResultInline(_StepResultInlineBase):
     extra = 0
     can_delete = False
     show_change_link = False
+    classes = ("verilock-steps",)
 
     @admin.display(description=_("status"), ordering="status")
     def step_status(self, obj: StepResult) -> SafeString:
@@ -210,7 +211,8 @@ class SessionAdmin(_SessionAdminBase):
                     "data_fetched_at",
                     "next_check_at",
                     "unchanged_checks",
-                )
+                ),
+                "classes": ("collapse",),
             },
         ),
         (_("Last payload from Verilock"), {"fields": ("raw_json",), "classes": ("collapse",)}),
