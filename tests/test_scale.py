@@ -8,7 +8,6 @@ request counts prove every session was fetched exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
 import pytest
@@ -19,6 +18,8 @@ from verilock_django.models import Session
 from verilock_django.refresh import refresh_unfinished
 from verilock_django.sync import SyncReport, store_session
 from verilock_django.testing.server import FakeVerilockServer
+
+from .concurrency import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,28 +58,7 @@ def mirrored(server: FakeVerilockServer) -> list[str]:
 
 
 def run_at_once(**options: Any) -> list[SyncReport]:
-    barrier = threading.Barrier(RUNS)
-    reports: list[SyncReport] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait(timeout=10)
-            reports.append(refresh_unfinished(concurrency=4, **options))
-        except BaseException as exc:  # re-raised on the test's thread below
-            errors.append(exc)
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=run) for _ in range(RUNS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    if errors:
-        raise errors[0]
-    return reports
+    return run_together(lambda: refresh_unfinished(concurrency=4, **options), RUNS)
 
 
 @pytest.mark.parametrize("full", [False, True], ids=["list", "full"])

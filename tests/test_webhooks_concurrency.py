@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -18,6 +17,8 @@ from verilock_django.testing.factories import signed_webhook, webhook_payload
 from verilock_django.testing.responses_api import InProcessVerilock
 from verilock_django.webhooks import parse_envelope, store_delivery
 
+from .concurrency import run_together
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
@@ -28,7 +29,6 @@ pytestmark = [
 
 SECRET = "whsec_concurrency"
 THREADS = 5
-T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -37,35 +37,6 @@ def webhook_settings(settings: Any) -> Iterator[None]:
     settings.VERILOCK_WEBHOOK_PROCESSOR = "sync"
     yield
     processing.shutdown()
-
-
-def run_together(task: Callable[[], T]) -> list[T]:
-    """Run ``task`` in THREADS threads released at the same instant; return their results."""
-    barrier = threading.Barrier(THREADS)
-    results: list[T] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=10)
-            result = task()
-            with lock:
-                results.append(result)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
 
 
 def test_same_delivery_five_times_at_once_is_stored_and_processed_once(
@@ -90,7 +61,9 @@ def test_same_delivery_five_times_at_once_is_stored_and_processed_once(
                     headers=headers,
                 )
                 .json()["status"]
-            )
+            ),
+            THREADS,
+            timeout=30,
         )
     finally:
         webhook_received.disconnect(dispatch_uid="t-rcv")
@@ -113,7 +86,7 @@ def test_one_event_processed_by_five_workers_at_once_is_processed_once(
     body, _ = signed_webhook(webhook_payload(session_id=session.id), SECRET)
     event, _ = store_delivery(parse_envelope(body))
 
-    outcomes = run_together(lambda: process_event(event.pk))
+    outcomes = run_together(lambda: process_event(event.pk), THREADS, timeout=30)
 
     assert sorted(outcomes) == [ProcessOutcome.PROCESSED] + [ProcessOutcome.SKIPPED] * (
         THREADS - 1
