@@ -9,6 +9,7 @@
 ``verilock_django.E005``   ``VERILOCK_FINISHED_STATUSES`` is not a non-empty list of strings.
 ``verilock_django.E006``   ``VERILOCK_MAX_RETRIES`` is not a non-negative integer.
 ``verilock_django.W010``   The webhook URL is included but ``VERILOCK_WEBHOOK_SECRETS`` is empty.
+``verilock_django.W011``   Webhooks processed in threads on SQLite without IMMEDIATE transactions.
 ``verilock_django.E010``   ``VERILOCK_WEBHOOK_SECRETS`` is not a list of non-empty strings.
 ``verilock_django.E011``   ``VERILOCK_WEBHOOK_PROCESSOR`` is neither a known mode nor importable.
 ``verilock_django.E012``   ``VERILOCK_WEBHOOK_THREADS`` is not a positive integer.
@@ -119,23 +120,35 @@ def check_webhook_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                 id="verilock_django.E010",
             )
         )
-    if not (valid_secrets and secrets):
-        try:
-            reverse("verilock_django:webhook")
-        except NoReverseMatch:
-            pass  # the URLs are not included: webhooks are simply not used
-        else:
-            messages.append(
-                Warning(
-                    "verilock_django.urls is included but VERILOCK_WEBHOOK_SECRETS is empty; "
-                    "the webhook endpoint refuses every delivery (HTTP 503).",
-                    hint="Copy the endpoint's signing secret from the Verilock dashboard into "
-                    "VERILOCK_WEBHOOK_SECRETS.",
-                    id="verilock_django.W010",
-                )
+    try:
+        reverse("verilock_django:webhook")
+    except NoReverseMatch:
+        webhooks_included = False  # webhooks are simply not used
+    else:
+        webhooks_included = True
+    if webhooks_included and not (valid_secrets and secrets):
+        messages.append(
+            Warning(
+                "verilock_django.urls is included but VERILOCK_WEBHOOK_SECRETS is empty; "
+                "the webhook endpoint refuses every delivery (HTTP 503).",
+                hint="Copy the endpoint's signing secret from the Verilock dashboard into "
+                "VERILOCK_WEBHOOK_SECRETS.",
+                id="verilock_django.W010",
             )
+        )
 
     processor = verilock_settings.WEBHOOK_PROCESSOR
+    if processor == "thread" and webhooks_included and _sqlite_deferred_writes():
+        messages.append(
+            Warning(
+                "Webhook events are processed in threads, but the SQLite database starts "
+                "transactions DEFERRED: concurrent writes then fail with 'database is locked' "
+                "(the event is marked failed until process_verilock_webhooks retries it).",
+                hint='Add "transaction_mode": "IMMEDIATE" to the database\'s OPTIONS '
+                "(Django 5.1+), or use PostgreSQL.",
+                id="verilock_django.W011",
+            )
+        )
     if processor not in PROCESSOR_CHOICES:
         try:
             if not isinstance(processor, str) or "." not in processor:
@@ -206,3 +219,14 @@ def check_sync_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
 
 def _is_positive(value: object, kinds: tuple[type, ...]) -> bool:
     return not isinstance(value, bool) and isinstance(value, kinds) and value > 0  # type: ignore[operator]
+
+
+def _sqlite_deferred_writes() -> bool:
+    # Reads the settings only: checks never open a database connection.
+    from django.conf import settings
+
+    database = settings.DATABASES.get("default", {})
+    return bool(
+        database.get("ENGINE") == "django.db.backends.sqlite3"
+        and database.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
+    )

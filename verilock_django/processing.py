@@ -19,14 +19,13 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, close_old_connections, connection
+from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -42,10 +41,6 @@ logger = logging.getLogger(__name__)
 PROCESSOR_CHOICES = ("thread", "sync", "none")
 #: Events queued in the thread pool at most; beyond, they wait for the command.
 MAX_BACKLOG = 1000
-#: Tries per event when the database reports a transient error (e.g. SQLite's lock), and
-#: the first pause between them (doubled each time).
-DB_ATTEMPTS = 4
-DB_RETRY_DELAY = 0.1
 
 
 class ProcessOutcome(str, Enum):
@@ -114,7 +109,7 @@ def process_event(
         _finish(event, WebhookEventStatus.IGNORED)
         return ProcessOutcome.IGNORED
     try:
-        _sync(event.session_id, client)
+        sync_session(event.session_id, client=client)
     except Exception as exc:  # anything unexpected must still be recorded, never lost
         logger.warning(
             "Verilock webhook %s (session %s) failed: %s",
@@ -214,20 +209,6 @@ def _run(event_id: int) -> None:
         close_old_connections()
         with _lock:
             _backlog -= 1
-
-
-def _sync(session_id: str, client: VerilockClient | None) -> None:
-    for attempt in range(DB_ATTEMPTS):
-        try:
-            sync_session(session_id, client=client)
-            return
-        except OperationalError:
-            # SQLite answers "database is locked" at once, instead of waiting, when two
-            # deferred transactions want to write: a short pause is enough. Inside the
-            # caller's transaction a retry is impossible, so let it fail there.
-            if attempt == DB_ATTEMPTS - 1 or connection.in_atomic_block:
-                raise
-            time.sleep(DB_RETRY_DELAY * 2**attempt)
 
 
 def _finish(event: WebhookEvent, status: str, *, error: str = "") -> None:
