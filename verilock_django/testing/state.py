@@ -351,7 +351,6 @@ class FakeVerilock:
         self._requests: list[RecordedRequest] = []
         self._events: list[dict[str, Any]] = []
         self._webhooks = _WebhookDispatcher(tuple(webhook_retry_delays), webhook_timeout)
-        self._request_ids = itertools.count(1)
 
     # ----------------------------------------------------------------- sessions
 
