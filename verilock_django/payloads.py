@@ -224,17 +224,13 @@ def _applicant(reader: _Reader) -> tuple[str, str, str, dt.date | None, str]:
 
 
 def _results(reader: _Reader) -> list[StepData]:
-    if "results" in reader.data and reader.data["results"] is not None:
-        results = reader.data["results"]
-        if not isinstance(results, Mapping):
-            raise reader.fail("results", f"expected an object, got {_type_name(results)}")
-        return [_step_result(reader, str(step)) for step in results]
-    return _gen_b_steps(reader)
+    results = reader.child("results")  # raises, naming the field, when not an object
+    if results is None:
+        return _gen_b_steps(reader)
+    return [_step_result(results, str(step)) for step in results.data]
 
 
-def _step_result(reader: _Reader, step: str) -> StepData:
-    results = reader.child("results")
-    assert results is not None  # checked by the caller
+def _step_result(results: _Reader, step: str) -> StepData:
     item = results.child(step)
     if item is None:
         return StepData(step=step, status="")
