@@ -104,7 +104,7 @@ def run_naive() -> int:
         data = response.json()
         session.status = data["status"]
         session.completed_at = data.get("completed_at")
-        session.raw = data
+        session.payload = data
         session.save()
         for step, result in (data.get("results") or {}).items():
             StepResult.objects.update_or_create(
@@ -114,7 +114,7 @@ def run_naive() -> int:
                     "status": result.get("status", ""),
                     "score": result.get("score"),
                     "details": result.get("details") or {},
-                    "raw": result,
+                    "payload": result,
                 },
             )
         written += 1

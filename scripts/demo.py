@@ -199,7 +199,7 @@ def print_table(out: IO[str] = sys.stdout) -> None:
             for step in STEPS
         )
         name = f"{session.applicant_first_name} {session.applicant_last_name}".strip()
-        shape = "A" if "results" in session.raw else "B" if session.raw else ""
+        shape = "A" if "results" in session.payload else "B" if session.payload else ""
         print(
             f"{session.id[:13]:<14} {shape:<5} {name[:18]:<18} {session.status or 'pending':<11} "
             f"{session.decision or '':<9}{marks}",

@@ -277,9 +277,9 @@ def test_change_page_shows_the_sessions_webhook_events(
     admin_client: Client, stored: Session
 ) -> None:
     WebhookEvent.objects.create(
-        webhook_id="wh_1", event="session.completed", session_id=SEED_ID, last_error="<i>x</i>"
+        webhook_id="wh_1", event_type="session.completed", session_id=SEED_ID, last_error="<i>x</i>"
     )
-    WebhookEvent.objects.create(webhook_id="wh_2", event="session.created", session_id="ses_other")
+    WebhookEvent.objects.create(webhook_id="wh_2", event_type="session.created", session_id="ses_other")
 
     content = admin_client.get(change_url(SEED_ID)).content.decode()
 
@@ -381,7 +381,7 @@ def test_refresh_action_failure_reports_and_keeps_data(
     assert "HTTP 503" in texts[1]
     assert "jean" not in " ".join(texts).lower()  # no applicant data in messages
     session = Session.objects.get(pk=SEED_ID)
-    assert session.raw == stored.raw
+    assert session.payload == stored.payload
     assert session.status == "approved"
     assert session.results.count() == 5
     assert "HTTP 503" in session.last_sync_error

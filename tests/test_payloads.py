@@ -74,13 +74,13 @@ def test_seed_payload_parses_to_every_documented_value(seed: dict[str, Any]) -> 
     assert data.created_at == dt.datetime(2026, 3, 15, 10, 30, tzinfo=UTC)
     assert data.completed_at == dt.datetime(2026, 3, 15, 10, 45, 22, tzinfo=UTC)
     assert data.expires_at is None
-    assert data.raw == seed
+    assert data.payload == seed
 
     by_step = {result.step: result for result in data.results}
     assert [r.step for r in data.results] == data.steps
     assert by_step["document"].status == "approved"
     assert by_step["document"].details == seed["results"]["document"]["details"]
-    assert by_step["document"].raw["type"] == "passport"
+    assert by_step["document"].payload["type"] == "passport"
     assert by_step["selfie"].score is None and by_step["selfie"].details == {}
     assert by_step["face_match"].score == 0.97
     assert by_step["liveness"].details == {"is_live": True}
@@ -107,7 +107,7 @@ def test_gen_b_shape_maps_onto_the_same_fields() -> None:
     assert (by_step["liveness"].status, by_step["liveness"].score) == ("approved", 91.2)
     assert by_step["aml"].status == "match"
     assert by_step["aml"].details["matches_found"] == 1
-    assert data.raw["brand_new_field"] == {"kept": True}
+    assert data.payload["brand_new_field"] == {"kept": True}
 
 
 def test_gen_b_in_progress_keeps_lifecycle_status() -> None:

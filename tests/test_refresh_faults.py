@@ -114,7 +114,7 @@ def test_persistent_5xx_fails_that_session_only(
     assert list(report.failed) == [ids[0]]
     assert verilock_server.state.requests_for(ids[0]) == 3  # 1 + 2 retries
     after = Session.objects.get(pk=ids[0])
-    assert (after.status, after.raw) == (before.status, before.raw)
+    assert (after.status, after.payload) == (before.status, before.payload)
     assert "503" in after.last_sync_error or "retries" in after.last_sync_error
     assert after.lease_expires_at is None
     assert_upstream_state_stored(verilock_server, ids[1:])
@@ -173,7 +173,7 @@ def test_unusable_bodies_leave_stored_data_untouched(
 
     assert list(report.failed) == [ids[1]]
     after = Session.objects.get(pk=ids[1])
-    assert (after.status, after.raw, after.results.count()) == (before.status, before.raw, 5)
+    assert (after.status, after.payload, after.results.count()) == (before.status, before.payload, 5)
     assert after.last_sync_error
     assert_upstream_state_stored(verilock_server, [ids[0], ids[2]])
 

@@ -30,7 +30,7 @@ def stored(status: str, *, completed_days_ago: int | None, **overrides: Any) -> 
 def event(session_id: str, status: str, *, days_ago: int) -> None:
     WebhookEvent.objects.create(
         webhook_id=f"wh_{session_id}_{status}_{days_ago}",
-        event="session.completed",
+        event_type="session.completed",
         session_id=session_id,
         status=status,
         received_at=NOW - dt.timedelta(days=days_ago),

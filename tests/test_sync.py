@@ -63,7 +63,7 @@ def test_store_seed_creates_session_and_five_steps(seed: dict[str, Any]) -> None
     assert session.applicant_email == "jean.dupont@example.com"
     assert session.applicant_date_of_birth == dt.date(1990, 5, 15)
     assert session.completed_at == dt.datetime(2026, 3, 15, 10, 45, 22, tzinfo=dt.timezone.utc)
-    assert session.raw == seed
+    assert session.payload == seed
     assert session.first_synced_at is not None and session.last_synced_at is not None
     assert str(session) == SEED_ID
     steps = list(session.results.values_list("step", "status", "score"))
@@ -75,7 +75,7 @@ def test_store_seed_creates_session_and_five_steps(seed: dict[str, Any]) -> None
         ("aml", "approved", 0.02),
     ]
     assert session.results.get(step="document").details["document_number"] == "12AB34567"
-    assert session.results.get(step="document").raw == seed["results"]["document"]
+    assert session.results.get(step="document").payload == seed["results"]["document"]
 
 
 def test_storing_the_same_payload_again_changes_nothing(seed: dict[str, Any]) -> None:
@@ -115,14 +115,14 @@ def test_update_changes_steps_and_removes_steps_no_longer_reported(seed: dict[st
 
 def test_pending_row_is_filled_in(seed: dict[str, Any], mocked: responses.RequestsMock) -> None:
     Session.objects.create(id=SEED_ID)
-    assert Session.objects.get().is_pending
+    assert Session.objects.get().never_synced
     mocked.get(url(SEED_ID), json=seed)
 
     result = sync_session(SEED_ID)
 
     assert result.outcome is Outcome.UPDATED
     session = Session.objects.get()
-    assert not session.is_pending
+    assert not session.never_synced
     assert session.first_synced_at is not None
     assert session.results.count() == 5
 
@@ -191,7 +191,7 @@ def test_batch_isolates_failures(mocked: responses.RequestsMock) -> None:
     assert report.requests == 3
     assert Session.objects.get(pk="ses_3").status == "approved"
     failed = Session.objects.get(pk="ses_2")
-    assert failed.status == "" and failed.raw == {} and "down" in failed.last_sync_error
+    assert failed.status == "" and failed.payload == {} and "down" in failed.last_sync_error
 
 
 def test_batch_aborts_on_refused_key(mocked: responses.RequestsMock) -> None:

@@ -55,7 +55,7 @@ def test_an_unreadable_stored_payload_is_replaced_with_every_step_rewritten(
 ) -> None:
     store_session(seed)
     # A row written by an older release, or by hand: its raw JSON no longer parses.
-    Session.objects.filter(pk=seed["id"]).update(raw={"id": seed["id"], "results": []})
+    Session.objects.filter(pk=seed["id"]).update(payload={"id": seed["id"], "results": []})
     StepResult.objects.filter(session_id=seed["id"], step="aml").update(status="tampered")
     StepResult.objects.create(session_id=seed["id"], step="legacy", status="x", position=9)
 

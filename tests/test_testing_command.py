@@ -86,6 +86,6 @@ def test_command_survives_a_server_error_for_one_session() -> None:
             sync()
         assert Session.objects.get(id=fine.id).status == "approved"
         stored = Session.objects.get(id=broken.id)
-        assert (stored.status, stored.raw) == ("", {})
+        assert (stored.status, stored.payload) == ("", {})
         assert "500" in stored.last_sync_error or "server" in stored.last_sync_error.lower()
         assert server.state.requests_for(broken.id) == 1

@@ -116,7 +116,7 @@ def test_signed_delivery_is_stored_acknowledged_and_updates_the_session(
     assert response.status_code == 200
     assert response.json() == {"status": "stored"}
     event = WebhookEvent.objects.get()
-    assert (event.webhook_id, event.event, event.session_id) == (
+    assert (event.webhook_id, event.event_type, event.session_id) == (
         "wh_evt_1",
         "session.completed",
         session.id,
@@ -303,7 +303,7 @@ def test_envelope_is_read_tolerantly() -> None:
         None,
     )
     odd = parse_envelope(b'{"event": 3, "data": [], "timestamp": "yesterday"}')
-    assert (odd.event, odd.session_id, odd.occurred_at) == ("", "", None)
+    assert (odd.event_type, odd.session_id, odd.occurred_at) == ("", "", None)
     assert odd.webhook_id.startswith("derived:")
     # Over the column's length: hashed, still stable across retries.
     long_id = json.dumps({"event": "session.completed", "webhook_id": "w" * 300}).encode()

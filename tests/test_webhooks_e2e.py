@@ -130,7 +130,7 @@ def test_fake_api_delivers_signed_webhooks_and_the_project_updates_the_session(
         wait_until(both_processed, 30, "the project to process both events")
     except AssertionError:
         rows = query(
-            db, "select event, status, attempts, last_error from verilock_django_webhookevent"
+            db, "select event_type, status, attempts, last_error from verilock_django_webhookevent"
         )
         log = (project["log"] / "runserver.log").read_text()
         raise AssertionError(f"events: {rows}\nrunserver log:\n{log}") from None
@@ -138,7 +138,7 @@ def test_fake_api_delivers_signed_webhooks_and_the_project_updates_the_session(
         (session.id, "approved")
     ]
     assert query(db, "select count(*) from verilock_django_stepresult") == [(len(session.steps),)]
-    events = query(db, "select event, session_id from verilock_django_webhookevent order by id")
+    events = query(db, "select event_type, session_id from verilock_django_webhookevent order by id")
     assert events == [("session.completed", session.id), ("session.approved", session.id)]
     # Processing re-fetched the session from the fake API (after the command's own fetch).
     assert fake.state.requests_for(session.id) >= 2
@@ -189,7 +189,7 @@ def test_send_test_webhook_command_drives_the_running_project(
         30,
         "the project to fetch the session",
     )
-    assert query(db, "select webhook_id, event, status from verilock_django_webhookevent") == [
+    assert query(db, "select webhook_id, event_type, status from verilock_django_webhookevent") == [
         ("wh_local_1", "session.declined", "processed")
     ]
 

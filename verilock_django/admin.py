@@ -31,22 +31,10 @@ from django.utils.translation import gettext_lazy as _
 
 from . import webhook_admin  # also registers the webhook events admin
 from .exceptions import AuthenticationError, VerilockConfigurationError
-from .models import Session, SessionStatus, StepResult, StepStatus
+from .models import Session, StepResult
+from .statuses import status_label, status_tone
 from .sync import SyncResult, sync_sessions
 
-#: Badge colour per known status; any other status gets the neutral "other" badge.
-STATUS_TONES: dict[str, str] = {
-    "approved": "ok",
-    "completed": "ok",
-    "declined": "bad",
-    "review": "warn",
-    "expired": "muted",
-    "created": "pending",
-    "in_progress": "pending",
-    "processing": "pending",
-    "pending": "pending",
-    "not_started": "pending",
-}
 #: Compact marks for the list's step column; other statuses are shown as they come.
 STEP_MARKS: dict[str, str] = {
     "approved": "✓",
@@ -63,15 +51,9 @@ else:  # the admin classes are not subscriptable at runtime
     _SessionAdminBase = admin.ModelAdmin
 
 
-def status_label(status: str) -> str:
-    """The readable label of a known status, or the status as it came."""
-    labels = {**dict(StepStatus.choices), **dict(SessionStatus.choices)}
-    return str(labels.get(status, status))
-
-
 def status_html(status: str, label: str | None = None) -> SafeString:
     """A coloured, escaped badge for a session or step status."""
-    tone = STATUS_TONES.get(status, "other")
+    tone = status_tone(status)
     return format_html(
         '<span class="verilock-badge verilock-{}">{}</span>',
         tone,
@@ -264,7 +246,7 @@ class SessionAdmin(_SessionAdminBase):
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Session) -> SafeString:
-        if obj.is_pending and not obj.status:
+        if obj.never_synced and not obj.status:
             return status_html("", gettext("not fetched yet"))
         return status_html(obj.status)
 
@@ -277,7 +259,7 @@ class SessionAdmin(_SessionAdminBase):
             score = "" if result.score is None else f" {result.score:.2f}"
             rows.append(
                 (
-                    STATUS_TONES.get(result.status, "other"),
+                    status_tone(result.status),
                     f"{result.step}: {status_label(result.status)}",
                     result.step,
                     STEP_MARKS.get(result.status, result.status or "?"),
@@ -319,7 +301,7 @@ class SessionAdmin(_SessionAdminBase):
 
     @admin.display(description=_("payload"))
     def raw_json(self, obj: Session) -> SafeString:
-        return pretty_json(obj.raw)
+        return pretty_json(obj.payload)
 
     @admin.display(description=_("timeline"))
     def webhook_events(self, obj: Session) -> SafeString:

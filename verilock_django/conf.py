@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 
+from .statuses import DEFAULT_FINISHED_STATUSES
+
 DEFAULT_API_URL = "https://verilock.io/api/v1"
 
 #: Values of ``VERILOCK_AUTH_HEADER``: ``"both"`` sends the key in ``Authorization: Bearer``
@@ -24,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "TIMEOUT": 10.0,
     "MAX_RETRIES": 3,
     "RETRY_BACKOFF": 1.0,
-    "FINISHED_STATUSES": ("approved", "declined", "expired"),
+    "FINISHED_STATUSES": DEFAULT_FINISHED_STATUSES,
     "RETRY_AFTER_MAX": 30.0,
     "RATE_LIMIT_PER_MINUTE": None,
     "SYNC_CONCURRENCY": 16,

@@ -9,28 +9,18 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
+from .statuses import SessionStatus, StepStatus, WebhookEventStatus
 
-
-class SessionStatus(models.TextChoices):
-    """Statuses Verilock documents; used for display only, nothing rejects a new value."""
-
-    CREATED = "created", _("Created")
-    IN_PROGRESS = "in_progress", _("In progress")
-    PROCESSING = "processing", _("Processing")
-    REVIEW = "review", _("In review")
-    APPROVED = "approved", _("Approved")
-    DECLINED = "declined", _("Declined")
-    EXPIRED = "expired", _("Expired")
-    COMPLETED = "completed", _("Completed")
-
-
-class StepStatus(models.TextChoices):
-    """Step statuses Verilock documents; display only."""
-
-    NOT_STARTED = "not_started", _("Not started")
-    PENDING = "pending", _("Pending")
-    APPROVED = "approved", _("Approved")
-    DECLINED = "declined", _("Declined")
+__all__ = [
+    "Session",
+    "SessionQuerySet",
+    "SessionStatus",
+    "StepResult",
+    "StepStatus",
+    "WebhookEvent",
+    "WebhookEventQuerySet",
+    "WebhookEventStatus",
+]
 
 
 class SessionQuerySet(models.QuerySet["Session"]):
@@ -70,7 +60,7 @@ class Session(models.Model):
     created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
-    raw = models.JSONField(_("last payload"), default=dict, blank=True)
+    payload = models.JSONField(_("last payload"), default=dict, blank=True)
 
     # Local bookkeeping.
     first_synced_at = models.DateTimeField(_("first synced"), null=True, blank=True)
@@ -100,7 +90,7 @@ class Session(models.Model):
         return self.status in verilock_settings.finished_statuses
 
     @property
-    def is_pending(self) -> bool:
+    def never_synced(self) -> bool:
         """True for a row registered locally but never fetched."""
         return self.last_synced_at is None
 
@@ -121,7 +111,7 @@ class StepResult(models.Model):
     status = models.CharField(_("status"), max_length=64, blank=True)
     score = models.FloatField(_("score"), null=True, blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
-    raw = models.JSONField(_("raw result"), default=dict, blank=True)
+    payload = models.JSONField(_("step payload"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("step result")
@@ -133,23 +123,6 @@ class StepResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.step}"
-
-
-class WebhookEventStatus:
-    """Where a stored webhook delivery is in its processing (plain strings, as stored)."""
-
-    PENDING = "pending"
-    PROCESSING = "processing"
-    PROCESSED = "processed"
-    FAILED = "failed"
-    IGNORED = "ignored"
-    CHOICES = (
-        (PENDING, _("Pending")),
-        (PROCESSING, _("Processing")),
-        (PROCESSED, _("Processed")),
-        (FAILED, _("Failed")),
-        (IGNORED, _("Ignored")),
-    )
 
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
@@ -182,7 +155,7 @@ class WebhookEvent(models.Model):
 
     # Verilock's delivery id, or one derived from the envelope when it has none.
     webhook_id = models.CharField(_("webhook id"), max_length=255, unique=True)
-    event = models.CharField(_("event"), max_length=128, db_index=True)
+    event_type = models.CharField(_("event type"), max_length=128, db_index=True)
     # Not a foreign key: an event may name a session this database has never seen.
     session_id = models.CharField(_("session id"), max_length=128, blank=True, db_index=True)
     occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)
@@ -190,7 +163,7 @@ class WebhookEvent(models.Model):
     status = models.CharField(
         _("status"),
         max_length=16,
-        choices=WebhookEventStatus.CHOICES,
+        choices=WebhookEventStatus.choices,
         default=WebhookEventStatus.PENDING,
         db_index=True,
     )
@@ -209,4 +182,4 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         # Ids only: no applicant data in the admin's history log.
-        return f"{self.event} {self.webhook_id}"
+        return f"{self.event_type} {self.webhook_id}"

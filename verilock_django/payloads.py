@@ -41,7 +41,7 @@ class StepData:
     status: str
     score: float | None = None
     details: JSONObject = field(default_factory=dict)
-    raw: JSONObject = field(default_factory=dict)
+    payload: JSONObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class SessionData:
     completed_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     results: list[StepData] = field(default_factory=list)
-    raw: JSONObject = field(default_factory=dict)
+    payload: JSONObject = field(default_factory=dict)
 
 
 def parse_session(payload: object) -> SessionData:
@@ -108,7 +108,7 @@ def parse_session(payload: object) -> SessionData:
         completed_at=reader.timestamp("completed_at"),
         expires_at=reader.timestamp("expires_at"),
         results=results,
-        raw=dict(payload),
+        payload=dict(payload),
     )
 
 
@@ -218,7 +218,7 @@ def _applicant(reader: _Reader) -> tuple[str, str, str, dt.date | None, str]:
             applicant.string("nationality"),
         )
     # Gen B has one full-name string: the first word is taken as the first name and the
-    # rest as the last name; the raw JSON keeps the string exactly as sent.
+    # rest as the last name; the payload keeps the string exactly as sent.
     first, _, last = reader.string("applicant_name").strip().partition(" ")
     return first, last.strip(), reader.string("applicant_email"), None, ""
 
@@ -239,7 +239,7 @@ def _step_result(results: _Reader, step: str) -> StepData:
         status=item.string("status"),
         score=item.number("score"),
         details=item.object("details"),
-        raw=dict(item.data),
+        payload=dict(item.data),
     )
 
 
@@ -262,7 +262,7 @@ def _gen_b_steps(reader: _Reader) -> list[StepData]:
                 step="face_match",
                 status="completed" if face_score is not None else "pending",
                 score=face_score,
-                raw=dict(selfie.data),
+                payload=dict(selfie.data),
             )
         )
         passed = selfie.boolean("liveness_passed")
@@ -272,7 +272,7 @@ def _gen_b_steps(reader: _Reader) -> list[StepData]:
                 status={True: "approved", False: "declined", None: "pending"}[passed],
                 score=selfie.number("liveness_score"),
                 details={} if passed is None else {"is_live": passed},
-                raw=dict(selfie.data),
+                payload=dict(selfie.data),
             )
         )
 
@@ -288,7 +288,7 @@ def _gen_b_steps(reader: _Reader) -> list[StepData]:
                     "matches_found": aml.data.get("matches_found"),
                     "matches": matches if isinstance(matches, list) else [],
                 },
-                raw=dict(aml.data),
+                payload=dict(aml.data),
             )
         )
     return steps
@@ -318,7 +318,7 @@ def _document_step(reader: _Reader, documents: list[Mapping[str, Any]]) -> StepD
                 for d in documents
             ]
         },
-        raw={"documents": [dict(d) for d in documents]},
+        payload={"documents": [dict(d) for d in documents]},
     )
 
 

@@ -105,7 +105,7 @@ def process_event(
     event = claim_event(event_id, force=force)
     if event is None:
         return ProcessOutcome.SKIPPED
-    if not event.event.startswith("session.") or not event.session_id:
+    if not event.event_type.startswith("session.") or not event.session_id:
         _finish(event, WebhookEventStatus.IGNORED)
         return ProcessOutcome.IGNORED
     try:

@@ -36,6 +36,7 @@ from .exceptions import PayloadError, VerilockError
 from .models import Session, StepResult
 from .payloads import SessionData, StepData, parse_session
 from .signals import session_finished, session_updated
+from .statuses import UNFINISHED_RANK
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +57,10 @@ SESSION_FIELDS = (
     "created_at",
     "completed_at",
     "expires_at",
-    "raw",
+    "payload",
 )
-STEP_FIELDS = ("position", "status", "score", "details", "raw")
+STEP_FIELDS = ("position", "status", "score", "details", "payload")
 ERROR_MAX_LENGTH = 2000
-# Lifecycle order of the documented unfinished statuses; finished statuses rank above all.
-_STATUS_RANK = {"created": 0, "in_progress": 1, "processing": 2, "review": 3}
-_FINISHED_RANK = 4
 
 
 class Outcome(str, Enum):
@@ -169,7 +167,7 @@ def store_session(
             if lease:
                 Session.objects.filter(pk=data.id).update(**lease)
             return SyncResult(data.id, Outcome.STALE)
-        elif session.raw == data.raw and session.last_synced_at is not None:
+        elif session.payload == data.payload and session.last_synced_at is not None:
             checks = session.unchanged_checks + 1
             Session.objects.filter(pk=data.id).update(
                 last_synced_at=now,
@@ -222,7 +220,7 @@ def step_rows(session: Session, data: SessionData) -> list[StepResult]:
             status=step.status,
             score=step.score,
             details=step.details,
-            raw=step.raw,
+            payload=step.payload,
         )
         for position, step in enumerate(data.results)
     ]
@@ -336,8 +334,8 @@ def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> b
 
 def _rank(status: str) -> int | None:
     if status in verilock_settings.finished_statuses:
-        return _FINISHED_RANK
-    return _STATUS_RANK.get(status)
+        return len(UNFINISHED_RANK)
+    return UNFINISHED_RANK.get(status)
 
 
 def _stored_results(session: Session) -> list[StepData] | None:
@@ -345,10 +343,10 @@ def _stored_results(session: Session) -> list[StepData] | None:
 
     ``None`` when that payload cannot be read: the caller then rewrites every step.
     """
-    if not session.raw:
+    if not session.payload:
         return []  # a pending row: no step was ever stored
     try:
-        return parse_session(session.raw).results
+        return parse_session(session.payload).results
     except PayloadError:
         return None
 
@@ -358,7 +356,7 @@ def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
     for name in SESSION_FIELDS:
         old, new = getattr(session, name), getattr(data, name)
         if old != new:
-            if name != "raw":
+            if name != "payload":
                 changes[name] = (old, new)
             setattr(session, name, new)
     return changes

@@ -38,7 +38,7 @@ TIMELINE_LIMIT = 50
 
 def event_status_html(status: str) -> SafeString:
     """A coloured badge for an event status."""
-    label = dict(WebhookEventStatus.CHOICES).get(status, status)
+    label = dict(WebhookEventStatus.choices).get(status, status)
     tone = EVENT_TONES.get(status, "other")
     return format_html('<span class="verilock-badge verilock-{}">{}</span>', tone, label)
 
@@ -48,7 +48,7 @@ def webhook_timeline(session_id: str, *, admin_site: str = "admin") -> SafeStrin
     events = list(
         WebhookEvent.objects.for_session(session_id)
         .reverse()
-        .only("webhook_id", "event", "status", "attempts", "received_at", "last_error")[
+        .only("webhook_id", "event_type", "status", "attempts", "received_at", "last_error")[
             :TIMELINE_LIMIT
         ]
     )[::-1]
@@ -86,19 +86,19 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     list_display = (
         "received_at",
-        "event",
+        "event_type",
         "session_link",
         "status_badge",
         "attempts",
         "webhook_id",
         "processed_at",
     )
-    list_filter = ("status", "event")
+    list_filter = ("status", "event_type")
     search_fields = ("^session_id", "^webhook_id")
     search_help_text = _("Search by session id or webhook id (start of the id).")
     fields = (
         "webhook_id",
-        "event",
+        "event_type",
         "session_link",
         "status_badge",
         "attempts",
@@ -194,5 +194,5 @@ def _event_link(event: WebhookEvent, admin_site: str) -> str:
             current_app=admin_site,
         )
     except NoReverseMatch:
-        return event.event
-    return format_html('<a href="{}" title="{}">{}</a>', url, event.webhook_id, event.event)
+        return event.event_type
+    return format_html('<a href="{}" title="{}">{}</a>', url, event.webhook_id, event.event_type)

@@ -53,7 +53,7 @@ class Envelope:
     """The parts of a delivery the app stores in columns (the rest stays in ``payload``)."""
 
     webhook_id: str
-    event: str
+    event_type: str
     session_id: str
     occurred_at: dt.datetime | None
     payload: dict[str, Any]
@@ -88,7 +88,7 @@ def parse_envelope(body: bytes) -> Envelope:
         occurred_at = None
     return Envelope(
         webhook_id=_webhook_id(payload.get("webhook_id"), event, session_id, timestamp, body),
-        event=event,
+        event_type=event,
         session_id=session_id,
         occurred_at=occurred_at,
         payload=payload,
@@ -106,7 +106,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
                 webhook_id=envelope.webhook_id,
-                event=envelope.event,
+                event_type=envelope.event_type,
                 session_id=envelope.session_id,
                 occurred_at=envelope.occurred_at,
                 payload=envelope.payload,

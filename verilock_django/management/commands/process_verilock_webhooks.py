@@ -64,7 +64,7 @@ class Command(BaseCommand):
         events = _select(ids, options["failed"], options["since"], options["max_attempts"])
         if limit is not None:
             events = events[:limit]
-        selected = list(events.values_list("pk", "webhook_id", "event", "session_id"))
+        selected = list(events.values_list("pk", "webhook_id", "event_type", "session_id"))
 
         if options["dry_run"]:
             for pk, webhook_id, event, session_id in selected:
