@@ -277,9 +277,14 @@ def test_change_page_shows_the_sessions_webhook_events(
     admin_client: Client, stored: Session
 ) -> None:
     WebhookEvent.objects.create(
-        webhook_id="wh_1", event_type="session.completed", session_id=SEED_ID, last_error="<i>x</i>"
+        webhook_id="wh_1",
+        event_type="session.completed",
+        session_id=SEED_ID,
+        last_error="<i>x</i>",
     )
-    WebhookEvent.objects.create(webhook_id="wh_2", event_type="session.created", session_id="ses_other")
+    WebhookEvent.objects.create(
+        webhook_id="wh_2", event_type="session.created", session_id="ses_other"
+    )
 
     content = admin_client.get(change_url(SEED_ID)).content.decode()
 

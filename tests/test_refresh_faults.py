@@ -173,7 +173,8 @@ def test_unusable_bodies_leave_stored_data_untouched(
 
     assert list(report.failed) == [ids[1]]
     after = Session.objects.get(pk=ids[1])
-    assert (after.status, after.payload, after.results.count()) == (before.status, before.payload, 5)
+    assert (after.status, after.payload) == (before.status, before.payload)
+    assert after.results.count() == 5
     assert after.last_sync_error
     assert_upstream_state_stored(verilock_server, [ids[0], ids[2]])
 

@@ -138,7 +138,9 @@ def test_fake_api_delivers_signed_webhooks_and_the_project_updates_the_session(
         (session.id, "approved")
     ]
     assert query(db, "select count(*) from verilock_django_stepresult") == [(len(session.steps),)]
-    events = query(db, "select event_type, session_id from verilock_django_webhookevent order by id")
+    events = query(
+        db, "select event_type, session_id from verilock_django_webhookevent order by id"
+    )
     assert events == [("session.completed", session.id), ("session.approved", session.id)]
     # Processing re-fetched the session from the fake API (after the command's own fetch).
     assert fake.state.requests_for(session.id) >= 2
@@ -189,9 +191,8 @@ def test_send_test_webhook_command_drives_the_running_project(
         30,
         "the project to fetch the session",
     )
-    assert query(db, "select webhook_id, event_type, status from verilock_django_webhookevent") == [
-        ("wh_local_1", "session.declined", "processed")
-    ]
+    rows = query(db, "select webhook_id, event_type, status from verilock_django_webhookevent")
+    assert rows == [("wh_local_1", "session.declined", "processed")]
 
 
 def test_send_test_webhook_command_needs_a_secret(settings: Any) -> None:

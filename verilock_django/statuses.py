@@ -91,7 +91,7 @@ LABELS: Final[dict[str, str]] = {
 
 
 def status_tone(status: str) -> str:
-    """The display tone of ``status`` (``ok``, ``bad``, ``warn``, ``muted``, ``pending``, ``other``)."""
+    """The display tone of ``status``: ok, bad, warn, muted, pending, or other if unknown."""
     return TONES.get(status, "other")
 
 
