@@ -186,7 +186,7 @@ def prepare(n: int, latency_ms: int, workdir: Path, server: Any) -> Path:
 
     from verilock_django.models import Session, StepResult
     from verilock_django.payloads import parse_session
-    from verilock_django.sync import SESSION_FIELDS, step_rows
+    from verilock_django.store import SESSION_FIELDS, step_rows
 
     state = server.state
     state.latency_ms = 0  # seeding goes through the state directly; latency is for the runs

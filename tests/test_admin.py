@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from verilock_django.admin import SessionAdmin
 from verilock_django.models import Session, StepResult, WebhookEvent
-from verilock_django.sync import store_session
+from verilock_django.store import store_session
 
 from .conftest import API_URL, SEED_ID
 

@@ -20,13 +20,8 @@ from verilock_django.client import RateLimiter
 from verilock_django.exceptions import AuthenticationError
 from verilock_django.models import Session, StepResult
 from verilock_django.refresh import refresh_unfinished
-from verilock_django.sync import (
-    Outcome,
-    next_check_time,
-    store_session,
-    sync_session,
-    sync_sessions,
-)
+from verilock_django.store import Outcome, next_check_time, store_session
+from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
 
 from .conftest import API_URL

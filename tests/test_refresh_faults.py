@@ -16,7 +16,7 @@ from django.utils import timezone
 from verilock_django.client import VerilockClient, get_client
 from verilock_django.models import Session
 from verilock_django.refresh import refresh_unfinished
-from verilock_django.sync import store_session
+from verilock_django.store import store_session
 from verilock_django.testing.server import FakeVerilockServer
 
 pytestmark = pytest.mark.django_db

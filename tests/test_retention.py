@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEventStatus
 from verilock_django.retention import purge
-from verilock_django.sync import store_session
+from verilock_django.store import store_session
 from verilock_django.testing.factories import new_session_id, session_payload
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from verilock_django.models import Session
 from verilock_django.refresh import refresh_unfinished
-from verilock_django.sync import SyncReport, store_session
+from verilock_django.store import store_session
+from verilock_django.sync import SyncReport
 from verilock_django.testing.server import FakeVerilockServer
 
 from .concurrency import run_together

@@ -16,13 +16,9 @@ from verilock_django.exceptions import (
     VerilockError,
 )
 from verilock_django.models import Session, StepResult
-from verilock_django.sync import (
-    Outcome,
-    store_session,
-    sync_session,
-    sync_sessions,
-    sync_unfinished_sessions,
-)
+from verilock_django.refresh import refresh_unfinished
+from verilock_django.store import Outcome, store_session
+from verilock_django.sync import sync_session, sync_sessions
 
 from .conftest import API_URL, SEED_ID
 
@@ -183,7 +179,7 @@ def test_batch_isolates_failures(mocked: responses.RequestsMock) -> None:
     mocked.get(url("ses_2"), status=500, json={"error": "server_error", "message": "down"})
     mocked.get(url("ses_3"), json={"id": "ses_3", "status": "approved"})
 
-    report = sync_unfinished_sessions()
+    report = refresh_unfinished()
 
     assert report.synced == 2
     assert list(report.failed) == ["ses_2"]
@@ -200,7 +196,7 @@ def test_batch_aborts_on_refused_key(mocked: responses.RequestsMock) -> None:
     mocked.get(url("ses_1"), status=401, json={"error": "authentication_error", "message": "no"})
 
     with pytest.raises(AuthenticationError):
-        sync_unfinished_sessions()
+        refresh_unfinished()
 
     assert len(mocked.calls) == 1
 
@@ -212,7 +208,7 @@ def test_unfinished_refresh_skips_finished_sessions(
     Session.objects.create(id="ses_2", status="processing")
     mocked.get(url("ses_2"), json={"id": "ses_2", "status": "processing"})
 
-    report = sync_unfinished_sessions()
+    report = refresh_unfinished()
 
     assert report.fetched == 1
     assert [call.request.url for call in mocked.calls] == [url("ses_2")]
@@ -224,7 +220,7 @@ def test_finished_statuses_are_configurable(mocked: responses.RequestsMock) -> N
         VERILOCK_FINISHED_STATUSES=["approved", "declined", "expired", "review"]
     ):
         assert Session.objects.get().is_finished
-        assert sync_unfinished_sessions().fetched == 0
+        assert refresh_unfinished().fetched == 0
     assert not Session.objects.get().is_finished
 
 
@@ -232,7 +228,7 @@ def test_limit_caps_the_batch(mocked: responses.RequestsMock) -> None:
     for index in range(5):
         Session.objects.create(id=f"ses_{index}")
         mocked.get(url(f"ses_{index}"), json={"id": f"ses_{index}", "status": "processing"})
-    assert sync_unfinished_sessions(limit=2).fetched == 2
+    assert refresh_unfinished(limit=2).fetched == 2
 
 
 def test_unknown_ids_are_created_on_success_only(mocked: responses.RequestsMock) -> None:

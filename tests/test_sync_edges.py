@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from verilock_django.models import Session, StepResult
-from verilock_django.sync import Outcome, store_session, unfinished_session_ids
+from verilock_django.store import Outcome, store_session
 
 pytestmark = pytest.mark.django_db
 
@@ -84,9 +84,11 @@ def test_steps_are_stored_on_a_database_without_upsert_support(
     assert StepResult.objects.filter(session_id=seed["id"]).count() == len(updated["steps"])
 
 
-def test_unfinished_ids_honour_the_limit() -> None:
-    for index in range(5):
-        Session.objects.create(id=f"ses_{index}")
+def test_refresh_order_puts_never_checked_sessions_first_then_the_most_overdue() -> None:
+    now = timezone.now()
+    Session.objects.create(id="ses_later", next_check_at=now + dt.timedelta(hours=1))
+    Session.objects.create(id="ses_overdue", next_check_at=now - dt.timedelta(hours=1))
+    Session.objects.create(id="ses_new")
     Session.objects.create(id="ses_done", status="approved")
-    assert len(list(unfinished_session_ids())) == 5
-    assert len(list(unfinished_session_ids(limit=2))) == 2
+    ordered = Session.objects.unfinished().in_refresh_order()
+    assert list(ordered.values_list("id", flat=True)) == ["ses_new", "ses_overdue", "ses_later"]

@@ -385,11 +385,11 @@ def test_a_database_error_while_storing_is_recorded_and_retried_by_the_command(
 ) -> None:
     from django.db import OperationalError
 
-    from verilock_django import sync
+    from verilock_django import store
 
     session = api.add_session(status="approved")
     event = stored(webhook_payload(session_id=session.id))
-    real_store = sync.store_session
+    real_store = store.store_session
     failures = iter([OperationalError("database is locked")])
 
     def locked_once(*args: Any, **kwargs: Any) -> Any:
@@ -398,7 +398,7 @@ def test_a_database_error_while_storing_is_recorded_and_retried_by_the_command(
             raise failure
         return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(sync, "store_session", locked_once)
+    monkeypatch.setattr("verilock_django.sync.store_session", locked_once)
 
     # The failure is recorded on the event, not retried in place (which would re-fetch).
     assert process_event(event.pk) is ProcessOutcome.FAILED

@@ -33,7 +33,8 @@ from . import webhook_admin  # also registers the webhook events admin
 from .exceptions import AuthenticationError, VerilockConfigurationError
 from .models import Session, StepResult
 from .statuses import status_label, status_tone
-from .sync import SyncResult, sync_sessions
+from .store import SyncResult
+from .sync import sync_sessions
 
 #: Compact marks for the list's step column; other statuses are shown as they come.
 STEP_MARKS: dict[str, str] = {

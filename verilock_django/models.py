@@ -34,6 +34,32 @@ class SessionQuerySet(models.QuerySet["Session"]):
         """Sessions the sync still has to refresh."""
         return self.exclude(status__in=verilock_settings.finished_statuses)
 
+    def in_refresh_order(self) -> SessionQuerySet:
+        """Ordered as a by-id refresh takes them: never checked first, then most overdue."""
+        return self.order_by(
+            models.F("next_check_at").asc(nulls_first=True),
+            models.F("last_synced_at").asc(nulls_first=True),
+            "id",
+        )
+
+    def due(self, at: dt.datetime) -> SessionQuerySet:
+        """Sessions whose next by-id check is at or before ``at`` (never-fetched ones excluded)."""
+        return self.filter(next_check_at__lte=at)
+
+    def claimable(self, *, not_checked_since: dt.datetime) -> SessionQuerySet:
+        """Unfinished sessions free to lease: no live lease, and not checked since the moment.
+
+        ``not_checked_since`` is when the claiming run began: a session an overlapping run
+        already stored (and released) after that is not fetched a second time.
+        """
+        lease_free = models.Q(lease_expires_at__isnull=True) | models.Q(
+            lease_expires_at__lt=timezone.now()
+        )
+        not_checked = models.Q(last_synced_at__isnull=True) | models.Q(
+            last_synced_at__lt=not_checked_since
+        )
+        return self.unfinished().filter(lease_free, not_checked)
+
 
 class Session(models.Model):
     """A Verilock verification session, as last fetched from the API.
@@ -135,14 +161,20 @@ class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
         )
         return events
 
-    def claimable(self, *, stale_before: dt.datetime) -> WebhookEventQuerySet:
+    def claimable(self, *, stale_before: dt.datetime, force: bool = False) -> WebhookEventQuerySet:
         """Events waiting for processing: pending, failed, or stuck in ``processing``.
 
         An event still ``processing`` since before ``stale_before`` belongs to a process that
-        died (or hung) and may be taken over.
+        died (or hung) and may be taken over. ``force`` adds processed and ignored events (a
+        deliberate reprocess); an event another process is working on never qualifies.
         """
+        waiting = (
+            ~models.Q(status=WebhookEventStatus.PROCESSING)
+            if force
+            else models.Q(status__in=(WebhookEventStatus.PENDING, WebhookEventStatus.FAILED))
+        )
         events: WebhookEventQuerySet = self.filter(
-            models.Q(status__in=(WebhookEventStatus.PENDING, WebhookEventStatus.FAILED))
+            waiting
             | models.Q(
                 status=WebhookEventStatus.PROCESSING, processing_started_at__lt=stale_before
             )

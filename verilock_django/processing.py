@@ -26,7 +26,7 @@ from enum import Enum
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -34,7 +34,8 @@ from .client import VerilockClient
 from .conf import verilock_settings
 from .exceptions import VerilockError
 from .models import WebhookEvent, WebhookEventStatus
-from .sync import ERROR_MAX_LENGTH, sync_session
+from .store import ERROR_MAX_LENGTH
+from .sync import sync_session
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +82,15 @@ def claim_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
     Without ``force`` only pending, failed and abandoned events qualify; with ``force``
     processed and ignored ones too (a deliberate reprocess).
     """
-    claimable = Q(status=WebhookEventStatus.PROCESSING, processing_started_at__lt=stale_before())
-    if force:
-        claimable |= ~Q(status=WebhookEventStatus.PROCESSING)
-    else:
-        claimable |= Q(status__in=(WebhookEventStatus.PENDING, WebhookEventStatus.FAILED))
     now = timezone.now()
-    claimed = WebhookEvent.objects.filter(claimable, pk=event_id).update(
-        status=WebhookEventStatus.PROCESSING,
-        processing_started_at=now,
-        attempts=F("attempts") + 1,
+    claimed = (
+        WebhookEvent.objects.claimable(stale_before=stale_before(), force=force)
+        .filter(pk=event_id)
+        .update(
+            status=WebhookEventStatus.PROCESSING,
+            processing_started_at=now,
+            attempts=F("attempts") + 1,
+        )
     )
     if not claimed:
         return None

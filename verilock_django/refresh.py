@@ -20,10 +20,11 @@ So a cycle over N unfinished sessions of which k changed costs k + ceil(W/100) r
 (W = sessions listed), and the backoff only governs by-id checks: the list checks every
 listed session on every run for the price of one request per 100.
 
-Fetches run in a bounded thread pool (one pooled HTTP session per thread); every database
-write happens on the calling thread, one transaction per session. Rows are claimed with a
-lease before they are fetched — ``SELECT … FOR UPDATE SKIP LOCKED`` where the database
-has it, a conditional ``UPDATE`` elsewhere — so overlapping runs never fetch the same
+This module only *chooses* ids; fetching and storing go through
+:class:`verilock_django.sync.SyncPipeline` (a bounded thread pool fetches; every database
+write happens on the calling thread, through :mod:`verilock_django.store`, one transaction
+per session). Rows are claimed with a lease before they are fetched (see
+:func:`verilock_django.store.claim_sessions`), so overlapping runs never fetch the same
 session, and the lease is released in the same statement that stores the session.
 Work is pulled in chunks; nothing here holds all ids in memory.
 """
@@ -32,31 +33,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 import time
-from collections.abc import Callable, Iterable, Sized
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Min
 from django.utils import timezone
 
 from .client import VerilockClient, get_client
-from .conf import verilock_settings
-from .exceptions import ApiError, AuthenticationError, PayloadError, VerilockError
-from .models import Session
+from .exceptions import AuthenticationError, PayloadError, VerilockError
+from .models import Session, SessionQuerySet
 from .payloads import parse_session
-from .sync import Outcome, SyncReport, SyncResult, record_failure, store_session
+from .store import claim_sessions, confirm_listed, release_leases
+from .sync import OnProgress, OnResult, SyncPipeline, SyncReport
 
 logger = logging.getLogger(__name__)
 
 #: Items per list page: the API's maximum.
 LIST_PAGE_SIZE = 100
-
-OnResult = Callable[[SyncResult], None]
-OnProgress = Callable[[SyncReport, int], None]
 
 
 def refresh_unfinished(
@@ -81,7 +74,7 @@ def refresh_unfinished(
     run = _Run(
         client=client,
         report=report,
-        concurrency=_concurrency(concurrency),
+        concurrency=concurrency,
         limit=limit,
         deadline=None if max_runtime is None else started + max_runtime,
         on_result=on_result,
@@ -98,145 +91,7 @@ def refresh_unfinished(
     return report
 
 
-def fetch_and_store(
-    session_ids: Iterable[str],
-    *,
-    client: VerilockClient | None = None,
-    on_result: OnResult | None = None,
-    on_progress: OnProgress | None = None,
-    concurrency: int | None = None,
-) -> SyncReport:
-    """Fetch and store the given sessions in parallel (no lease: the caller chose them)."""
-    client = client or get_client()
-    report = SyncReport()
-    started = time.monotonic()
-    requests_before = client.request_count
-    total = len(session_ids) if isinstance(session_ids, Sized) else 0
-    try:
-        with _Pipeline(
-            client, report, _concurrency(concurrency), on_result, on_progress, leased=False
-        ) as pipeline:
-            pipeline.total = total
-            for session_id in session_ids:
-                pipeline.submit(session_id)
-    finally:
-        report.requests = client.request_count - requests_before
-        report.elapsed = time.monotonic() - started
-    return report
-
-
 # -- internals -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    session_id: str
-    fetched_at: dt.datetime
-    payload: dict[str, Any] | None = None
-    error: VerilockError | None = None
-
-
-def _concurrency(value: int | None) -> int:
-    return max(1, int(value if value is not None else verilock_settings.SYNC_CONCURRENCY))
-
-
-class _Pipeline:
-    """Fetch in a bounded thread pool; store each answer on the calling thread.
-
-    Starts with one request in flight and opens up to ``concurrency`` once the API has
-    answered without refusing the key, so a bad key costs one request, not a volley.
-    """
-
-    def __init__(
-        self,
-        client: VerilockClient,
-        report: SyncReport,
-        concurrency: int,
-        on_result: OnResult | None,
-        on_progress: OnProgress | None,
-        *,
-        leased: bool,
-    ) -> None:
-        self.client = client
-        self.report = report
-        self.concurrency = concurrency
-        self.on_result = on_result
-        self.on_progress = on_progress
-        self.leased = leased
-        self.total = 0
-        #: Leased ids not stored yet; their leases are released if the run is cut short.
-        self.outstanding: set[str] = set()
-        self._proven = False
-        self._in_flight: dict[Future[_Fetched], str] = {}
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="verilock-sync")
-
-    def __enter__(self) -> _Pipeline:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *args: object) -> None:
-        try:
-            if exc_type is None:
-                self.drain(0)
-        finally:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def submit(self, session_id: str) -> None:
-        """Queue one fetch, first storing answers until there is room for it."""
-        # A queue twice the pool's size keeps every thread busy while this thread stores.
-        self.drain((2 * self.concurrency if self._proven else 1) - 1)
-        future = self._executor.submit(_fetch, self.client, session_id)
-        self._in_flight[future] = session_id
-
-    def drain(self, keep: int) -> None:
-        """Store answers as they arrive until at most ``keep`` fetches are in flight."""
-        while len(self._in_flight) > keep:
-            done, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                del self._in_flight[future]
-                self._store(future.result())
-
-    def settle(self) -> None:
-        """Tell the progress callback that the report moved."""
-        if self.on_progress is not None:
-            self.on_progress(self.report, self.total)
-
-    def _store(self, fetched: _Fetched) -> None:
-        error = fetched.error
-        if isinstance(error, AuthenticationError):
-            raise error
-        self.outstanding.discard(fetched.session_id)
-        if error is None or isinstance(error, ApiError):
-            self._proven = True  # the API answered and accepted the key
-        if error is None:
-            assert fetched.payload is not None
-            try:
-                result = store_session(
-                    fetched.payload,
-                    requested_id=fetched.session_id,
-                    fetched_at=fetched.fetched_at,
-                    release_lease=self.leased,
-                )
-            except VerilockError as exc:
-                exc.session_id = exc.session_id or fetched.session_id
-                error = exc
-        if error is not None:
-            logger.warning("Sync of Verilock session %s failed: %s", fetched.session_id, error)
-            record_failure(fetched.session_id, error, release_lease=self.leased)
-            result = SyncResult(fetched.session_id, Outcome.FAILED, error=error)
-        self.report.add(result)
-        if self.on_result is not None:
-            self.on_result(result)
-        self.settle()
-
-
-def _fetch(client: VerilockClient, session_id: str) -> _Fetched:
-    """Runs on a pool thread: HTTP only, never the database."""
-    fetched_at = timezone.now()
-    try:
-        return _Fetched(session_id, fetched_at, payload=client.get_session(session_id))
-    except VerilockError as exc:
-        exc.session_id = exc.session_id or session_id
-        return _Fetched(session_id, fetched_at, error=exc)
 
 
 class _Run:
@@ -247,7 +102,7 @@ class _Run:
         *,
         client: VerilockClient,
         report: SyncReport,
-        concurrency: int,
+        concurrency: int | None,
         limit: int | None,
         deadline: float | None,
         on_result: OnResult | None,
@@ -259,8 +114,15 @@ class _Run:
         self.deadline = deadline
         self.started_at = timezone.now()
         self.claimed = 0
-        self.pipeline = _Pipeline(client, report, concurrency, on_result, on_progress, leased=True)
-        self.chunk_size = 2 * concurrency
+        self.pipeline = SyncPipeline(
+            client,
+            report,
+            concurrency=concurrency,
+            on_result=on_result,
+            on_progress=on_progress,
+            leased=True,
+        )
+        self.chunk_size = 2 * self.pipeline.concurrency
         self.unfinished = Session.objects.unfinished().count()
         self.pipeline.total = self.unfinished if limit is None else min(limit, self.unfinished)
 
@@ -271,10 +133,7 @@ class _Run:
         try:
             self.pipeline.__exit__(exc_type)
         finally:
-            if self.pipeline.outstanding:
-                Session.objects.filter(pk__in=self.pipeline.outstanding).update(
-                    lease_expires_at=None
-                )
+            release_leases(self.pipeline.outstanding)
 
     # -- the two phases ---------------------------------------------------------------
 
@@ -319,8 +178,7 @@ class _Run:
         changed = sorted(sid for sid in stored if listed[sid] != stored[sid])
         if unchanged:
             # Marks them as accounted for, so the by-id phase leaves them alone.
-            Session.objects.filter(pk__in=unchanged).update(last_synced_at=timezone.now())
-            self.report.confirmed += len(unchanged)
+            self.report.confirmed += confirm_listed(unchanged)
             self.pipeline.settle()
         if changed:
             claimed = self.process(self.claimable().filter(pk__in=changed))
@@ -336,29 +194,22 @@ class _Run:
         else:
             # Never-fetched sessions first, then the overdue ones.
             self.process(queryset.filter(next_check_at__isnull=True))
-            self.process(queryset.filter(next_check_at__lte=self.started_at))
+            self.process(queryset.due(self.started_at))
 
     # -- claiming ---------------------------------------------------------------------
 
-    def claimable(self) -> QuerySet[Session]:
-        """Unfinished sessions no run holds a live lease on and none checked since we began.
+    def claimable(self) -> SessionQuerySet:
+        """Unfinished sessions this run may lease (see :meth:`SessionQuerySet.claimable`)."""
+        return Session.objects.claimable(not_checked_since=self.started_at)
 
-        The second condition keeps an overlapping run that started earlier and already
-        stored (and released) a session from being followed by a second fetch here.
-        """
-        return Session.objects.unfinished().filter(
-            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now()),
-            Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=self.started_at),
-        )
-
-    def process(self, queryset: QuerySet[Session]) -> int:
+    def process(self, queryset: SessionQuerySet) -> int:
         """Claim ``queryset``'s rows chunk by chunk (keyset on id), fetch them; count claims."""
         after, claimed = "", 0
         while not self.out_of_time() and not self.limit_reached():
             size = self.chunk_size
             if self.limit is not None:
                 size = min(size, self.limit - self.claimed)
-            ids, last_seen = _claim(queryset.filter(pk__gt=after).order_by("id"), size)
+            ids, last_seen = claim_sessions(queryset.filter(pk__gt=after).order_by("id"), size)
             if last_seen is None:
                 break
             after = last_seen
@@ -379,38 +230,6 @@ class _Run:
     def limit_reached(self) -> bool:
         """True once ``limit`` sessions were claimed."""
         return self.limit is not None and self.claimed >= self.limit
-
-
-def _claim(candidates: QuerySet[Session], size: int) -> tuple[list[str], str | None]:
-    """Lease up to ``size`` of ``candidates`` (ordered by id) for this run.
-
-    Returns the ids won and the last candidate id looked at (``None``: no candidates left).
-    """
-    if size <= 0:
-        return [], None
-    # Unique per claim: on databases without SKIP LOCKED the expiry doubles as the token
-    # that tells which rows this claim won.
-    until = timezone.now() + dt.timedelta(
-        seconds=float(verilock_settings.LEASE_SECONDS), microseconds=secrets.randbelow(10**6)
-    )
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            ids = list(
-                candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:size]
-            )
-            if ids:
-                Session.objects.filter(pk__in=ids).update(lease_expires_at=until)
-        return ids, (ids[-1] if ids else None)
-    ids = list(candidates.values_list("id", flat=True)[:size])
-    if not ids:
-        return [], None
-    # The conditional UPDATE is atomic: of two runs racing for a row, one matches it.
-    if candidates.filter(pk__in=ids).update(lease_expires_at=until) == len(ids):
-        return ids, ids[-1]
-    won = set(
-        Session.objects.filter(pk__in=ids, lease_expires_at=until).values_list("id", flat=True)
-    )
-    return [sid for sid in ids if sid in won], ids[-1]
 
 
 def _page_items(body: dict[str, Any]) -> tuple[list[tuple[str, str]], int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from django.db import models
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 
@@ -83,7 +84,7 @@ TONES: Final[dict[str, str]] = {
 }
 
 #: Readable labels of every known status.
-LABELS: Final[dict[str, str]] = {
+LABELS: Final[dict[str, str | Promise]] = {
     **dict(WebhookEventStatus.choices),
     **dict(StepStatus.choices),
     **dict(SessionStatus.choices),

@@ -21,25 +21,18 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import WebhookEvent, WebhookEventStatus
+from .models import WebhookEvent
 from .processing import process_events
+from .statuses import status_label, status_tone
 
-#: Badge colour per event status (classes from ``verilock_django/admin.css``).
-EVENT_TONES = {
-    WebhookEventStatus.PENDING: "pending",
-    WebhookEventStatus.PROCESSING: "pending",
-    WebhookEventStatus.PROCESSED: "ok",
-    WebhookEventStatus.FAILED: "bad",
-    WebhookEventStatus.IGNORED: "muted",
-}
 #: Most events shown in a session's timeline (the newest ones).
 TIMELINE_LIMIT = 50
 
 
 def event_status_html(status: str) -> SafeString:
     """A coloured badge for an event status."""
-    label = dict(WebhookEventStatus.choices).get(status, status)
-    tone = EVENT_TONES.get(status, "other")
+    label = status_label(status)
+    tone = status_tone(status)
     return format_html('<span class="verilock-badge verilock-{}">{}</span>', tone, label)
 
 

@@ -8,14 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from ...exceptions import AuthenticationError, VerilockConfigurationError
-from ...sync import (
-    Outcome,
-    SyncReport,
-    SyncResult,
-    sync_sessions,
-    sync_unfinished_sessions,
-    unfinished_session_ids,
-)
+from ...models import Session
+from ...refresh import refresh_unfinished
+from ...store import Outcome, SyncResult
+from ...sync import SyncReport, sync_sessions
 
 
 class Command(BaseCommand):
@@ -66,7 +62,9 @@ class Command(BaseCommand):
 
         if options["dry_run"]:
             count = 0
-            for session_id in ids or unfinished_session_ids(limit=limit):
+            queryset = Session.objects.unfinished().in_refresh_order()
+            unfinished = queryset.values_list("id", flat=True)[:limit].iterator(chunk_size=500)
+            for session_id in ids or unfinished:
                 self.stdout.write(session_id)
                 count += 1
             self.stdout.write(f"Dry run: {count} session(s) would be fetched.")
@@ -86,7 +84,7 @@ class Command(BaseCommand):
             if ids:
                 report = sync_sessions(ids, on_result=on_result, concurrency=concurrency)
             else:
-                report = sync_unfinished_sessions(
+                report = refresh_unfinished(
                     limit=limit,
                     on_result=on_result,
                     full=options["full"],
