@@ -7,10 +7,15 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 
-install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Installs only when the environment is new or pyproject.toml changed since the last install,
+# so a second `make test` needs no network and starts at once.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	touch $@
+
+install: $(VENV)/.installed
 
 # `make test COVERAGE=1` runs the suite under branch coverage (data files merged by
 # `make coverage-report`). Exit status 5 (no test selected, e.g. by a -k filter) is not a failure.

@@ -41,6 +41,11 @@ CI_CELLS = {
 POSTGRES_URL = os.environ.get("NOX_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 MARIADB_URL = os.environ.get("NOX_MARIADB_URL", "mysql://root@127.0.0.1:3306")
 
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+#: The repository's dependency groups (pyproject.toml): the suite's, and every tool's.
+SUITE = nox.project.dependency_groups(PYPROJECT, "suite")
+DEV = nox.project.dependency_groups(PYPROJECT, "dev")
+
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -101,7 +106,7 @@ def database_url(db: str, python: str, django: str) -> str | None:
 @nox.parametrize(("python", "django", "db"), _cells())
 def tests(session: nox.Session, django: str, db: str) -> None:
     """Run the suite on one Python x Django x database cell."""
-    packages = [".[test]", f"django~={django}.0"]
+    packages = [".", *SUITE, f"django~={django}.0"]
     if db == "mariadb":
         # mysqlclient compiles against libmariadb-dev and finds it with pkg-config.
         packages.append(".[mariadb]")
@@ -129,14 +134,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.12", tags=["checks"])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict with django-stubs over the package and the tests."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".", *DEV)
     session.run("mypy", *session.posargs)
 
 
 @nox.session(python="3.12", tags=["checks"])
 def coverage(session: nox.Session) -> None:
     """Branch coverage of the suite on SQLite and PostgreSQL together; fails under 95 %."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".", *DEV)
     session.run("coverage", "erase")
     env = {"VERILOCK_SKIP_PACKAGING_TEST": "1"}
     session.run("coverage", "run", "--parallel-mode", "-m", "pytest", "-q", env=env)
@@ -149,7 +154,7 @@ def coverage(session: nox.Session) -> None:
 @nox.session(python="3.12", tags=["checks"])
 def package(session: nox.Session) -> None:
     """Build wheel and sdist, twine check them, then install the wheel in a fresh venv."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".", *DEV)
     dist = Path(session.create_tmp()) / "dist"
     session.run("python", "-m", "build", "--outdir", str(dist))
     session.run("python", "-m", "twine", "check", "--strict", *map(str, dist.iterdir()))
