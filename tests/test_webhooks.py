@@ -1,4 +1,4 @@
-"""Webhook intake, processing, recovery command, admin and checks."""
+"""Webhook intake, processing, recovery command and checks."""
 
 from __future__ import annotations
 
@@ -16,12 +16,9 @@ from typing import Any
 
 import pytest
 import responses
-from django.contrib.admin.sites import site
-from django.contrib.admin.utils import quote
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,7 +30,6 @@ from verilock_django.signals import session_finished, session_updated, webhook_r
 from verilock_django.signatures import sign_webhook
 from verilock_django.testing.factories import signed_webhook, webhook_payload
 from verilock_django.testing.responses_api import InProcessVerilock
-from verilock_django.webhook_admin import WebhookEventAdmin, webhook_timeline
 from verilock_django.webhooks import parse_envelope, store_delivery
 
 SECRET = "whsec_current"
@@ -655,137 +651,6 @@ ENQUEUED: list[int] = []
 def enqueue(event_id: int) -> None:
     """A stand-in for a task queue's enqueue function."""
     ENQUEUED.append(event_id)
-
-
-# -- admin ----------------------------------------------------------------------------
-
-CHANGELIST = "/admin/verilock_django/webhookevent/"
-
-
-@pytest.mark.django_db
-def test_admin_lists_filters_and_searches_events(admin_client: Client) -> None:
-    stored(webhook_payload(session_id="ses_alpha", webhook_id="wh_alpha"))
-    beta = stored(webhook_payload(session_id="ses_beta", webhook_id="wh_beta"))
-    WebhookEvent.objects.filter(pk=beta.pk).update(status=WebhookEventStatus.FAILED)
-
-    failed = admin_client.get(CHANGELIST, {"status__exact": "failed"}).content.decode()
-    assert "wh_beta" in failed
-    assert "wh_alpha" not in failed
-    by_session = admin_client.get(CHANGELIST, {"q": "ses_alpha"}).content.decode()
-    assert "wh_alpha" in by_session
-    assert "wh_beta" not in by_session
-    by_id = admin_client.get(CHANGELIST, {"q": "wh_beta"}).content.decode()
-    assert "wh_beta" in by_id
-    assert "wh_alpha" not in by_id
-    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
-
-
-@pytest.mark.django_db
-def test_admin_changelist_queries_do_not_grow_with_rows(admin_client: Client) -> None:
-    from django.db import connection
-
-    stored(webhook_payload(webhook_id="wh_first"))
-    with CaptureQueriesContext(connection) as one:
-        admin_client.get(CHANGELIST)
-    for n in range(20):
-        stored(webhook_payload(webhook_id=f"wh_more_{n}"))
-    with CaptureQueriesContext(connection) as many:
-        admin_client.get(CHANGELIST)
-    assert len(many) == len(one)
-
-
-@pytest.mark.django_db
-def test_admin_reprocess_action(admin_client: Client, api: InProcessVerilock) -> None:
-    session = api.add_session(status="approved")
-    event = stored(webhook_payload(session_id=session.id))
-    WebhookEvent.objects.filter(pk=event.pk).update(
-        status=WebhookEventStatus.FAILED, last_error="ServerError: boom", attempts=3
-    )
-
-    response = admin_client.post(
-        CHANGELIST,
-        {"action": "reprocess", "_selected_action": [event.pk]},
-        follow=True,
-    )
-
-    event.refresh_from_db()
-    assert (event.status, event.attempts) == (WebhookEventStatus.PROCESSED, 4)
-    assert "1 processed" in response.content.decode()
-    assert Session.objects.get(pk=session.id).status == "approved"
-
-
-@pytest.mark.django_db
-def test_admin_reprocess_reports_failures_and_refuses_huge_selections(
-    admin_client: Client, api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    event = stored(webhook_payload(session_id="ses_unknown_at_verilock"))
-
-    response = admin_client.post(
-        CHANGELIST, {"action": "reprocess", "_selected_action": [event.pk]}, follow=True
-    )
-    content = response.content.decode()
-    assert "1 failed" in content
-    assert "NotFoundError" in content
-
-    monkeypatch.setattr(WebhookEventAdmin, "reprocess_limit", 0)
-    response = admin_client.post(
-        CHANGELIST, {"action": "reprocess", "_selected_action": [event.pk]}, follow=True
-    )
-    assert "Select at most 0 events" in response.content.decode()
-    event.refresh_from_db()
-    assert event.attempts == 1
-
-
-@pytest.mark.django_db
-def test_admin_event_page_is_read_only_and_escaped(admin_client: Client) -> None:
-    payload = webhook_payload(session_id="ses_page")
-    payload["data"]["note"] = "<script>alert(1)</script>"
-    event = stored(payload)
-
-    response = admin_client.get(f"{CHANGELIST}{event.pk}/change/")
-
-    content = response.content.decode()
-    assert response.status_code == 200
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in content
-    assert "<script>alert(1)</script>" not in content
-    session_url = reverse("admin:verilock_django_session_change", args=(quote("ses_page"),))
-    assert f'href="{session_url}"' in content
-    assert 'name="_save"' not in content
-
-
-@pytest.mark.django_db
-def test_session_timeline_lists_its_events_oldest_first() -> None:
-    assert "No webhook received" in webhook_timeline("ses_t")
-    first = stored(webhook_payload("session.completed", session_id="ses_t", webhook_id="wh_a"))
-    stored(webhook_payload("session.approved", session_id="ses_t", webhook_id="wh_b"))
-    stored(webhook_payload("session.approved", session_id="ses_other", webhook_id="wh_c"))
-    WebhookEvent.objects.filter(pk=first.pk).update(
-        status=WebhookEventStatus.FAILED, last_error="ServerError: <boom>"
-    )
-
-    html = webhook_timeline("ses_t")
-
-    assert html.index("session.completed") < html.index("session.approved")
-    assert "wh_c" not in html
-    assert "ServerError: &lt;boom&gt;" in html
-    assert "verilock-bad" in html
-
-
-@pytest.mark.django_db
-def test_reprocess_action_needs_the_change_permission(
-    client: Client, django_user_model: Any
-) -> None:
-    from django.contrib.auth.models import Permission
-
-    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_webhookevent"))
-    client.force_login(user)
-    stored(webhook_payload())
-
-    content = client.get(CHANGELIST).content.decode()
-
-    assert "Reprocess" not in content
-    assert site.is_registered(WebhookEvent)
 
 
 # -- checks ---------------------------------------------------------------------------

@@ -1,80 +1,35 @@
-"""Admin for stored webhook events, and the per-session event timeline.
+"""Admin for stored webhook events.
 
 Events are read-only records of what Verilock sent. Staff with the ``change_webhookevent``
-permission may reprocess them (the same service the ``process_verilock_webhooks`` command
-uses). Imported by ``admin.py``, so registering the app's admin registers this too.
+permission may reprocess them through :func:`verilock_django.processing.process_events`,
+the same service the ``process_verilock_webhooks`` command uses. A session's events are
+also shown on its own page (see :mod:`.sessions`).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote
-from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import WebhookEvent
-from .processing import process_events
-from .statuses import status_label, status_tone
+from ..models import Session, WebhookEvent
+from ..processing import process_events
+from . import display
 
-#: Most events shown in a session's timeline (the newest ones).
-TIMELINE_LIMIT = 50
-
-
-def event_status_html(status: str) -> SafeString:
-    """A coloured badge for an event status."""
-    label = status_label(status)
-    tone = status_tone(status)
-    return format_html('<span class="verilock-badge verilock-{}">{}</span>', tone, label)
-
-
-def webhook_timeline(session_id: str, *, admin_site: str = "admin") -> SafeString:
-    """A session's webhook events, oldest first, as an escaped HTML table (one query)."""
-    events = list(
-        WebhookEvent.objects.for_session(session_id)
-        .reverse()
-        .only("webhook_id", "event_type", "status", "attempts", "received_at", "last_error")[
-            :TIMELINE_LIMIT
-        ]
-    )[::-1]
-    if not events:
-        return format_html("<p>{}</p>", gettext("No webhook received for this session."))
-    rows = format_html_join(
-        "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        (
-            (
-                event.received_at.isoformat(timespec="seconds"),
-                _event_link(event, admin_site),
-                event_status_html(event.status),
-                event.attempts,
-                event.last_error,
-            )
-            for event in events
-        ),
-    )
-    return format_html(
-        '<table class="verilock-timeline"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
-        "<th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
-        gettext("received"),
-        gettext("event"),
-        gettext("status"),
-        gettext("attempts"),
-        gettext("last error"),
-        rows,
-    )
+if TYPE_CHECKING:
+    _WebhookEventAdminBase = admin.ModelAdmin[WebhookEvent]
+else:  # the admin classes are not subscriptable at runtime
+    _WebhookEventAdminBase = admin.ModelAdmin
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WebhookEventAdmin(_WebhookEventAdminBase):
     """Read-only list of deliveries with a "Reprocess" action."""
 
     list_display = (
@@ -108,7 +63,7 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     reprocess_limit = 100
 
     class Media:
-        css = {"all": ("verilock_django/admin.css",)}
+        css = {"all": (display.STYLESHEET,)}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -118,37 +73,33 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_reprocess_permission(self, request: HttpRequest) -> bool:
         """Reprocessing writes sessions, so it takes the change permission."""
-        opts = self.opts
-        codename = get_permission_codename("change", opts)
-        return request.user.has_perm(f"{opts.app_label}.{codename}")
+        return display.has_model_permission(request, "change", WebhookEvent)
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: WebhookEvent) -> SafeString:
-        return event_status_html(obj.status)
+        return display.status_badge(obj.status)
 
     @admin.display(description=_("session"), ordering="session_id")
     def session_link(self, obj: WebhookEvent) -> str:
         if not obj.session_id:
             return self.get_empty_value_display()
-        try:
-            url = reverse(
-                "admin:verilock_django_session_change",
-                args=(quote(obj.session_id),),
-                current_app=self.admin_site.name,
-            )
-        except NoReverseMatch:  # the host unregistered the session admin
+        url = display.change_url(Session, obj.session_id, admin_site=self.admin_site.name)
+        if url is None:
             return obj.session_id
         return format_html('<a href="{}">{}</a>', url, obj.session_id)
 
     @admin.display(description=_("payload"))
     def payload_json(self, obj: WebhookEvent) -> SafeString:
-        text = json.dumps(obj.payload, indent=2, ensure_ascii=False, default=str)
-        return format_html('<pre class="verilock-json">{}</pre>', text)
+        return display.json_block(obj.payload)
 
     @admin.action(description=_("Reprocess"), permissions=["reprocess"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         """Process the selected events again, whatever their status, and report."""
-        ids = list(queryset.order_by("received_at", "pk").values_list("pk", flat=True))
+        ids = list(
+            queryset.order_by("received_at", "pk").values_list("pk", flat=True)[
+                : self.reprocess_limit + 1
+            ]
+        )
         if len(ids) > self.reprocess_limit:
             self.message_user(
                 request,
@@ -177,15 +128,3 @@ class WebhookEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 },
                 messages.ERROR,
             )
-
-
-def _event_link(event: WebhookEvent, admin_site: str) -> str:
-    try:
-        url = reverse(
-            "admin:verilock_django_webhookevent_change",
-            args=(event.pk,),
-            current_app=admin_site,
-        )
-    except NoReverseMatch:
-        return event.event_type
-    return format_html('<a href="{}" title="{}">{}</a>', url, event.webhook_id, event.event_type)

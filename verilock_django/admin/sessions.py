@@ -1,21 +1,20 @@
-"""Admin for reviewing mirrored Verilock sessions.
+"""Admin for reviewing mirrored Verilock sessions, with their step results and webhook events.
 
 Everything here is read-only: the data belongs to Verilock. Staff may refresh sessions from
 the API (an action on the list, a button on the page), which goes through
-:func:`verilock_django.sync.sync_sessions` like every other way in.
+:func:`verilock_django.sync.sync_sessions` like every other way in. The change page shows
+the session's webhook timeline (one query, the newest :data:`TIMELINE_LIMIT` events).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value, flatten_fieldsets, quote, unquote
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -23,18 +22,19 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import webhook_admin  # also registers the webhook events admin
-from .exceptions import AuthenticationError, VerilockConfigurationError
-from .models import Session, StepResult
-from .statuses import status_label, status_tone
-from .store import SyncResult
-from .sync import sync_sessions
+from ..exceptions import AuthenticationError, VerilockConfigurationError
+from ..models import Session, StepResult, WebhookEvent
+from ..statuses import status_label, status_tone
+from ..store import SyncResult
+from ..sync import sync_sessions
+from . import display
 
 #: Compact marks for the list's step column; other statuses are shown as they come.
 STEP_MARKS: dict[str, str] = {
@@ -43,6 +43,8 @@ STEP_MARKS: dict[str, str] = {
     "pending": "…",
     "not_started": "…",
 }
+#: Most events shown in a session's timeline (the newest ones).
+TIMELINE_LIMIT = 50
 
 if TYPE_CHECKING:
     _StepResultInlineBase = admin.TabularInline[StepResult, Session]
@@ -52,25 +54,24 @@ else:  # the admin classes are not subscriptable at runtime
     _SessionAdminBase = admin.ModelAdmin
 
 
-def status_html(status: str, label: str | None = None) -> SafeString:
-    """A coloured, escaped badge for a session or step status."""
-    tone = status_tone(status)
-    return format_html(
-        '<span class="verilock-badge verilock-{}">{}</span>',
-        tone,
-        label if label is not None else status_label(status),
-    )
-
-
-def pretty_json(value: Any) -> SafeString:
-    """JSON indented inside an escaped ``<pre>``."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    return format_html('<pre class="verilock-json">{}</pre>', text)
-
-
-def _has_model_permission(request: HttpRequest, action: str, model: type[Model]) -> bool:
-    opts = model._meta
-    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+def webhook_timeline(session_id: str, *, admin_site: str = "admin") -> SafeString:
+    """A session's webhook events, oldest first, rendered from a template (one query)."""
+    events = list(
+        WebhookEvent.objects.for_session(session_id)
+        .reverse()
+        .only("webhook_id", "event_type", "status", "attempts", "received_at", "last_error")[
+            :TIMELINE_LIMIT
+        ]
+    )[::-1]
+    rows = [
+        {
+            "event": event,
+            "url": display.change_url(WebhookEvent, event.pk, admin_site=admin_site),
+            "status": display.status_badge(event.status),
+        }
+        for event in events
+    ]
+    return render_to_string("admin/verilock_django/session/webhook_timeline.html", {"rows": rows})
 
 
 class SyncStateFilter(admin.SimpleListFilter):
@@ -111,18 +112,18 @@ class StepResultInline(_StepResultInlineBase):
 
     @admin.display(description=_("status"), ordering="status")
     def step_status(self, obj: StepResult) -> SafeString:
-        return status_html(obj.status)
+        return display.status_badge(obj.status)
 
     @admin.display(description=_("details"))
     def details_json(self, obj: StepResult) -> SafeString:
-        return pretty_json(obj.details)
+        return display.json_block(obj.details)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Step results are part of the session: whoever may view a session sees its steps,
         # without a separate permission on StepResult.
-        return _has_model_permission(request, "view", Session) or _has_model_permission(
-            request, "change", Session
-        )
+        return display.has_model_permission(
+            request, "view", Session
+        ) or display.has_model_permission(request, "change", Session)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -209,7 +210,7 @@ class SessionAdmin(_SessionAdminBase):
     refresh_limit = 100
 
     class Media:
-        css = {"all": ("verilock_django/admin.css",)}
+        css = {"all": (display.STYLESHEET,)}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
         # One query for all rows' step results, whatever the page size; the list needs
@@ -237,7 +238,7 @@ class SessionAdmin(_SessionAdminBase):
 
     def has_refresh_permission(self, request: HttpRequest) -> bool:
         """Refreshing writes the provider's data, so it takes the change permission."""
-        return _has_model_permission(request, "change", Session)
+        return display.has_model_permission(request, "change", Session)
 
     # -- columns and read-only fields ---------------------------------------------------
 
@@ -248,8 +249,8 @@ class SessionAdmin(_SessionAdminBase):
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Session) -> SafeString:
         if obj.never_synced and not obj.status:
-            return status_html("", gettext("not fetched yet"))
-        return status_html(obj.status)
+            return display.status_badge("", gettext("not fetched yet"))
+        return display.status_badge(obj.status)
 
     @admin.display(description=_("steps"))
     def step_outcomes(self, obj: Session) -> str:
@@ -288,10 +289,9 @@ class SessionAdmin(_SessionAdminBase):
         if obj.last_sync_error:
             # The error text (no applicant data by design) shows on hover.
             return format_html(
-                '{} <span class="verilock-badge verilock-bad" title="{}">⚠ {}</span>',
+                "{} {}",
                 when,
-                obj.last_sync_error,
-                gettext("failed"),
+                display.badge("bad", f"⚠ {gettext('failed')}", title=obj.last_sync_error),
             )
         return str(when)
 
@@ -302,11 +302,11 @@ class SessionAdmin(_SessionAdminBase):
 
     @admin.display(description=_("payload"))
     def raw_json(self, obj: Session) -> SafeString:
-        return pretty_json(obj.payload)
+        return display.json_block(obj.payload)
 
     @admin.display(description=_("timeline"))
     def webhook_events(self, obj: Session) -> SafeString:
-        return webhook_admin.webhook_timeline(obj.pk, admin_site=self.admin_site.name)
+        return webhook_timeline(obj.pk, admin_site=self.admin_site.name)
 
     # -- refreshing --------------------------------------------------------------------
 

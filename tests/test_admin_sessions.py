@@ -1,8 +1,9 @@
-"""The admin: read-only review of sessions, search, filters and the refresh from Verilock."""
+"""The sessions admin: read-only review, filters, webhook timeline, refresh from Verilock."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -14,8 +15,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from verilock_django.admin import SessionAdmin
-from verilock_django.models import Session, StepResult, WebhookEvent
+from verilock_django.admin.sessions import TIMELINE_LIMIT, SessionAdmin, webhook_timeline
+from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEventStatus
 from verilock_django.store import store_session
 
 from .conftest import API_URL, SEED_ID
@@ -27,6 +28,8 @@ else:
 
 pytestmark = pytest.mark.django_db
 
+#: The seed session's steps, in the provider's order.
+STEPS = ["document", "selfie", "face_match", "liveness", "aml"]
 CHANGELIST = reverse("admin:verilock_django_session_changelist")
 
 
@@ -245,13 +248,7 @@ def test_change_page_shows_fields_steps_and_payload(admin_client: Client, stored
     assert "document, selfie, face_match, liveness, aml" in content
     # The inline: one row per step with its score and details.
     inline = response.context["inline_admin_formsets"][0]
-    assert [form.original.step for form in inline] == [
-        "document",
-        "selfie",
-        "face_match",
-        "liveness",
-        "aml",
-    ]
+    assert [form.original.step for form in inline] == STEPS
     assert "0.97" in content
     assert "&quot;similarity&quot;: &quot;very_high&quot;" in content
     # The raw payload, pretty-printed.
@@ -294,6 +291,50 @@ def test_change_page_shows_the_sessions_webhook_events(
     assert "session.created" not in content
 
 
+def event_at(minute: int, session: str = "ses_t", **fields: Any) -> WebhookEvent:
+    """A webhook event for ``session`` received ``minute`` minutes after a fixed noon."""
+    fields.setdefault("webhook_id", f"wh_{session}_{minute}")
+    noon = dt.datetime(2025, 3, 14, 12, tzinfo=dt.timezone.utc)
+    return WebhookEvent.objects.create(
+        session_id=session, received_at=noon + dt.timedelta(minutes=minute), **fields
+    )
+
+
+def test_session_timeline_lists_its_events_oldest_first() -> None:
+    assert "No webhook received" in webhook_timeline("ses_t")
+    first = event_at(1, event_type="session.completed")
+    event_at(2, event_type="session.approved")
+    event_at(3, "ses_other", event_type="session.approved", webhook_id="wh_c")
+    WebhookEvent.objects.filter(pk=first.pk).update(
+        status=WebhookEventStatus.FAILED, last_error="ServerError: <boom>"
+    )
+
+    html = webhook_timeline("ses_t")
+
+    assert html.index("session.completed") < html.index("session.approved")
+    assert "wh_c" not in html
+    assert "ServerError: &lt;boom&gt;" in html
+    assert "verilock-bad" in html
+
+
+def test_session_timeline_links_each_event_and_keeps_the_newest(
+    django_assert_num_queries: Any,
+) -> None:
+    for minute in range(TIMELINE_LIMIT + 2):
+        event_at(minute, event_type=f"session.step_{minute}")
+    newest = WebhookEvent.objects.get(webhook_id=f"wh_ses_t_{TIMELINE_LIMIT + 1}")
+
+    with django_assert_num_queries(1):
+        html = webhook_timeline("ses_t")
+
+    assert ">event type<" in html
+    assert "session.step_0<" not in html  # the oldest fall off
+    assert "session.step_1<" not in html
+    assert "session.step_2<" in html
+    event_url = reverse("admin:verilock_django_webhookevent_change", args=(newest.pk,))
+    assert f'<a href="{event_url}" title="{newest.webhook_id}">' in html
+
+
 def test_change_page_cannot_be_saved(admin_client: Client, stored: Session) -> None:
     response = admin_client.post(change_url(SEED_ID), {"status": "declined", "reference_id": "x"})
 
@@ -318,13 +359,7 @@ def test_staff_with_view_permission_reviews_steps_but_cannot_refresh(
     refresh = client.post(refresh_url(SEED_ID))
 
     assert page.status_code == 200
-    assert [form.original.step for form in page.context["inline_admin_formsets"][0]] == [
-        "document",
-        "selfie",
-        "face_match",
-        "liveness",
-        "aml",
-    ]
+    assert [form.original.step for form in page.context["inline_admin_formsets"][0]] == STEPS
     assert "Refresh from Verilock" not in page.content.decode()
     assert "refresh_from_verilock" not in listing.content.decode()
     assert refresh.status_code == 403
