@@ -137,7 +137,7 @@ class _Fetched:
 
 
 def _concurrency(value: int | None) -> int:
-    return max(1, int(value if value is not None else verilock_settings.SYNC_CONCURRENCY))
+    return max(1, int(value if value is not None else verilock_settings.sync_concurrency))
 
 
 class _Pipeline:
@@ -391,7 +391,7 @@ def _claim(candidates: QuerySet[Session], size: int) -> tuple[list[str], str | N
     # Unique per claim: on databases without SKIP LOCKED the expiry doubles as the token
     # that tells which rows this claim won.
     until = timezone.now() + dt.timedelta(
-        seconds=float(verilock_settings.LEASE_SECONDS), microseconds=secrets.randbelow(10**6)
+        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
     )
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():

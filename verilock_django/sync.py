@@ -205,8 +205,8 @@ def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
     Starts at ``VERILOCK_RECHECK_MIN_INTERVAL`` and stops growing at
     ``VERILOCK_RECHECK_MAX_INTERVAL`` (seconds).
     """
-    low = float(verilock_settings.RECHECK_MIN_INTERVAL)
-    high = float(verilock_settings.RECHECK_MAX_INTERVAL)
+    low = verilock_settings.recheck_min_interval
+    high = verilock_settings.recheck_max_interval
     return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 
