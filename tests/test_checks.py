@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import re
+import sys
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.checks import WARNING
+from django.core.checks import ERROR, WARNING, CheckMessage
 from django.core.management import call_command
 from django.test import override_settings
 
-from verilock_django.checks import check_settings, check_sync_settings
+from verilock_django import checks, conf
+from verilock_django.checks import check_settings, check_sync_settings, check_webhook_settings
 
 
 def ids(**overrides: Any) -> list[str]:
@@ -34,6 +38,12 @@ def test_valid_settings_pass() -> None:
         ({"VERILOCK_FINISHED_STATUSES": "approved"}, ["verilock_django.E005"]),
         ({"VERILOCK_FINISHED_STATUSES": []}, ["verilock_django.E005"]),
         ({"VERILOCK_MAX_RETRIES": -1}, ["verilock_django.E006"]),
+        ({"VERILOCK_MAX_RETRIES": True}, ["verilock_django.E006"]),
+        ({"VERILOCK_RETRY_BACKOFF": "fast"}, ["verilock_django.E007"]),
+        ({"VERILOCK_RETRY_BACKOFF": -0.5}, ["verilock_django.E007"]),
+        ({"VERILOCK_API_KEY": "qi_test abc"}, ["verilock_django.E008"]),
+        ({"VERILOCK_API_KEY": "qi_test\u200babc"}, ["verilock_django.E008"]),
+        ({"VERILOCK_API_KEY": "\n"}, ["verilock_django.W001"]),
     ],
 )
 def test_bad_settings_have_stable_ids(overrides: dict[str, Any], expected: list[str]) -> None:
@@ -80,3 +90,102 @@ def test_default_sync_settings_pass() -> None:
     assert check_sync_settings() == []
     with override_settings(VERILOCK_RATE_LIMIT_PER_MINUTE=120):
         assert check_sync_settings() == []
+
+
+def test_a_key_with_only_surrounding_whitespace_passes() -> None:
+    assert ids(VERILOCK_API_KEY="qi_test_abc\n") == []
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        (["whsec_abc\n", "  whsec_old "], set()),
+        (["whsec_a bc"], {"verilock_django.E015", "verilock_django.W010"}),
+        (["whsec_abc", "whsec\r\nabc"], {"verilock_django.E015", "verilock_django.W010"}),
+    ],
+)
+def test_webhook_secrets_may_not_hold_whitespace_inside(
+    secrets: list[str], expected: set[str]
+) -> None:
+    with override_settings(VERILOCK_WEBHOOK_SECRETS=secrets):
+        assert {message.id for message in check_webhook_settings()} == expected
+
+
+def test_an_unknown_setting_is_a_warning_with_the_closest_name() -> None:
+    with override_settings(VERILOCK_APIKEY="qi_test_abc", VERILOCK_SHINY=1):
+        messages = [m for m in check_settings() if m.id == "verilock_django.W002"]
+    by_name = {str(message.msg).split()[0]: message for message in messages}
+    assert set(by_name) == {"VERILOCK_APIKEY", "VERILOCK_SHINY"}
+    assert all(message.level == WARNING for message in messages)
+    assert by_name["VERILOCK_APIKEY"].hint == "Did you mean VERILOCK_API_KEY?"
+    assert "Did you mean" not in str(by_name["VERILOCK_SHINY"].hint)
+
+
+def test_a_misspelt_webhook_setting_suggests_the_real_one() -> None:
+    with override_settings(VERILOCK_WEBHOOK_SECRET=["whsec_abc"]):
+        (message,) = [m for m in check_settings() if m.id == "verilock_django.W002"]
+    assert message.hint == "Did you mean VERILOCK_WEBHOOK_SECRETS?"
+
+
+def all_messages() -> list[CheckMessage]:
+    return [*check_settings(), *check_webhook_settings(), *check_sync_settings()]
+
+
+#: One unusable value per setting; each must be reported by exactly its row's check id.
+BAD_VALUES: dict[str, object] = {
+    "API_KEY": b"qi_test_abc",
+    "API_URL": "https://",
+    "AUTH_HEADER": "Bearer",
+    "TIMEOUT": -1,
+    "MAX_RETRIES": "3",
+    "RETRY_BACKOFF": "fast",
+    "FINISHED_STATUSES": ["approved", ""],
+    "RETRY_AFTER_MAX": 0,
+    "SYNC_CONCURRENCY": "16",
+    "RATE_LIMIT_PER_MINUTE": -1,
+    "RECHECK_MIN_INTERVAL": "5m",
+    "RECHECK_MAX_INTERVAL": 0,
+    "LEASE_SECONDS": None,
+    "WEBHOOK_SECRETS": None,
+    "WEBHOOK_PROCESSOR": "",
+    "WEBHOOK_THREADS": 1.0,
+    "WEBHOOK_MAX_BODY_SIZE": -1,
+    "WEBHOOK_STALE_AFTER": "300",
+}
+
+
+def test_every_setting_has_a_check() -> None:
+    assert set(BAD_VALUES) == {setting.name for setting in conf.SETTINGS}
+    for setting in conf.SETTINGS:
+        with override_settings(**{setting.setting_name: BAD_VALUES[setting.name]}):
+            errors = [m for m in all_messages() if m.level >= ERROR]
+        assert [m.id for m in errors] == [f"verilock_django.{setting.check_id}"], setting.name
+        assert str(errors[0].msg).startswith(setting.setting_name), setting.name
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VERILOCK_API_KEY", "qi_live_TOPSECRET with space"),
+        ("VERILOCK_API_KEY", "qi_live_TOPSECRET\x07"),
+        ("VERILOCK_WEBHOOK_SECRETS", ["whsec_TOPSECRET\tx"]),
+        ("VERILOCK_WEBHOOK_SECRETS", "whsec_TOPSECRET"),
+        ("VERILOCK_WEBHOOK_SECRETS", ["whsec_TOPSECRET", ""]),
+    ],
+)
+def test_no_check_message_shows_the_key_or_a_secret(name: str, value: object) -> None:
+    with override_settings(**{name: value}):
+        messages = all_messages()
+    assert any(message.level >= ERROR for message in messages)
+    assert all("TOPSECRET" not in f"{message.msg} {message.hint}" for message in messages)
+
+
+def test_checks_import_only_conf_django_and_the_standard_library() -> None:
+    source = Path(checks.__file__).read_text(encoding="utf-8")
+    imports = re.findall(r"^(?:from|import) (\S+)", source, flags=re.MULTILINE)
+    assert {name for name in imports if name.startswith(".")} == {"."}
+    assert "from . import conf" in source
+    assert all(
+        name.startswith((".", "django")) or name.split(".")[0] in sys.stdlib_module_names
+        for name in imports
+    ), imports

@@ -205,7 +205,14 @@ def test_rotation_accepts_old_and_new_secret_only(client: Client, settings: Any)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("secrets", [[], "whsec_as_a_string", [""]])
+def test_a_secret_pasted_with_a_trailing_newline_verifies(client: Client, settings: Any) -> None:
+    settings.VERILOCK_WEBHOOK_SECRETS = [f"{SECRET}\n"]
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
+    assert deliver(client, webhook_payload(), SECRET).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("secrets", [[], "whsec_as_a_string", [""], ["whsec_a b"]])
 def test_unconfigured_endpoint_refuses(client: Client, settings: Any, secrets: Any) -> None:
     settings.VERILOCK_WEBHOOK_SECRETS = secrets
     body = json.dumps(webhook_payload()).encode()

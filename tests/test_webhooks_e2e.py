@@ -199,3 +199,10 @@ def test_send_test_webhook_command_needs_a_secret(settings: Any) -> None:
     settings.VERILOCK_WEBHOOK_SECRETS = []
     with pytest.raises(CommandError, match="No secret"):
         call_command("send_verilock_test_webhook", "http://127.0.0.1:9/", "--session-id", "ses_x")
+
+
+def test_send_test_webhook_command_names_an_unusable_secrets_setting(settings: Any) -> None:
+    settings.VERILOCK_WEBHOOK_SECRETS = "whsec_not_a_list"
+    with pytest.raises(CommandError, match=r"^VERILOCK_WEBHOOK_SECRETS must be a list") as raised:
+        call_command("send_verilock_test_webhook", "http://127.0.0.1:9/", "--session-id", "ses_x")
+    assert "whsec_not_a_list" not in str(raised.value)

@@ -187,12 +187,10 @@ class VerilockClient:
 
     def _http(self) -> requests.Session:
         max_retries = (
-            self._max_retries
-            if self._max_retries is not None
-            else int(verilock_settings.MAX_RETRIES)
+            self._max_retries if self._max_retries is not None else verilock_settings.max_retries
         )
-        backoff = float(verilock_settings.RETRY_BACKOFF)
-        retry_after_cap = float(verilock_settings.RETRY_AFTER_MAX)
+        backoff = verilock_settings.retry_backoff
+        retry_after_cap = verilock_settings.retry_after_max
         # One pooled session per thread and retry policy, so a settings override in a test
         # takes effect while connections stay reused across calls.
         key = (max_retries, backoff, retry_after_cap)
@@ -227,13 +225,13 @@ class VerilockClient:
 
     def _before_send(self) -> None:
         """Count one HTTP attempt and wait for the rate limit, if one is set."""
-        limit = verilock_settings.RATE_LIMIT_PER_MINUTE
+        limit = verilock_settings.rate_limit_per_minute
         with self._count_lock:
             self.request_count += 1
             if not limit:
                 self._limiter = None
-            elif self._limiter is None or self._limiter.per_minute != int(limit):
-                self._limiter = RateLimiter(int(limit))
+            elif self._limiter is None or self._limiter.per_minute != limit:
+                self._limiter = RateLimiter(limit)
             limiter = self._limiter
         if limiter is not None:
             waited = limiter.acquire()
@@ -246,7 +244,7 @@ class VerilockClient:
             raise VerilockConfigurationError(
                 "VERILOCK_API_KEY is not set: the app cannot call the Verilock API."
             )
-        style = self._auth_header or verilock_settings.AUTH_HEADER
+        style = self._auth_header or verilock_settings.auth_header
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if style in ("both", "bearer"):
             headers["Authorization"] = f"Bearer {key}"
@@ -263,7 +261,7 @@ class VerilockClient:
         session_id: str | None = None,
     ) -> dict[str, Any]:
         url = f"{self.api_url}{path}"
-        timeout = self._timeout if self._timeout is not None else float(verilock_settings.TIMEOUT)
+        timeout = self._timeout if self._timeout is not None else verilock_settings.timeout
         headers = self._headers()
         self._before_send()
         try:

@@ -1,68 +1,552 @@
-"""The app's settings, read from Django settings at access time.
+"""The app's settings: one table, one typed object, read from Django settings at access time.
 
-Every ``VERILOCK_*`` setting goes through :data:`verilock_settings`, so
-``override_settings`` and pytest-django's ``settings`` fixture take effect at once.
+Every ``VERILOCK_*`` setting is a row of :data:`SETTINGS` (name, default, parser, system
+check id, README type and meaning) and a typed lowercase property of
+:data:`verilock_settings` (``verilock_settings.timeout`` is a ``float``). A property reads
+``django.conf.settings`` on every access, so ``override_settings`` and pytest-django's
+``settings`` fixture take effect at once, and coerces the value in one place; an unusable
+value raises :class:`~verilock_django.exceptions.VerilockConfigurationError` naming the
+setting. The system checks (``checks.py``) run the same parsers at start-up, and the README's
+settings table lists the same rows (a test compares them).
+
+Messages name the setting and describe the problem, never the value: the API key and the
+webhook secrets must not reach a log or a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
+from .exceptions import VerilockConfigurationError
 from .statuses import DEFAULT_FINISHED_STATUSES
 
-DEFAULT_API_URL = "https://verilock.io/api/v1"
+#: Prefix of every setting name in Django settings.
+PREFIX: Final = "VERILOCK_"
+
+DEFAULT_API_URL: Final = "https://verilock.io/api/v1"
 
 #: Values of ``VERILOCK_AUTH_HEADER``: ``"both"`` sends the key in ``Authorization: Bearer``
 #: *and* ``X-API-Key`` (the provider documents each in a different generation of its docs).
-AUTH_HEADER_CHOICES = ("both", "bearer", "x-api-key")
+AUTH_HEADER_CHOICES: Final = ("both", "bearer", "x-api-key")
 
-DEFAULTS: dict[str, Any] = {
-    "API_KEY": "",
-    "API_URL": DEFAULT_API_URL,
-    "AUTH_HEADER": "both",
-    "TIMEOUT": 10.0,
-    "MAX_RETRIES": 3,
-    "RETRY_BACKOFF": 1.0,
-    "FINISHED_STATUSES": DEFAULT_FINISHED_STATUSES,
-    "RETRY_AFTER_MAX": 30.0,
-    "RATE_LIMIT_PER_MINUTE": None,
-    "SYNC_CONCURRENCY": 16,
-    "RECHECK_MIN_INTERVAL": 300,
-    "RECHECK_MAX_INTERVAL": 21600,
-    "LEASE_SECONDS": 600,
-    "WEBHOOK_SECRETS": (),
-    "WEBHOOK_PROCESSOR": "thread",
-    "WEBHOOK_THREADS": 2,
-    "WEBHOOK_MAX_BODY_SIZE": 262_144,
-    "WEBHOOK_STALE_AFTER": 300,
-}
+#: Named modes of ``VERILOCK_WEBHOOK_PROCESSOR``; any other value is the dotted path of a
+#: callable ``f(event_id)``.
+PROCESSOR_CHOICES: Final = ("thread", "sync", "none")
+
+#: Check groups: which registered check function reports a row (``checks.py``).
+GROUP_API: Final = "api"
+GROUP_WEBHOOK: Final = "webhook"
+GROUP_SYNC: Final = "sync"
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class InvalidSetting(ValueError):
+    """A raw setting value cannot be used; ``problem`` completes "VERILOCK_X …".
+
+    ``check_id`` overrides the row's check id for a distinct problem (for example a key
+    with whitespace inside). Never holds the value itself.
+    """
+
+    def __init__(self, problem: str, *, check_id: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.check_id = check_id
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T_co]):
+    """One row of the settings table.
+
+    ``parse`` turns the raw value (the default when unset) into the typed value or raises
+    :class:`InvalidSetting`; ``check_id`` is the system check reporting that (``"E004"``);
+    ``type_doc``, ``default_doc`` and ``doc`` are the README row's Type, Default and
+    Meaning cells.
+    """
+
+    name: str
+    default: object
+    parse: Callable[[object], T_co]
+    check_id: str
+    group: str
+    type_doc: str
+    default_doc: str
+    doc: str
+    hint: str = ""
+
+    @property
+    def setting_name(self) -> str:
+        """The name in Django settings, e.g. ``"VERILOCK_TIMEOUT"``."""
+        return PREFIX + self.name
+
+    def raw(self) -> object:
+        """The value in Django settings now, or the default when unset (not validated)."""
+        return getattr(settings, self.setting_name, self.default)
+
+    def value(self) -> T_co:
+        """The typed value now.
+
+        :raises VerilockConfigurationError: the value is unusable (the message names the
+            setting and the problem, never the value).
+        """
+        try:
+            return self.parse(self.raw())
+        except InvalidSetting as exc:
+            raise VerilockConfigurationError(f"{self.setting_name} {exc.problem}.") from None
+
+    def problem(self) -> InvalidSetting | None:
+        """What is wrong with the current value, or ``None`` if it is usable."""
+        try:
+            self.parse(self.raw())
+        except InvalidSetting as exc:
+            return exc
+        return None
+
+
+# -- parsers: raw value in, typed value out, or InvalidSetting --------------------------
+
+
+def _kind(value: object) -> str:
+    # The type only: values may be secrets.
+    return f"got {type(value).__name__}"
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float if it is an int or a float (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _positive_number(value: object) -> float:
+    number = _number(value)
+    if number is None or not number > 0:  # "not >" also refuses NaN
+        raise InvalidSetting(f"must be a positive number of seconds ({_kind(value)})")
+    return number
+
+
+def _non_negative_number(value: object) -> float:
+    number = _number(value)
+    if number is None or not number >= 0:
+        raise InvalidSetting(f"must be a number >= 0 ({_kind(value)})")
+    return number
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidSetting(f"must be a positive integer ({_kind(value)})")
+    return value
+
+
+def _non_negative_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidSetting(f"must be an integer >= 0 ({_kind(value)})")
+    return value
+
+
+def _optional_positive_int(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return _positive_int(value)
+    except InvalidSetting:
+        raise InvalidSetting(f"must be None or a positive integer ({_kind(value)})") from None
+
+
+def _has_inner_junk(text: str) -> bool:
+    """Whitespace or a control/format character (``\\n``, ``\\t``, zero-width space…)."""
+    return any(char.isspace() or unicodedata.category(char).startswith("C") for char in text)
+
+
+def _api_key(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting(f"must be a string ({_kind(value)})")
+    key = value.strip()  # a key pasted with a trailing newline still works
+    if _has_inner_junk(key):
+        raise InvalidSetting("must not contain whitespace or control characters", check_id="E008")
+    return key
+
+
+def _api_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting(f"must be an http(s) URL ({_kind(value)})")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidSetting("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _auth_header(value: object) -> str:
+    if not isinstance(value, str) or value not in AUTH_HEADER_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(AUTH_HEADER_CHOICES)}")
+    return value
+
+
+def _finished_statuses(value: object) -> frozenset[str]:
+    if (
+        not isinstance(value, (list, tuple, set, frozenset))
+        or not value
+        or not all(isinstance(status, str) and status for status in value)
+    ):
+        raise InvalidSetting("must be a non-empty list of status strings")
+    return frozenset(value)
+
+
+def _webhook_secrets(value: object) -> tuple[str, ...]:
+    # A bare string is refused rather than read as one secret per character or guessed at.
+    if not isinstance(value, (list, tuple)):
+        raise InvalidSetting(f"must be a list of non-empty strings ({_kind(value)})")
+    secrets: list[str] = []
+    for secret in value:
+        if not isinstance(secret, str) or not secret.strip():
+            raise InvalidSetting("must be a list of non-empty strings")
+        secret = secret.strip()
+        if _has_inner_junk(secret):
+            raise InvalidSetting(
+                "must not hold a secret with whitespace or control characters inside",
+                check_id="E015",
+            )
+        secrets.append(secret)
+    return tuple(secrets)
+
+
+def _webhook_processor(value: object) -> str:
+    if isinstance(value, str) and value in PROCESSOR_CHOICES:
+        return value
+    problem = f"must be one of {', '.join(PROCESSOR_CHOICES)} or the dotted path of a callable"
+    if not isinstance(value, str) or "." not in value:
+        raise InvalidSetting(problem)
+    try:
+        target = import_string(value)
+    except ImportError:
+        raise InvalidSetting(f"{problem} (the path does not import)") from None
+    if not callable(target):
+        raise InvalidSetting(f"{problem} (the path names something not callable)")
+    return value
+
+
+# -- the table ---------------------------------------------------------------------------
+
+API_KEY: Final[Setting[str]] = Setting(
+    "API_KEY",
+    "",
+    _api_key,
+    "E001",
+    GROUP_API,
+    "str",
+    '""',
+    "Your API key (`qi_live_…` or `qi_test_…`); surrounding whitespace is stripped. "
+    "Missing: system check `W001`, and every sync aborts at once.",
+)
+API_URL: Final[Setting[str]] = Setting(
+    "API_URL",
+    DEFAULT_API_URL,
+    _api_url,
+    "E002",
+    GROUP_API,
+    "str",
+    f'"{DEFAULT_API_URL}"',
+    "Base URL of the REST API (a trailing slash is dropped).",
+    hint=f"The default is {DEFAULT_API_URL}.",
+)
+AUTH_HEADER: Final[Setting[str]] = Setting(
+    "AUTH_HEADER",
+    "both",
+    _auth_header,
+    "E003",
+    GROUP_API,
+    "str",
+    '"both"',
+    'How the key is sent: `"both"` (`Authorization: Bearer` and `X-API-Key`, which works '
+    'against either documented generation), `"bearer"` or `"x-api-key"`.',
+)
+TIMEOUT: Final[Setting[float]] = Setting(
+    "TIMEOUT",
+    10.0,
+    _positive_number,
+    "E004",
+    GROUP_API,
+    "float (s)",
+    "10.0",
+    "Seconds to wait for a connection and for each read.",
+)
+MAX_RETRIES: Final[Setting[int]] = Setting(
+    "MAX_RETRIES",
+    3,
+    _non_negative_int,
+    "E006",
+    GROUP_API,
+    "int",
+    "3",
+    "Retries of a failed GET (429, 5xx, connection errors). POSTs are never retried.",
+)
+RETRY_BACKOFF: Final[Setting[float]] = Setting(
+    "RETRY_BACKOFF",
+    1.0,
+    _non_negative_number,
+    "E007",
+    GROUP_API,
+    "float",
+    "1.0",
+    "Backoff factor: waits 1 s, 2 s, 4 s … (capped at 8 s) plus up to 0.5 s of jitter; "
+    "`Retry-After` is honoured. `0` retries at once.",
+)
+FINISHED_STATUSES: Final[Setting[frozenset[str]]] = Setting(
+    "FINISHED_STATUSES",
+    DEFAULT_FINISHED_STATUSES,
+    _finished_statuses,
+    "E005",
+    GROUP_API,
+    "list[str]",
+    "[" + ", ".join(f'"{status}"' for status in DEFAULT_FINISHED_STATUSES) + "]",
+    "Statuses after which a session is final and no longer refreshed.",
+)
+RETRY_AFTER_MAX: Final[Setting[float]] = Setting(
+    "RETRY_AFTER_MAX",
+    30.0,
+    _positive_number,
+    "E025",
+    GROUP_SYNC,
+    "float (s)",
+    "30.0",
+    "Longest wait a `Retry-After` header can impose before a retry.",
+)
+RATE_LIMIT_PER_MINUTE: Final[Setting[int | None]] = Setting(
+    "RATE_LIMIT_PER_MINUTE",
+    None,
+    _optional_positive_int,
+    "E021",
+    GROUP_SYNC,
+    "int or `None`",
+    "None",
+    "At most this many HTTP requests (retries included) in any 60 s window, shared by the "
+    "threads of one process. Set it to your quota divided by the number of processes that "
+    "sync at once.",
+)
+SYNC_CONCURRENCY: Final[Setting[int]] = Setting(
+    "SYNC_CONCURRENCY",
+    16,
+    _positive_int,
+    "E020",
+    GROUP_SYNC,
+    "int",
+    "16",
+    "Parallel fetches in one sync run (`--concurrency`).",
+)
+RECHECK_MIN_INTERVAL: Final[Setting[float]] = Setting(
+    "RECHECK_MIN_INTERVAL",
+    300.0,
+    _positive_number,
+    "E022",
+    GROUP_SYNC,
+    "float (s)",
+    "300",
+    "First wait before an unfinished session is checked by id again; it doubles after each "
+    "check that brought nothing new. Set it a little below your cron period.",
+)
+RECHECK_MAX_INTERVAL: Final[Setting[float]] = Setting(
+    "RECHECK_MAX_INTERVAL",
+    21600.0,
+    _positive_number,
+    "E022",
+    GROUP_SYNC,
+    "float (s)",
+    "21600",
+    "Upper bound of that wait (not below the minimum: `E023`).",
+)
+LEASE_SECONDS: Final[Setting[float]] = Setting(
+    "LEASE_SECONDS",
+    600.0,
+    _positive_number,
+    "E024",
+    GROUP_SYNC,
+    "float (s)",
+    "600",
+    "How long a run's claim on a session lasts if the run dies before releasing it.",
+)
+WEBHOOK_SECRETS: Final[Setting[tuple[str, ...]]] = Setting(
+    "WEBHOOK_SECRETS",
+    (),
+    _webhook_secrets,
+    "E010",
+    GROUP_WEBHOOK,
+    "list[str]",
+    "[]",
+    "Accepted webhook signing secrets (`whsec_…`), each stripped of surrounding whitespace; "
+    "any listed one is valid, which allows rotation. Empty: the endpoint answers 503.",
+    hint='For one secret write VERILOCK_WEBHOOK_SECRETS = ["whsec_..."].',
+)
+WEBHOOK_PROCESSOR: Final[Setting[str]] = Setting(
+    "WEBHOOK_PROCESSOR",
+    "thread",
+    _webhook_processor,
+    "E011",
+    GROUP_WEBHOOK,
+    "str",
+    '"thread"',
+    'How stored events are processed: `"thread"` (a small in-process pool, after commit), '
+    '`"sync"` (in the request), `"none"` (only by the command), or the dotted path of a '
+    "callable `f(event_id)` that enqueues a task.",
+)
+WEBHOOK_THREADS: Final[Setting[int]] = Setting(
+    "WEBHOOK_THREADS",
+    2,
+    _positive_int,
+    "E012",
+    GROUP_WEBHOOK,
+    "int",
+    "2",
+    "Threads of the in-process pool.",
+)
+WEBHOOK_MAX_BODY_SIZE: Final[Setting[int]] = Setting(
+    "WEBHOOK_MAX_BODY_SIZE",
+    262_144,
+    _positive_int,
+    "E013",
+    GROUP_WEBHOOK,
+    "int (bytes)",
+    "262144",
+    "Largest webhook body accepted (larger: 413).",
+)
+WEBHOOK_STALE_AFTER: Final[Setting[float]] = Setting(
+    "WEBHOOK_STALE_AFTER",
+    300.0,
+    _positive_number,
+    "E014",
+    GROUP_WEBHOOK,
+    "float (s)",
+    "300",
+    "An event still `processing` after this long is taken over by `process_verilock_webhooks`.",
+)
+
+#: Every setting, in README order.
+SETTINGS: Final[tuple[Setting[object], ...]] = (
+    API_KEY,
+    API_URL,
+    AUTH_HEADER,
+    TIMEOUT,
+    MAX_RETRIES,
+    RETRY_BACKOFF,
+    FINISHED_STATUSES,
+    RETRY_AFTER_MAX,
+    SYNC_CONCURRENCY,
+    RATE_LIMIT_PER_MINUTE,
+    RECHECK_MIN_INTERVAL,
+    RECHECK_MAX_INTERVAL,
+    LEASE_SECONDS,
+    WEBHOOK_SECRETS,
+    WEBHOOK_PROCESSOR,
+    WEBHOOK_THREADS,
+    WEBHOOK_MAX_BODY_SIZE,
+    WEBHOOK_STALE_AFTER,
+)
 
 
 class VerilockSettings:
-    """Attribute access to the ``VERILOCK_*`` settings, with defaults."""
+    """The ``VERILOCK_*`` settings as typed properties, read at access time.
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Unknown Verilock setting: {name}")
-        return getattr(settings, f"VERILOCK_{name}", DEFAULTS[name])
+    Every property raises :class:`VerilockConfigurationError` (naming the setting, never its
+    value) when the configured value is unusable; system checks report the same at start-up.
+    """
 
-    # Typed accessors for the settings the code reads most.
     @property
     def api_key(self) -> str:
-        value = self.API_KEY
-        return value if isinstance(value, str) else ""
+        """``VERILOCK_API_KEY`` stripped of surrounding whitespace; ``""`` when unset."""
+        return API_KEY.value()
 
     @property
     def api_url(self) -> str:
-        return str(self.API_URL).rstrip("/")
+        """``VERILOCK_API_URL``, an http(s) URL without a trailing slash."""
+        return API_URL.value()
+
+    @property
+    def auth_header(self) -> str:
+        """``VERILOCK_AUTH_HEADER``: one of :data:`AUTH_HEADER_CHOICES`."""
+        return AUTH_HEADER.value()
+
+    @property
+    def timeout(self) -> float:
+        """``VERILOCK_TIMEOUT``: connect and read timeout, seconds (> 0)."""
+        return TIMEOUT.value()
+
+    @property
+    def max_retries(self) -> int:
+        """``VERILOCK_MAX_RETRIES``: retries of a failed GET (>= 0)."""
+        return MAX_RETRIES.value()
+
+    @property
+    def retry_backoff(self) -> float:
+        """``VERILOCK_RETRY_BACKOFF``: backoff factor between retries, seconds (>= 0)."""
+        return RETRY_BACKOFF.value()
 
     @property
     def finished_statuses(self) -> frozenset[str]:
-        value: Sequence[str] = self.FINISHED_STATUSES
-        return frozenset(value)
+        """``VERILOCK_FINISHED_STATUSES``: the final session statuses (non-empty)."""
+        return FINISHED_STATUSES.value()
+
+    @property
+    def retry_after_max(self) -> float:
+        """``VERILOCK_RETRY_AFTER_MAX``: longest honoured ``Retry-After``, seconds (> 0)."""
+        return RETRY_AFTER_MAX.value()
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        """``VERILOCK_RATE_LIMIT_PER_MINUTE``: requests per 60 s, or ``None`` for no limit."""
+        return RATE_LIMIT_PER_MINUTE.value()
+
+    @property
+    def sync_concurrency(self) -> int:
+        """``VERILOCK_SYNC_CONCURRENCY``: parallel fetches in one run (> 0)."""
+        return SYNC_CONCURRENCY.value()
+
+    @property
+    def recheck_min_interval(self) -> float:
+        """``VERILOCK_RECHECK_MIN_INTERVAL``: first recheck wait, seconds (> 0)."""
+        return RECHECK_MIN_INTERVAL.value()
+
+    @property
+    def recheck_max_interval(self) -> float:
+        """``VERILOCK_RECHECK_MAX_INTERVAL``: longest recheck wait, seconds (> 0)."""
+        return RECHECK_MAX_INTERVAL.value()
+
+    @property
+    def lease_seconds(self) -> float:
+        """``VERILOCK_LEASE_SECONDS``: lifetime of a run's claim on a session, seconds (> 0)."""
+        return LEASE_SECONDS.value()
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """``VERILOCK_WEBHOOK_SECRETS``, each stripped; ``()`` when none is configured."""
+        return WEBHOOK_SECRETS.value()
+
+    @property
+    def webhook_processor(self) -> str:
+        """``VERILOCK_WEBHOOK_PROCESSOR``: a :data:`PROCESSOR_CHOICES` mode or an importable
+        dotted path of a callable."""
+        return WEBHOOK_PROCESSOR.value()
+
+    @property
+    def webhook_threads(self) -> int:
+        """``VERILOCK_WEBHOOK_THREADS``: threads of the in-process pool (> 0)."""
+        return WEBHOOK_THREADS.value()
+
+    @property
+    def webhook_max_body_size(self) -> int:
+        """``VERILOCK_WEBHOOK_MAX_BODY_SIZE``: largest accepted body, bytes (> 0)."""
+        return WEBHOOK_MAX_BODY_SIZE.value()
+
+    @property
+    def webhook_stale_after(self) -> float:
+        """``VERILOCK_WEBHOOK_STALE_AFTER``: age after which a ``processing`` event is taken
+        over, seconds (> 0)."""
+        return WEBHOOK_STALE_AFTER.value()
 
 
 verilock_settings = VerilockSettings()

@@ -39,7 +39,6 @@ from .sync import sync_session
 
 logger = logging.getLogger(__name__)
 
-PROCESSOR_CHOICES = ("thread", "sync", "none")
 #: Events queued in the thread pool at most; beyond, they wait for the command.
 MAX_BACKLOG = 1000
 
@@ -72,7 +71,7 @@ class ProcessReport:
 
 def stale_before() -> dt.datetime:
     """Events ``processing`` since before this moment are considered abandoned."""
-    return timezone.now() - dt.timedelta(seconds=float(verilock_settings.WEBHOOK_STALE_AFTER))
+    return timezone.now() - dt.timedelta(seconds=verilock_settings.webhook_stale_after)
 
 
 def claim_event(event_id: int, *, force: bool = False) -> WebhookEvent | None:
@@ -147,7 +146,7 @@ def process_events(
 
 def dispatch(event_id: int) -> None:
     """Hand a stored event to ``VERILOCK_WEBHOOK_PROCESSOR`` (called after commit)."""
-    processor = verilock_settings.WEBHOOK_PROCESSOR
+    processor = verilock_settings.webhook_processor
     if processor == "thread":
         _submit(event_id)
     elif processor == "sync":
@@ -188,7 +187,7 @@ def _submit(event_id: int) -> None:
         # A pool inherited through fork has no threads behind it: start a new one.
         if _executor is None or _executor_pid != os.getpid():
             _executor = ThreadPoolExecutor(
-                max_workers=int(verilock_settings.WEBHOOK_THREADS),
+                max_workers=verilock_settings.webhook_threads,
                 thread_name_prefix="verilock-webhook",
             )
             _executor_pid = os.getpid()

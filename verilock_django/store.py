@@ -183,7 +183,7 @@ def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], s
     # Unique per claim: on databases without SKIP LOCKED the expiry doubles as the token
     # that tells which rows this claim won.
     until = timezone.now() + dt.timedelta(
-        seconds=float(verilock_settings.LEASE_SECONDS), microseconds=secrets.randbelow(10**6)
+        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
     )
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
@@ -217,8 +217,8 @@ def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
     Starts at ``VERILOCK_RECHECK_MIN_INTERVAL`` and stops growing at
     ``VERILOCK_RECHECK_MAX_INTERVAL`` (seconds).
     """
-    low = float(verilock_settings.RECHECK_MIN_INTERVAL)
-    high = float(verilock_settings.RECHECK_MAX_INTERVAL)
+    low = verilock_settings.recheck_min_interval
+    high = verilock_settings.recheck_max_interval
     return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 

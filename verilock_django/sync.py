@@ -189,7 +189,7 @@ class SyncPipeline:
         self.client = client
         self.report = report
         self.concurrency = max(
-            1, int(concurrency if concurrency is not None else verilock_settings.SYNC_CONCURRENCY)
+            1, concurrency if concurrency is not None else verilock_settings.sync_concurrency
         )
         self.on_result = on_result
         self.on_progress = on_progress

@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .conf import verilock_settings
-from .exceptions import PayloadError
+from .exceptions import PayloadError, VerilockConfigurationError
 from .models import WebhookEvent
 from .payloads import parse_timestamp
 from .processing import dispatch
@@ -38,14 +37,6 @@ logger = logging.getLogger(__name__)
 
 _WEBHOOK_ID_MAX_LENGTH = 255
 _SESSION_ID_MAX_LENGTH = 128
-
-
-def configured_secrets() -> list[str]:
-    """The usable secrets of ``VERILOCK_WEBHOOK_SECRETS`` (empty when misconfigured)."""
-    value = verilock_settings.WEBHOOK_SECRETS
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        return []  # system check E010 reports it; refusing beats guessing
-    return [secret for secret in value if isinstance(secret, str) and secret]
 
 
 @dataclass(frozen=True)
@@ -129,12 +120,18 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
 @transaction.non_atomic_requests
 def webhook(request: HttpRequest) -> HttpResponse:
     """Receive one Verilock delivery: verify, store, answer ``200`` (see module docs)."""
-    secrets = configured_secrets()
+    try:
+        secrets = verilock_settings.webhook_secrets
+    except VerilockConfigurationError as exc:
+        # System checks E010/E015 report it at start-up; refusing beats guessing, and the
+        # provider retries a 503 once the setting is fixed.
+        logger.warning("Refused a Verilock webhook: %s", exc)
+        return _answer(503, "not configured")
     if not secrets:
         logger.warning("Refused a Verilock webhook: VERILOCK_WEBHOOK_SECRETS is not set.")
         return _answer(503, "not configured")
 
-    limit = int(verilock_settings.WEBHOOK_MAX_BODY_SIZE)
+    limit = verilock_settings.webhook_max_body_size
     # The raw bytes are what Verilock signed: read once, never re-serialise. Reading one
     # byte past the limit tells an oversized body without ever holding more of it.
     body = request.read(limit + 1)

@@ -14,8 +14,9 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...conf import verilock_settings
+from ...exceptions import VerilockConfigurationError
 from ...signatures import SIGNATURE_HEADERS, sign_webhook
-from ...webhooks import configured_secrets
 
 
 class Command(BaseCommand):
@@ -42,9 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=10.0, help="Seconds (default 10).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        secret: str | None = options["secret"] or next(iter(configured_secrets()), None)
-        if not secret:
-            raise CommandError("No secret: set VERILOCK_WEBHOOK_SECRETS or pass --secret.")
+        secret = self._secret(options["secret"])
         now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
         envelope = {
             "event": options["event"],
@@ -67,3 +66,18 @@ class Command(BaseCommand):
         )
         if not 200 <= response.status_code < 300:
             raise CommandError(f"The endpoint answered HTTP {response.status_code}.")
+
+    def _secret(self, given: str | None) -> str:
+        """``--secret`` if given, else the first configured secret.
+
+        :raises CommandError: no secret at all, or ``VERILOCK_WEBHOOK_SECRETS`` is unusable.
+        """
+        if given:
+            return given
+        try:
+            secrets = verilock_settings.webhook_secrets
+        except VerilockConfigurationError as exc:
+            raise CommandError(f"{exc} Fix it or pass --secret.") from None
+        if not secrets:
+            raise CommandError("No secret: set VERILOCK_WEBHOOK_SECRETS or pass --secret.")
+        return secrets[0]
