@@ -88,3 +88,22 @@ class PayloadError(VerilockError):
         super().__init__(f"Invalid session payload: {field}: {problem}", session_id=session_id)
         self.field = field
         self.problem = problem
+
+
+class StorageError(VerilockError):
+    """A payload could not be written to the database (the row is left as it was).
+
+    The message never quotes the database's own text, which may contain payload values.
+    """
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line description of ``exc`` that is safe to store, log and print.
+
+    This app's own errors and configuration errors are written not to hold secrets or
+    applicant data and are kept as they are. Any other exception (a database error quoting
+    the offending JSON, a bug) is reduced to its type: its text may hold payload values.
+    """
+    if isinstance(exc, (VerilockError, ImproperlyConfigured)):
+        return str(exc)
+    return f"{type(exc).__name__} (its message is withheld: it may quote payload data)"

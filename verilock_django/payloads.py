@@ -68,13 +68,37 @@ class SessionData:
     payload: JSONObject = field(default_factory=dict)
 
 
+#: Longest session id accepted (the ``Session.id`` column holds this many characters).
+SESSION_ID_MAX_LENGTH = 128
+
+
+def parse_session_id(value: object, field_name: str = "id") -> str:
+    """A session id as every door must use it: surrounding whitespace removed, then checked.
+
+    Raises :class:`~verilock_django.exceptions.PayloadError` naming ``field_name`` for a
+    non-string, an empty id, one longer than :data:`SESSION_ID_MAX_LENGTH`, one holding
+    whitespace, control characters, ``/``, ``\\``, ``?``, ``#`` or ``%`` (it would change the
+    request path), or a dot segment (``.``, ``..``). The message never quotes the value.
+    """
+    if not isinstance(value, str):
+        raise PayloadError(field_name, f"expected a string, got {_type_name(value)}")
+    text = value.strip()
+    if not text:
+        raise PayloadError(field_name, "missing or empty")
+    if len(text) > SESSION_ID_MAX_LENGTH:
+        raise PayloadError(field_name, f"longer than {SESSION_ID_MAX_LENGTH} characters")
+    if text in (".", "..") or any(
+        ch.isspace() or not ch.isprintable() or ch in "/\\?#%" for ch in text
+    ):
+        raise PayloadError(field_name, "not a usable session id")
+    return text
+
+
 def parse_session(payload: object) -> SessionData:
     """Parse one session object (either documented shape) into :class:`SessionData`."""
     if not isinstance(payload, Mapping):
         raise PayloadError("(body)", f"expected a JSON object, got {_type_name(payload)}")
-    session_id = payload.get("id")
-    if not isinstance(session_id, str) or not session_id.strip():
-        raise PayloadError("id", "missing or empty")
+    session_id = parse_session_id(payload.get("id"))
     reader = _Reader(payload, session_id)
 
     status = reader.string("status") or DEFAULT_STATUS

@@ -1,0 +1,71 @@
+"""One clock for every process and machine: the database server's.
+
+Which of two answers is newer, whether a lease has run out and whether a session is due are
+decided by comparing times written by different processes, possibly on different machines.
+Their own clocks may disagree (a worker an hour ahead would make every later answer look
+stale), so every such time is read here: the database's current time, fetched once and then
+advanced with this process's monotonic clock, which no wall-clock change moves. A process
+re-reads the database every :data:`RESYNC_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+#: How long one reading of the database's clock is advanced locally before it is re-read.
+RESYNC_SECONDS = 60.0
+
+_QUERIES = {
+    "postgresql": "SELECT CURRENT_TIMESTAMP",
+    "mysql": "SELECT UTC_TIMESTAMP(6)",
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+}
+
+_lock = threading.Lock()
+_base: tuple[dt.datetime, float] | None = None  # (database time in UTC, monotonic then)
+
+
+def now() -> dt.datetime:
+    """The database server's current time, as Django stores datetimes.
+
+    Aware (UTC) when ``USE_TZ`` is on, naive in the default time zone otherwise. Safe to call
+    from any thread; it queries the default database only from the thread that (re)reads the
+    base, at most once per :data:`RESYNC_SECONDS`. Another vendor's database (an unknown
+    backend) falls back to this machine's clock.
+    """
+    global _base
+    with _lock:
+        base = _base
+        if base is None or time.monotonic() - base[1] > RESYNC_SECONDS:
+            base = _base = (_read_database_time(), time.monotonic())
+    current = base[0] + dt.timedelta(seconds=time.monotonic() - base[1])
+    if settings.USE_TZ:
+        return current
+    return timezone.make_naive(current, timezone.get_default_timezone())
+
+
+def forget() -> None:
+    """Drop the cached reading (tests that change the clock, a new database connection)."""
+    global _base
+    with _lock:
+        _base = None
+
+
+def _read_database_time() -> dt.datetime:
+    query = _QUERIES.get(connection.vendor)
+    if query is None:
+        return dt.datetime.now(dt.timezone.utc)
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
