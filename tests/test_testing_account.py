@@ -60,3 +60,23 @@ def test_adding_a_session_twice_with_one_id_is_refused(fake: FakeVerilock) -> No
     fake.add_session(id="ses_once")
     with pytest.raises(ValueError, match="already exists"):
         fake.add_session(id="ses_once")
+
+
+@pytest.mark.parametrize(
+    ("status", "after"),
+    [("created", "processing"), ("in_progress", "processing"), ("review", "declined")],
+)
+def test_advance_follows_the_documented_lifecycle_order(
+    fake: FakeVerilock, status: str, after: str
+) -> None:
+    # Statuses ranked before "processing" in statuses.py move to it; later ones to the outcome.
+    session = fake.add_session(status=status, outcome="declined")
+    assert fake.advance(session.id).status == after
+
+
+def test_sessions_in_a_finished_status_never_move(fake: FakeVerilock) -> None:
+    for status in ("approved", "declined", "expired"):
+        session = fake.add_session(status=status, outcome="approved")
+        assert session.is_finished
+        assert fake.advance(session.id).status == status
+    assert fake.webhook_events == []

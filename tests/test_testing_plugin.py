@@ -52,6 +52,65 @@ def test_fixtures_work_in_a_project_without_django_or_configuration(tmp_path: Pa
     assert "2 passed" in completed.stdout
 
 
+DJANGO_HOST_SETTINGS = """
+SECRET_KEY = "host-tests"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+"""
+
+DJANGO_HOST_TEST = """
+import pytest
+
+from verilock_django.models import Session
+from verilock_django.sync import sync_session
+
+
+@pytest.mark.django_db
+def test_sync_against_the_in_process_fake(verilock_api):
+    remote = verilock_api.add_session(status="approved")
+    sync_session(remote.id)
+    assert Session.objects.get(pk=remote.id).status == "approved"
+    assert [r.status for r in verilock_api.requests] == [200]
+
+
+@pytest.mark.django_db
+def test_sync_against_the_loopback_server(verilock_server):
+    remote = verilock_server.state.add_session(status="declined")
+    sync_session(remote.id)
+    assert Session.objects.get(pk=remote.id).status == "declined"
+
+
+def test_the_key_is_only_supplied_while_a_fixture_is_used(settings):
+    assert not getattr(settings, "VERILOCK_API_KEY", "")
+"""
+
+
+def test_fixtures_supply_a_key_to_a_django_project_that_sets_none(tmp_path: Path) -> None:
+    (tmp_path / "host_settings.py").write_text(DJANGO_HOST_SETTINGS)
+    (tmp_path / "test_host.py").write_text(DJANGO_HOST_TEST)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nDJANGO_SETTINGS_MODULE = host_settings\npythonpath = .\n"
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTEST_ADDOPTS")
+        and not key.startswith("VERILOCK_")
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "3 passed" in completed.stdout
+
+
 IMPORT_CHECK = """
 import sys
 

@@ -4,7 +4,7 @@ Shape ``"a"`` is the documented ``GET /sessions/{id}`` page (``type``, ``steps``
 ``applicant{}``, per-step ``results{}``, ``hosted_url``); shape ``"b"`` is the SDK read
 model (``external_id``, ``applicant_name``, ``decision``, ``risk_score``, ``documents[]``,
 ``selfie{}``, ``aml_screening{}``). Every function returns a fresh object that the caller
-may mutate freely.
+may mutate freely. Webhook envelopes are built in :mod:`verilock_django.testing.webhooks`.
 """
 
 from __future__ import annotations
