@@ -19,9 +19,6 @@ Rows: ``bare`` (a view returning 200), ``webhook`` (new deliveries: verify + sto
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import json
 import os
 import statistics
 import sys
@@ -154,25 +151,22 @@ class Server:
 
 def deliveries(count: int, prefix: str) -> list[tuple[bytes, dict[str, str]]]:
     """Pre-signed deliveries (signing is the sender's cost, so it is done before timing)."""
-    made = []
-    for n in range(count):
-        envelope = {
-            "event": "session.completed",
-            "data": {
-                "session_id": f"ses_{prefix}_{n:06d}",
-                "status": "approved",
-                "decision": "approved",
-                "completed_at": "2026-03-15T14:30:00Z",
-            },
-            "timestamp": "2026-03-15T14:30:01Z",
-            "webhook_id": f"wh_{prefix}_{n:06d}",
-        }
-        body = json.dumps(envelope, separators=(",", ":")).encode()
-        signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        made.append(
-            (body, {"Content-Type": "application/json", "X-Verilock-Signature": signature})
+    from verilock_django.testing.webhooks import signed_webhook, webhook_payload
+
+    return [
+        signed_webhook(
+            webhook_payload(
+                "session.completed",
+                session_id=f"ses_{prefix}_{n:06d}",
+                status="approved",
+                completed_at="2026-03-15T14:30:00Z",
+                timestamp="2026-03-15T14:30:01Z",
+                webhook_id=f"wh_{prefix}_{n:06d}",
+            ),
+            SECRET,
         )
-    return made
+        for n in range(count)
+    ]
 
 
 def run(name: str, url: str, items: list[tuple[bytes, dict[str, str]]], clients: int) -> Row:

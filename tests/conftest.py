@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 import responses
 
+from verilock_django.testing import FakeVerilock
+
+from .fakes import KEY
+
 SEED_PATH = Path(__file__).parent / "fixtures" / "seed-session.json"
 SEED_ID = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 API_URL = "https://verilock.test/api/v1"
@@ -24,3 +28,11 @@ def mocked() -> Any:
     """`responses` with every unmocked request failing loudly."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
+
+
+@pytest.fixture
+def fake() -> Any:
+    """A fake Verilock account that accepts the test key, closed after the test."""
+    account = FakeVerilock(api_key=KEY)
+    yield account
+    account.close()

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from verilock_django.payloads import parse_session
-from verilock_django.signatures import sign_webhook
 from verilock_django.testing import factories
 
 SEED_FILE = Path(__file__).parent / "fixtures" / "seed-session.json"
@@ -122,24 +121,3 @@ def test_step_result_merges_details_over_defaults() -> None:
     assert result["details"]["document_number"] == "12AB34567"
     assert factories.step_result("liveness", "pending") == {"status": "pending"}
     assert factories.step_result("video", "approved") == {"status": "approved"}
-
-
-def test_webhook_payload_and_signature() -> None:
-    payload = factories.webhook_payload(status="declined", webhook_id="wh_evt_1")
-    assert payload["event"] == "session.completed"
-    assert payload["webhook_id"] == "wh_evt_1"
-    assert payload["data"] == {
-        "session_id": factories.SEED_SESSION_ID,
-        "status": "declined",
-        "decision": "declined",
-        "completed_at": "2026-03-15T10:45:22Z",
-    }
-    assert factories.webhook_payload(status="expired")["event"] == "session.expired"
-    body, headers = factories.signed_webhook(payload, "whsec_x")
-    assert json.loads(body) == payload
-    # Known-answer HMAC so a change of algorithm or encoding cannot go unnoticed.
-    # (value from `printf '{}' | openssl dgst -sha256 -hmac whsec_x`)
-    assert sign_webhook(b"{}", "whsec_x") == (
-        "3b099d0eddf3b9c6f3a6aa28a95120c7f1f1c054121f2f85d5738f1344748b3b"
-    )
-    assert headers["X-Verilock-Signature"] == sign_webhook(body, "whsec_x")

@@ -52,17 +52,105 @@ def test_fixtures_work_in_a_project_without_django_or_configuration(tmp_path: Pa
     assert "2 passed" in completed.stdout
 
 
-def test_importing_the_kit_needs_neither_responses_nor_configured_django() -> None:
-    # pytest loads the plugin in every host project run, Django or not, with or without
-    # the `responses` test extra: importing it must stay cheap and safe. (The kit shares
-    # the app's timestamp parser and error classes, which import django.core.exceptions,
-    # but nothing that reads settings or touches a database.)
-    code = (
-        "import os, sys; os.environ.pop('DJANGO_SETTINGS_MODULE', None); "
-        "import verilock_django.testing, verilock_django.testing.factories, "
-        "verilock_django.testing.server, verilock_django.testing.plugin; "
-        "heavy = ('responses', 'django.conf', 'django.db', 'django.apps'); "
-        "loaded = sorted(m for m in sys.modules if m.startswith(heavy)); "
-        "assert not loaded, loaded"
+DJANGO_HOST_SETTINGS = """
+SECRET_KEY = "host-tests"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+"""
+
+DJANGO_HOST_TEST = """
+import pytest
+
+from verilock_django.models import Session
+from verilock_django.sync import sync_session
+
+
+@pytest.mark.django_db
+def test_sync_against_the_in_process_fake(verilock_api):
+    remote = verilock_api.add_session(status="approved")
+    sync_session(remote.id)
+    assert Session.objects.get(pk=remote.id).status == "approved"
+    assert [r.status for r in verilock_api.requests] == [200]
+
+
+@pytest.mark.django_db
+def test_sync_against_the_loopback_server(verilock_server):
+    remote = verilock_server.state.add_session(status="declined")
+    sync_session(remote.id)
+    assert Session.objects.get(pk=remote.id).status == "declined"
+
+
+def test_the_key_is_only_supplied_while_a_fixture_is_used(settings):
+    assert not getattr(settings, "VERILOCK_API_KEY", "")
+"""
+
+
+def test_fixtures_supply_a_key_to_a_django_project_that_sets_none(tmp_path: Path) -> None:
+    (tmp_path / "host_settings.py").write_text(DJANGO_HOST_SETTINGS)
+    (tmp_path / "test_host.py").write_text(DJANGO_HOST_TEST)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nDJANGO_SETTINGS_MODULE = host_settings\npythonpath = .\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # noqa: S603
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTEST_ADDOPTS")
+        and not key.startswith("VERILOCK_")
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "3 passed" in completed.stdout
+
+
+IMPORT_CHECK = """
+import sys
+
+import verilock_django.testing.factories
+import verilock_django.testing.plugin
+import verilock_django.testing.webhooks
+from verilock_django.testing import FakeVerilock, FakeVerilockServer
+
+import django.apps
+import django.conf
+
+fake = FakeVerilock(api_key="k")
+session = fake.add_session(status="processing")
+fake.complete(session.id, "approved")
+answer = fake.handle("GET", f"/sessions/{session.id}", "", {"X-API-Key": "k"}, b"")
+assert answer.json()["status"] == "approved", answer.body
+fake.close()
+assert FakeVerilockServer.__name__ == "FakeVerilockServer"
+
+loaded = sorted(m for m in sys.modules if m == "responses" or m.startswith("responses."))
+assert not loaded, loaded
+assert django.conf.settings.configured is False, "the kit configured Django settings"
+assert django.apps.apps.ready is False, "the kit populated the app registry"
+print("ok")
+"""
+
+
+def test_the_kit_works_without_settings_or_responses_and_leaves_django_unconfigured() -> None:
+    # pytest loads the plugin in every host project run, Django or not, with or without
+    # the `responses` test extra: importing the kit (the status vocabulary imports
+    # django.db.models for its choices) must neither configure settings nor populate the
+    # app registry, and the fake must work before either happens.
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", IMPORT_CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "ok"

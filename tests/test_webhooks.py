@@ -28,8 +28,8 @@ from verilock_django.models import Session, WebhookEvent, WebhookEventStatus
 from verilock_django.processing import ProcessOutcome, claim_event, process_event
 from verilock_django.signals import session_finished, session_updated, webhook_received
 from verilock_django.signatures import sign_webhook
-from verilock_django.testing.factories import signed_webhook, webhook_payload
 from verilock_django.testing.responses_api import InProcessVerilock
+from verilock_django.testing.webhooks import signed_webhook, webhook_payload
 from verilock_django.webhooks import parse_envelope, store_delivery
 
 SECRET = "whsec_current"

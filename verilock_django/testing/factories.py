@@ -4,14 +4,13 @@ Shape ``"a"`` is the documented ``GET /sessions/{id}`` page (``type``, ``steps``
 ``applicant{}``, per-step ``results{}``, ``hosted_url``); shape ``"b"`` is the SDK read
 model (``external_id``, ``applicant_name``, ``decision``, ``risk_score``, ``documents[]``,
 ``selfie{}``, ``aml_screening{}``). Every function returns a fresh object that the caller
-may mutate freely.
+may mutate freely. Webhook envelopes are built in :mod:`verilock_django.testing.webhooks`.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import random
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,13 +18,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
 from ..payloads import parse_timestamp
-from ..signatures import SIGNATURE_HEADERS, sign_webhook
+from ..statuses import DEFAULT_FINISHED_STATUSES, SessionStatus
 
 __all__ = [
-    "FINISHED_STATUSES",
+    "DECISIONS",
+    "SEED_COMPLETED_AT",
     "SEED_SESSION_ID",
-    "SIGNATURE_HEADER",
-    "STATUSES",
     "STEPS",
     "Shape",
     "applicant",
@@ -35,20 +33,19 @@ __all__ = [
     "new_session_id",
     "seed_payload",
     "session_payload",
-    "signed_webhook",
     "step_result",
     "step_results",
-    "webhook_payload",
 ]
 
 Shape = Literal["a", "b"]
 
 #: Step names accepted by the documented Gen A create body, in documented order.
 STEPS: Final[tuple[str, ...]] = ("document", "selfie", "face_match", "liveness", "aml")
-#: Session statuses of the documented list filter.
-STATUSES: Final[tuple[str, ...]] = ("created", "processing", "approved", "declined", "expired")
-FINISHED_STATUSES: Final[frozenset[str]] = frozenset({"approved", "declined", "expired"})
-SIGNATURE_HEADER: Final = SIGNATURE_HEADERS[0]
+#: The finished statuses that are a decision on the applicant (all but ``expired``): they
+#: set ``completed_at`` and Gen B's ``decision``.
+DECISIONS: Final[tuple[str, ...]] = tuple(
+    str(status) for status in DEFAULT_FINISHED_STATUSES if status != SessionStatus.EXPIRED
+)
 SEED_SESSION_ID: Final = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 
 # The documented GET /sessions/{id} example, embedded so the package never reads files
@@ -95,7 +92,8 @@ _SEED: Final[dict[str, Any]] = {
 }
 
 _SEED_CREATED_AT: Final = datetime(2026, 3, 15, 10, 30, tzinfo=timezone.utc)
-_SEED_COMPLETED_AT: Final = datetime(2026, 3, 15, 10, 45, 22, tzinfo=timezone.utc)
+#: When the documented example session was completed.
+SEED_COMPLETED_AT: Final = datetime(2026, 3, 15, 10, 45, 22, tzinfo=timezone.utc)
 _HOSTED_BASE: Final = "https://verilock.io/verify/"
 
 # Per-step defaults: (score, details) when approved and when declined. Scores are on the
@@ -344,7 +342,7 @@ def build_session(
     name = " ".join(
         str(part) for part in (applicant.get("first_name"), applicant.get("last_name")) if part
     )
-    decision = status if status in ("approved", "declined") else None
+    decision = status if status in DECISIONS else None
     expires = format_timestamp(expires_at or created_at + timedelta(hours=1))
     if view == "list":
         return {
@@ -433,12 +431,8 @@ def session_payload(
     if completed_at is _UNSET:
         # Keep the seed's timestamps when the seed's creation time is kept.
         finished = (
-            (
-                _SEED_COMPLETED_AT
-                if created == _SEED_CREATED_AT
-                else created + timedelta(minutes=15)
-            )
-            if status in ("approved", "declined")
+            (SEED_COMPLETED_AT if created == _SEED_CREATED_AT else created + timedelta(minutes=15))
+            if status in DECISIONS
             else None
         )
     else:
@@ -479,60 +473,3 @@ def list_item(payload: Mapping[str, Any]) -> dict[str, Any]:
         "expires_at",
     )
     return {key: copy.deepcopy(payload.get(key)) for key in keep_b}
-
-
-def webhook_payload(
-    event: str | None = None,
-    *,
-    session_id: str = SEED_SESSION_ID,
-    status: str = "approved",
-    decision: str | None = _UNSET,
-    completed_at: datetime | str | None = _UNSET,
-    risk_score: float | None = None,
-    timestamp: datetime | str | None = None,
-    webhook_id: str | None = None,
-) -> dict[str, Any]:
-    """Build a webhook envelope ``{"event", "data", "timestamp", "webhook_id"}``.
-
-    ``event`` defaults to ``session.expired`` for expired sessions and ``session.completed``
-    otherwise; ``decision`` defaults to the status when it is an outcome.
-    """
-    if event is None:
-        event = "session.expired" if status == "expired" else "session.completed"
-    if decision is _UNSET:
-        decision = status if status in ("approved", "declined") else None
-    if completed_at is _UNSET:
-        completed_at = _SEED_COMPLETED_AT if status in ("approved", "declined") else None
-    finished = (
-        completed_at
-        if isinstance(completed_at, str) or completed_at is None
-        else format_timestamp(completed_at)
-    )
-    data: dict[str, Any] = {
-        "session_id": session_id,
-        "status": status,
-        "decision": decision,
-        "completed_at": finished,
-    }
-    if risk_score is not None:
-        data["risk_score"] = risk_score
-    when = timestamp if timestamp is not None else datetime.now(timezone.utc)
-    return {
-        "event": event,
-        "data": data,
-        "timestamp": when if isinstance(when, str) else format_timestamp(when),
-        "webhook_id": webhook_id or f"wh_evt_{uuid.uuid4().hex[:12]}",
-    }
-
-
-def signed_webhook(payload: Mapping[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
-    """Serialise ``payload`` and return ``(raw_body, headers)`` as Verilock would send them.
-
-    Post them with the Django test client: ``client.post(url, body,
-    content_type="application/json", headers=headers)``.
-    """
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return body, {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign_webhook(body, secret),
-    }

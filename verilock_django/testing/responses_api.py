@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from .state import FakeVerilock
+from .fake import FakeVerilock
 
 if TYPE_CHECKING:
     import responses

@@ -6,7 +6,8 @@ Run it::
 
 It prints one line ``Fake Verilock API listening on http://127.0.0.1:PORT/api/v1`` and
 serves until SIGINT/SIGTERM. API routes live under ``/api/v1`` (and ``/v1``, the SDK's
-spelling); control routes under ``/_fake`` need no key (see :meth:`FakeVerilock.handle_control`).
+spelling); control routes under ``/_fake`` need no key (see
+:mod:`verilock_django.testing.control`).
 
 In tests::
 
@@ -31,7 +32,8 @@ from types import FrameType, TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .state import FakeResponse, FakeVerilock
+from .fake import FakeVerilock
+from .replies import FakeResponse
 
 __all__ = ["FakeVerilockServer", "WebhookReceiver", "main"]
 

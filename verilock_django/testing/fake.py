@@ -1,0 +1,293 @@
+"""The fake Verilock: one account and the one request handler that serves it.
+
+:class:`FakeVerilock` is the account (:mod:`.account`) with Verilock's HTTP face: its
+:meth:`~FakeVerilock.handle` turns ``(method, path, query, headers, body)`` into a
+:class:`~.replies.FakeResponse`, and the loopback HTTP server (``server.py``) and the
+in-process ``responses`` adapter (``responses_api.py``) both call it, so they behave
+identically. Each request goes: count it (:mod:`.requestlog`), apply a planned fault
+(:mod:`.faults`) or the latency, check the key, the rate limit (:mod:`.ratelimit`), apply
+time-based progression, route it (:mod:`.routes`), log it. Final statuses send webhooks
+(:mod:`.webhooks`); :mod:`.control` serves ``/_fake``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from .account import FakeAccount, ShapeChoice, utcnow
+from .control import ControlApi, stats
+from .faults import FaultKind, FaultPlan, fault_reply
+from .ratelimit import RateLimit
+from .replies import FakeResponse, error_reply
+from .requestlog import AuthStyle, RecordedRequest, RequestLog
+from .routes import ApiRoutes, credentials, session_id_of
+from .webhooks import WebhookDelivery, WebhookSender
+
+__all__ = ["FakeVerilock"]
+
+
+class FakeVerilock(FakeAccount):
+    """Thread-safe in-memory Verilock account: sessions, faults, counters, webhooks.
+
+    ``api_key=None`` accepts any non-empty key. ``rate_limit_per_minute=None`` disables
+    the limit (and the ``X-RateLimit-*`` headers). ``auto_advance_seconds`` makes every
+    unfinished session move one status forward each time that many seconds passed since
+    its last change (evaluated lazily on each request). The session calls (``add_session``,
+    ``seed``, ``get``, ``sessions``, ``payload``, ``complete``, ``expire``, ``advance``,
+    ``advance_many``) are those of :class:`~.account.FakeAccount`.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        default_shape: ShapeChoice = "a",
+        latency_ms: int = 0,
+        rate_limit_per_minute: int | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_retry_delays: Iterable[float] = (10.0, 60.0),
+        webhook_timeout: float = 10.0,
+        auto_advance_seconds: float | None = None,
+        hang_seconds: float = 30.0,
+        auth_styles: Iterable[AuthStyle] = ("bearer", "x-api-key"),
+        random_seed: int = 0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        # Reproducible fake data, not security: ids only need to look real.
+        rng = random.Random(random_seed)  # noqa: S311
+        self._webhooks = WebhookSender(
+            rng=rng,
+            url=webhook_url,
+            secret=webhook_secret,
+            retry_delays=webhook_retry_delays,
+            timeout=webhook_timeout,
+        )
+        super().__init__(
+            rng=rng,
+            clock=clock,
+            default_shape=default_shape,
+            auto_advance_seconds=auto_advance_seconds,
+            on_finished=self._webhooks.emit,
+        )
+        self.api_key = api_key
+        self.latency_ms = latency_ms
+        #: How long a "timeout" fault keeps the connection silent on the HTTP server.
+        self.hang_seconds = hang_seconds
+        self.auth_styles = frozenset(auth_styles)
+        self._faults = FaultPlan()
+        self._limit = RateLimit(rate_limit_per_minute)
+        self._log = RequestLog()
+        self._routes = ApiRoutes(self, rng)
+        self._control = ControlApi(self, self._faults, self._log, self._webhooks, rng)
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        """Requests per minute before 429 (``None``: no limit)."""
+        return self._limit.per_minute
+
+    @rate_limit_per_minute.setter
+    def rate_limit_per_minute(self, value: int | None) -> None:
+        self._limit.per_minute = value
+
+    @property
+    def webhook_url(self) -> str | None:
+        """Where every webhook is POSTed (besides a session's own ``webhook_url``)."""
+        return self._webhooks.url
+
+    @webhook_url.setter
+    def webhook_url(self, value: str | None) -> None:
+        self._webhooks.url = value
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The HMAC-SHA256 key webhooks are signed with (``None``: unsigned)."""
+        return self._webhooks.secret
+
+    @webhook_secret.setter
+    def webhook_secret(self, value: str | None) -> None:
+        self._webhooks.secret = value
+
+    # ------------------------------------------------------------------- faults
+
+    def inject(
+        self,
+        kind: FaultKind,
+        *,
+        session_id: str | None = None,
+        times: int = 1,
+        status: int = 503,
+        latency_ms: int = 0,
+        retry_after: int = 30,
+    ) -> None:
+        """Make the next ``times`` API requests (for ``session_id``, or any) misbehave.
+
+        Kinds: ``status`` (documented error body with ``status``; 429 adds
+        ``Retry-After``), ``timeout`` (no answer), ``reset`` (connection reset),
+        ``malformed_json`` (200 with a truncated JSON body), ``html`` (an HTML error page
+        with ``status``, as a proxy would send), ``latency`` (answer normally, late).
+        """
+        self._faults.inject(
+            kind,
+            session_id=session_id,
+            times=times,
+            status=status,
+            latency_ms=latency_ms,
+            retry_after=retry_after,
+        )
+
+    def fail_next(
+        self, session_id: str | None = None, *, status: int = 503, times: int = 1
+    ) -> None:
+        """Answer the next ``times`` requests (for ``session_id``) with an error ``status``."""
+        self.inject("status", session_id=session_id, times=times, status=status)
+
+    def timeout_next(self, session_id: str | None = None, *, times: int = 1) -> None:
+        """Never answer the next ``times`` requests (the client's timeout fires)."""
+        self.inject("timeout", session_id=session_id, times=times)
+
+    def reset_next(self, session_id: str | None = None, *, times: int = 1) -> None:
+        """Reset the connection on the next ``times`` requests."""
+        self.inject("reset", session_id=session_id, times=times)
+
+    def malformed_next(self, session_id: str | None = None, *, times: int = 1) -> None:
+        """Answer the next ``times`` requests with 200 and a body that is not valid JSON."""
+        self.inject("malformed_json", session_id=session_id, times=times)
+
+    def html_error_next(
+        self, session_id: str | None = None, *, status: int = 502, times: int = 1
+    ) -> None:
+        """Answer the next ``times`` requests with an HTML error page, as a proxy would."""
+        self.inject("html", session_id=session_id, times=times, status=status)
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        self._faults.clear()
+
+    # ----------------------------------------------------------------- counters
+
+    def requests_for(self, session_id: str) -> int:
+        """How many API requests named this session id (failed ones included)."""
+        return self._log.requests_for(session_id)
+
+    @property
+    def total_requests(self) -> int:
+        """How many API requests were received in total (control calls excluded)."""
+        return self._log.total
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every API request received, oldest first."""
+        return self._log.requests
+
+    def reset_counters(self) -> None:
+        """Zero the request counters and forget the request log."""
+        self._log.reset()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and a status breakdown, as served by ``GET /_fake/stats``."""
+        return stats(self, self._faults, self._log, self._webhooks)
+
+    # ----------------------------------------------------------------- webhooks
+
+    @property
+    def webhook_events(self) -> list[dict[str, Any]]:
+        """Every webhook envelope emitted so far (delivered or not), oldest first."""
+        return self._webhooks.events
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook POST attempt made so far."""
+        return self._webhooks.wait_for(0, 0)
+
+    def wait_for_webhooks(self, count: int, timeout: float = 5.0) -> list[WebhookDelivery]:
+        """Block until ``count`` delivery attempts were made (or ``timeout``); return them."""
+        return self._webhooks.wait_for(count, timeout)
+
+    def close(self) -> None:
+        """Flush queued webhook deliveries and stop the delivery thread."""
+        self._webhooks.close()
+
+    # --------------------------------------------------------------------- HTTP
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> FakeResponse:
+        """Answer one API request; ``path`` is relative to the API base (``/sessions/…``)."""
+        method = method.upper()
+        session_id = session_id_of(path)
+        auth_style, presented_key = credentials(headers)
+        self._log.count(session_id)
+        fault = self._faults.take(session_id)
+        delay = self.latency_ms + (fault.latency_ms if fault and fault.kind == "latency" else 0)
+        if delay:
+            # Outside any lock: a slow answer must not slow down concurrent requests.
+            time.sleep(delay / 1000)
+        if fault and fault.kind != "latency":
+            response = fault_reply(fault, self.rng)
+        else:
+            response = self._answer(method, path, query, body, auth_style, presented_key)
+        self._log.record(
+            RecordedRequest(
+                method,
+                path,
+                query,
+                session_id,
+                response.status,
+                auth_style,
+                fault.kind if fault else None,
+            )
+        )
+        return response
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        auth_style: AuthStyle | None,
+        key: str | None,
+    ) -> FakeResponse:
+        if (
+            auth_style is None
+            or auth_style not in self.auth_styles
+            or (self.api_key is not None and key != self.api_key)
+        ):
+            return error_reply(self.rng, 401, "Invalid or missing API key.")
+        limited = self._limit.admit(self.rng)
+        if isinstance(limited, FakeResponse):
+            return limited
+        with self.lock:
+            self.tick()
+            response = self._routes.route(method, path, query, body)
+        response.headers.update(limited)
+        return response
+
+    def error_response(self, status: int, message: str, details: Any = None) -> FakeResponse:
+        """Build a documented error answer ``{"error", "message", "details"}``."""
+        return error_reply(self.rng, status, message, details)
+
+    def handle_control(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> FakeResponse:
+        """Answer a control request (``path`` relative to ``/_fake``) for demos and tests.
+
+        No API key, rate limit, fault or counter applies here: these calls drive the fake,
+        they are not part of the Verilock API (routes: :mod:`.control`).
+        """
+        return self._control.handle(method, path, body)
