@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from verilock_django.admin.webhook_events import WebhookEventAdmin
 from verilock_django.models import Session, WebhookEvent, WebhookEventStatus
-from verilock_django.testing.factories import webhook_payload
 from verilock_django.testing.responses_api import InProcessVerilock
+from verilock_django.testing.webhooks import webhook_payload
 from verilock_django.webhooks import parse_envelope, store_delivery
 
 CHANGELIST = "/admin/verilock_django/webhookevent/"
