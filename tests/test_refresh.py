@@ -16,10 +16,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from verilock_django import clock
 from verilock_django.client import RateLimiter
 from verilock_django.exceptions import AuthenticationError
 from verilock_django.models import Session, StepResult
 from verilock_django.refresh import refresh_unfinished
+from verilock_django.signals import session_finished
 from verilock_django.store import Outcome, next_check_time, store_session
 from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
@@ -100,7 +102,7 @@ def test_sessions_the_list_cannot_account_for_are_fetched_by_id(
 
 def test_full_fetches_every_unfinished_session_by_id(verilock_api: InProcessVerilock) -> None:
     ids = mirror(verilock_api, 5)
-    Session.objects.filter(pk=ids[0]).update(next_check_at=timezone.now() + dt.timedelta(days=1))
+    Session.objects.filter(pk=ids[0]).update(next_check_at=clock.now() + dt.timedelta(days=1))
 
     report = refresh_unfinished(full=True)
 
@@ -127,7 +129,7 @@ def test_by_id_rechecks_back_off(verilock_api: InProcessVerilock, settings: Any)
 
     intervals = []
     for _ in range(4):
-        Session.objects.filter(pk=session_id).update(next_check_at=timezone.now())
+        Session.objects.filter(pk=session_id).update(next_check_at=clock.now())
         assert run_while_list_is_down() == [session_id]
         row = Session.objects.get(pk=session_id)
         assert row.next_check_at is not None and row.last_synced_at is not None
@@ -135,7 +137,7 @@ def test_by_id_rechecks_back_off(verilock_api: InProcessVerilock, settings: Any)
     assert intervals == [240, 300, 300, 300]  # 60 · 2^n, capped at the maximum
 
     verilock_api.advance(session_id)  # a change resets the backoff
-    Session.objects.filter(pk=session_id).update(next_check_at=timezone.now())
+    Session.objects.filter(pk=session_id).update(next_check_at=clock.now())
     run_while_list_is_down()
     assert Session.objects.get(pk=session_id).unchanged_checks == 0
 
@@ -284,17 +286,46 @@ def test_an_old_response_arriving_after_a_newer_one_is_ignored(
     assert stored.status == "approved" and stored.results.count() == 5
 
 
-def test_a_later_response_never_moves_a_session_back_in_its_lifecycle(
-    seed: dict[str, Any],
-) -> None:
+def test_among_unfinished_statuses_the_newest_answer_wins(seed: dict[str, Any]) -> None:
+    # A reviewer asked for resubmission: Verilock moved the session back to in_progress.
     store_session(dict(seed, status="review"))
 
-    result = store_session(dict(seed, status="created"), fetched_at=timezone.now())
+    result = store_session(dict(seed, status="in_progress"))
+
+    assert result.outcome is Outcome.UPDATED
+    assert Session.objects.get().status == "in_progress"
+    # Statuses the provider never documented are stored as they come.
+    assert store_session(dict(seed, status="on_hold")).outcome is Outcome.UPDATED
+
+
+def test_a_final_status_is_never_left_for_an_unfinished_one(seed: dict[str, Any]) -> None:
+    store_session(dict(seed, status="approved"))
+
+    result = store_session(dict(seed, status="processing"))
 
     assert result.outcome is Outcome.STALE
-    assert Session.objects.get().status == "review"
-    # Statuses the provider never documented have no rank and are stored as they come.
-    assert store_session(dict(seed, status="on_hold")).outcome is Outcome.UPDATED
+    assert Session.objects.get().status == "approved"
+
+
+def test_a_decision_may_be_overturned_and_receivers_are_told(
+    seed: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    store_session(dict(seed, status="approved"))
+    finished: list[str] = []
+
+    def receiver(sender: object, session: Session, **kwargs: object) -> None:
+        finished.append(session.status)
+
+    session_finished.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = store_session(dict(seed, status="declined"))
+    finally:
+        session_finished.disconnect(receiver)
+
+    assert result.outcome is Outcome.UPDATED
+    assert Session.objects.get().status == "declined"
+    assert finished == ["declined"]
 
 
 def test_rate_limiter_never_lets_more_than_the_quota_through_in_a_minute(

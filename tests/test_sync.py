@@ -39,6 +39,7 @@ def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "next_check_at",
         "unchanged_checks",
         "lease_expires_at",
+        "missing_since",
     ):
         row.pop(name)
     steps = [

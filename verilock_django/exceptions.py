@@ -8,6 +8,7 @@ per-session ``except VerilockError`` in a batch can never hide it.
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db.utils import InterfaceError, OperationalError
 
 
 class VerilockConfigurationError(ImproperlyConfigured):
@@ -101,9 +102,14 @@ def describe_failure(exc: BaseException) -> str:
     """A one-line description of ``exc`` that is safe to store, log and print.
 
     This app's own errors and configuration errors are written not to hold secrets or
-    applicant data and are kept as they are. Any other exception (a database error quoting
-    the offending JSON, a bug) is reduced to its type: its text may hold payload values.
+    applicant data and are kept as they are. A database's operational error (a lock, a lost
+    connection) keeps the first line of its text, which describes the database's state. Any
+    other exception (a data or integrity error quoting the offending JSON, a bug) is reduced
+    to its type: its text may hold payload values.
     """
     if isinstance(exc, (VerilockError, ImproperlyConfigured)):
         return str(exc)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first_line[:200]}"
     return f"{type(exc).__name__} (its message is withheld: it may quote payload data)"

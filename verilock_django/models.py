@@ -46,19 +46,19 @@ class SessionQuerySet(models.QuerySet["Session"]):
         """Sessions whose next by-id check is at or before ``at`` (never-fetched ones excluded)."""
         return self.filter(next_check_at__lte=at)
 
-    def claimable(self, *, not_checked_since: dt.datetime) -> SessionQuerySet:
-        """Unfinished sessions free to lease: no live lease, and not checked since the moment.
+    def claimable(self, *, not_checked_since: dt.datetime, now: dt.datetime) -> SessionQuerySet:
+        """Unfinished sessions free to lease: no live lease, not checked since the moment.
 
         ``not_checked_since`` is when the claiming run began: a session an overlapping run
-        already stored (and released) after that is not fetched a second time.
+        already stored (and released) after that is not fetched a second time. ``now`` is
+        the database's clock (:func:`verilock_django.clock.now`), which decides whether a
+        lease ran out. Sessions Verilock answered 404 for are left out.
         """
-        lease_free = models.Q(lease_expires_at__isnull=True) | models.Q(
-            lease_expires_at__lt=timezone.now()
-        )
+        lease_free = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=now)
         not_checked = models.Q(last_synced_at__isnull=True) | models.Q(
             last_synced_at__lt=not_checked_since
         )
-        return self.unfinished().filter(lease_free, not_checked)
+        return self.unfinished().filter(lease_free, not_checked, missing_since__isnull=True)
 
 
 class Session(models.Model):
@@ -98,6 +98,14 @@ class Session(models.Model):
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
     unchanged_checks = models.PositiveIntegerField(default=0, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Verilock answered 404 for this id: the batch refresh stops asking until an explicit
+    # sync or a webhook finds it again.
+    missing_since = models.DateTimeField(
+        _("not found at Verilock since"), null=True, blank=True, editable=False
+    )
+    # Set in the transaction that enters a final status, cleared once every
+    # ``session_finished`` receiver ran: a failed receiver or a crash means "send again".
+    finished_signal_pending = models.BooleanField(default=False, db_index=True, editable=False)
 
     objects = SessionQuerySet.as_manager()
 

@@ -37,13 +37,13 @@ import time
 from typing import Any
 
 from django.db.models import Min
-from django.utils import timezone
 
+from . import clock
 from .client import VerilockClient, get_client
 from .exceptions import AuthenticationError, PayloadError, VerilockError
 from .models import Session, SessionQuerySet
 from .payloads import parse_session
-from .store import claim_sessions, confirm_listed, release_leases
+from .store import claim_sessions, confirm_listed, deliver_pending_finished, release_leases
 from .sync import OnProgress, OnResult, SyncPipeline, SyncReport
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def refresh_unfinished(
         on_result=on_result,
         on_progress=on_progress,
     )
+    deliver_pending_finished()
     try:
         with run:
             if not full:
@@ -112,7 +113,7 @@ class _Run:
         self.report = report
         self.limit = limit
         self.deadline = deadline
-        self.started_at = timezone.now()
+        self.started_at = clock.now()
         self.claimed = 0
         self.pipeline = SyncPipeline(
             client,
@@ -154,6 +155,7 @@ class _Run:
                 raise
             except VerilockError as exc:
                 logger.warning("Listing Verilock sessions failed, checking by id: %s", exc)
+                self.report.list_error = str(exc)
                 return
             self.reconcile(items)
             unaccounted = self.unfinished - self.report.confirmed - self.claimed
@@ -200,7 +202,7 @@ class _Run:
 
     def claimable(self) -> SessionQuerySet:
         """Unfinished sessions this run may lease (see :meth:`SessionQuerySet.claimable`)."""
-        return Session.objects.claimable(not_checked_since=self.started_at)
+        return Session.objects.claimable(not_checked_since=self.started_at, now=clock.now())
 
     def process(self, queryset: SessionQuerySet) -> int:
         """Claim ``queryset``'s rows chunk by chunk (keyset on id), fetch them; count claims."""

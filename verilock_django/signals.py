@@ -5,7 +5,14 @@
     :class:`~verilock_django.models.Session`), ``created`` (bool) and ``changes`` (a dict
     of field name to ``(old, new)``; ``"results"`` when step results changed).
 ``session_finished``
-    A session reached a final status; sent once per session. Argument: ``session``.
+    A session entered a final status (or moved from one final status to another: a decision
+    overturned). Argument: ``session``. Delivered **at least once** per such change: the
+    need to send is stored in the same transaction as the change and cleared only once every
+    receiver ran without raising; a failed receiver, or a process that died between commit
+    and sending, means the next sync or refresh run sends it again (to every receiver, so
+    make receivers idempotent).
+
+Receivers' exceptions never stop a sync: they are logged (with the session id only).
 ``webhook_received``
     A webhook delivery was verified and stored. Argument: ``event`` (the stored event).
 """

@@ -9,29 +9,38 @@ Ordering rule (never go backwards): a payload is *stale*, and nothing is written
 
 1. it was requested before the stored payload was (``fetched_at`` < ``data_fetched_at``;
    both are this server's clock, so no trust in the provider's clocks is needed), or
-2. it would move the session back in its lifecycle: out of a finished status, or to an
-   earlier documented status (see :data:`verilock_django.statuses.UNFINISHED_RANK`).
-   Statuses the provider has not documented have no rank and are accepted.
+2. it would take the session out of a final status into an unfinished one (a stale read:
+   Verilock never reopens a decided session).
+
+Otherwise the newest answer wins: among unfinished statuses any move is accepted (a
+reviewer asking for resubmission moves ``review`` back to ``in_progress``), and a final
+status may change to another final status (a decision overturned; receivers are told).
+"Requested before" compares times from :func:`verilock_django.clock.now`, the database
+server's clock, so machines whose own clocks disagree still agree on the order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 
+from . import clock
 from .conf import verilock_settings
-from .exceptions import PayloadError, VerilockError
+from .exceptions import NotFoundError, PayloadError, VerilockError, describe_failure
 from .models import Session, SessionQuerySet, StepResult
 from .payloads import SessionData, StepData, parse_session
 from .signals import session_finished, session_updated
-from .statuses import UNFINISHED_RANK
+
+logger = logging.getLogger(__name__)
 
 #: Columns of :class:`Session` filled from the payload.
 SESSION_FIELDS = (
@@ -90,10 +99,12 @@ def store_session(
     """Upsert a session and all its steps from one payload, in one transaction.
 
     Steps the provider no longer reports are removed. ``fetched_at`` is when the payload
-    was requested (default: now); a stale payload (see the module's ordering rule) is
-    ignored. ``release_lease`` also ends the batch refresh's claim on the row.
-    Raises :class:`~verilock_django.exceptions.PayloadError` for an unusable payload (then
-    nothing is written).
+    was requested, on the database's clock (:func:`verilock_django.clock.now`; default:
+    now); a stale payload (see the module's ordering rule) is ignored. ``release_lease``
+    also ends the batch refresh's claim on the row. Two writers storing the same new session
+    at once are safe: the second one's insert loses in a savepoint and it goes on as an
+    update. Raises :class:`~verilock_django.exceptions.PayloadError` for an unusable payload
+    (then nothing is written); a database error propagates with the transaction rolled back.
     """
     data = parse_session(payload)
     if requested_id is not None and data.id != requested_id:
@@ -102,73 +113,97 @@ def store_session(
             f"the API answered session {data.id!r} for {requested_id!r}",
             session_id=requested_id,
         )
-    now = timezone.now()
+    now = clock.now()
     fetched_at = fetched_at or now
     lease: dict[str, Any] = {"lease_expires_at": None} if release_lease else {}
     with transaction.atomic():
-        session = Session.objects.select_for_update().filter(pk=data.id).first()
-        created = session is None
+        session = _locked(data.id)
         if session is None:
-            session = Session(id=data.id, first_synced_at=now)
-        elif _is_stale(session, data, fetched_at):
+            new = Session(id=data.id, first_synced_at=now)
+            changes = _write(new, data, now, fetched_at, created=True, old_results=[])
+            try:
+                with transaction.atomic():  # a savepoint: a concurrent insert loses here
+                    new.save(force_insert=True)
+                    StepResult.objects.bulk_create(step_rows(new, data))
+            except IntegrityError:
+                session = _locked(data.id)  # the concurrent writer's row, now committed
+                if session is None:
+                    raise
+            else:
+                _after_commit(new, created=True, changes=changes)
+                return SyncResult(data.id, Outcome.CREATED, changes=changes)
+
+        if _is_stale(session, data, fetched_at):
             if lease:
                 Session.objects.filter(pk=data.id).update(**lease)
             return SyncResult(data.id, Outcome.STALE)
-        elif session.payload == data.payload and session.last_synced_at is not None:
+        if session.payload == data.payload and session.last_synced_at is not None:
             checks = session.unchanged_checks + 1
             Session.objects.filter(pk=data.id).update(
                 last_synced_at=now,
                 last_sync_error="",
+                missing_since=None,
                 data_fetched_at=fetched_at,
                 unchanged_checks=checks,
                 next_check_at=None if session.is_finished else next_check_time(checks, now),
                 **lease,
             )
+            if session.finished_signal_pending:
+                _after_commit(session, created=False, changes={}, updated=False)
             return SyncResult(data.id, Outcome.UNCHANGED)
 
-        was_finished = not created and session.is_finished
-        old_results = None if created else _stored_results(session)
-        changes = _apply(session, data)
-        if session.first_synced_at is None:
-            session.first_synced_at = now
-        session.last_synced_at = now
-        session.last_sync_error = ""
-        session.data_fetched_at = fetched_at
-        session.unchanged_checks = 0
-        session.next_check_at = None if session.is_finished else next_check_time(0, now)
+        old_results = _stored_results(session)
+        changes = _write(session, data, now, fetched_at, created=False, old_results=old_results)
         if release_lease:
             session.lease_expires_at = None
-        session.save(force_insert=created)
-        if _store_steps(session, data, created=created, old_results=old_results):
+        session.save()
+        if _store_steps(session, data, old_results=old_results):
             changes["results"] = (None, None)
+        _after_commit(session, created=False, changes=changes)
+    return SyncResult(data.id, Outcome.UPDATED, changes=changes)
 
-        transaction.on_commit(lambda: _send_signals(session, created, changes, was_finished))
-    return SyncResult(data.id, Outcome.CREATED if created else Outcome.UPDATED, changes=changes)
 
+def record_failure(session_id: str, error: BaseException, *, release_lease: bool = False) -> None:
+    """Keep a safe description of ``error`` on the stored session; retry after the minimum.
 
-def record_failure(session_id: str, error: Exception, *, release_lease: bool = False) -> None:
-    """Keep ``error``'s message on the stored session and retry it after the minimum interval.
-
-    Nothing else about the session changes; an unknown ``session_id`` is left unknown.
+    Nothing else about the session changes; an unknown ``session_id`` is left unknown. A
+    :class:`~verilock_django.exceptions.NotFoundError` also marks the session missing at
+    Verilock (``missing_since``), which the batch refresh then skips.
     """
-    now = timezone.now()
+    now = clock.now()
     updates: dict[str, Any] = {
-        "last_sync_error": str(error)[:ERROR_MAX_LENGTH],
+        "last_sync_error": describe_failure(error)[:ERROR_MAX_LENGTH],
         "next_check_at": next_check_time(0, now),
     }
+    if isinstance(error, NotFoundError):
+        updates["missing_since"] = Coalesce("missing_since", Value(now))
     if release_lease:
         updates["lease_expires_at"] = None
     Session.objects.filter(pk=session_id).update(**updates)
 
 
+def deliver_pending_finished(*, limit: int = 500) -> int:
+    """Send ``session_finished`` again for sessions whose earlier sending did not complete.
+
+    Returns how many sessions were sent. Called at the start of every batch refresh.
+    """
+    pending = list(Session.objects.filter(finished_signal_pending=True).order_by("pk")[:limit])
+    for session in pending:
+        _send_finished(session)
+    return len(pending)
+
+
 def confirm_listed(session_ids: Collection[str]) -> int:
     """Mark sessions the list endpoint showed unchanged as checked now; returns the row count.
 
-    Only ``last_synced_at`` moves: the stored payload stays what was last fetched.
+    The stored payload stays what was last fetched; an earlier sync error and a "missing at
+    Verilock" mark are cleared (the list shows the session exists and answers).
     """
     if not session_ids:
         return 0
-    return Session.objects.filter(pk__in=session_ids).update(last_synced_at=timezone.now())
+    return Session.objects.filter(pk__in=session_ids).update(
+        last_synced_at=clock.now(), last_sync_error="", missing_since=None
+    )
 
 
 def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], str | None]:
@@ -182,7 +217,7 @@ def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], s
         return [], None
     # Unique per claim: on databases without SKIP LOCKED the expiry doubles as the token
     # that tells which rows this claim won.
-    until = timezone.now() + dt.timedelta(
+    until = clock.now() + dt.timedelta(
         seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
     )
     if connection.features.has_select_for_update_skip_locked:
@@ -241,18 +276,48 @@ def step_rows(session: Session, data: SessionData) -> list[StepResult]:
 # -- internals -----------------------------------------------------------------------
 
 
+def _locked(session_id: str) -> Session | None:
+    return Session.objects.select_for_update().filter(pk=session_id).first()
+
+
 def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> bool:
     # See the ordering rule in the module docstring.
     if session.data_fetched_at is not None and fetched_at < session.data_fetched_at:
         return True
-    stored, incoming = _rank(session.status), _rank(data.status)
-    return stored is not None and incoming is not None and incoming < stored
+    finished = verilock_settings.finished_statuses
+    return session.status in finished and data.status not in finished
 
 
-def _rank(status: str) -> int | None:
-    if status in verilock_settings.finished_statuses:
-        return len(UNFINISHED_RANK)
-    return UNFINISHED_RANK.get(status)
+def _write(
+    session: Session,
+    data: SessionData,
+    now: dt.datetime,
+    fetched_at: dt.datetime,
+    *,
+    created: bool,
+    old_results: list[StepData] | None,
+) -> dict[str, tuple[Any, Any]]:
+    """Copy the payload's fields and the bookkeeping onto ``session`` (unsaved)."""
+    status_before = session.status
+    was_finished = not created and session.is_finished
+    changes = _apply(session, data)
+    if session.first_synced_at is None:
+        session.first_synced_at = now
+    session.last_synced_at = now
+    session.last_sync_error = ""
+    session.missing_since = None
+    session.data_fetched_at = fetched_at
+    session.unchanged_checks = 0
+    session.next_check_at = None if session.is_finished else next_check_time(0, now)
+    # Entering a final status, or a decision overturned (one final status to another).
+    # With no receiver connected there is nothing to deliver, and no mark to clear later.
+    if (
+        session.is_finished
+        and (not was_finished or session.status != status_before)
+        and session_finished.has_listeners(Session)
+    ):
+        session.finished_signal_pending = True
+    return changes
 
 
 def _stored_results(session: Session) -> list[StepData] | None:
@@ -280,9 +345,9 @@ def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
 
 
 def _store_steps(
-    session: Session, data: SessionData, *, created: bool, old_results: list[StepData] | None
+    session: Session, data: SessionData, *, old_results: list[StepData] | None
 ) -> bool:
-    """Upsert the steps in one statement and delete the ones no longer reported.
+    """Upsert an existing session's steps in one statement; delete the ones no longer reported.
 
     Both statements are skipped when the stored steps say they would change nothing, so
     an update usually costs three queries (lock, session, steps).
@@ -292,9 +357,7 @@ def _store_steps(
     rows = step_rows(session, data)
     if rows:
         features = connection.features
-        if created:
-            StepResult.objects.bulk_create(rows)
-        elif features.supports_update_conflicts:
+        if features.supports_update_conflicts:
             StepResult.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -311,15 +374,51 @@ def _store_steps(
                     defaults={name: getattr(row, name) for name in STEP_FIELDS},
                 )
     new_steps = {step.step for step in data.results}
-    gone = old_results is None or any(step.step not in new_steps for step in old_results)
-    if not created and gone:
+    if old_results is None or any(step.step not in new_steps for step in old_results):
         StepResult.objects.filter(session=session).exclude(step__in=new_steps).delete()
     return True
 
 
-def _send_signals(
-    session: Session, created: bool, changes: dict[str, tuple[Any, Any]], was_finished: bool
+def _after_commit(
+    session: Session, *, created: bool, changes: dict[str, tuple[Any, Any]], updated: bool = True
 ) -> None:
-    session_updated.send(sender=Session, session=session, created=created, changes=changes)
-    if session.is_finished and not was_finished:
-        session_finished.send(sender=Session, session=session)
+    """Send the signals once the transaction commits (never on rollback)."""
+
+    def send() -> None:
+        if updated:
+            for receiver, result in session_updated.send_robust(
+                sender=Session, session=session, created=created, changes=changes
+            ):
+                if isinstance(result, Exception):
+                    _log_receiver_failure("session_updated", receiver, session.pk, result)
+        if session.finished_signal_pending:
+            _send_finished(session)
+
+    transaction.on_commit(send)
+
+
+def _send_finished(session: Session) -> None:
+    """Send ``session_finished``; clear the pending mark only if every receiver succeeded."""
+    failed = False
+    for receiver, result in session_finished.send_robust(sender=Session, session=session):
+        if isinstance(result, Exception):
+            failed = True
+            _log_receiver_failure("session_finished", receiver, session.pk, result)
+    if not failed:
+        Session.objects.filter(pk=session.pk, finished_signal_pending=True).update(
+            finished_signal_pending=False
+        )
+        session.finished_signal_pending = False
+
+
+def _log_receiver_failure(
+    signal: str, receiver: object, session_id: str, error: Exception
+) -> None:
+    # The receiver's own message may quote applicant data: only its type is logged.
+    logger.error(
+        "A %s receiver (%s) failed for Verilock session %s: %s",
+        signal,
+        getattr(receiver, "__qualname__", type(receiver).__name__),
+        session_id,
+        describe_failure(error),
+    )

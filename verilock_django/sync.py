@@ -13,16 +13,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
-
+from . import clock
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
-from .exceptions import ApiError, AuthenticationError, VerilockError
+from .exceptions import (
+    ApiError,
+    AuthenticationError,
+    StorageError,
+    VerilockError,
+    describe_failure,
+)
 from .store import Outcome, SyncResult, record_failure, store_session
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,8 @@ class SyncReport:
     skipped: int = 0
     #: The run stopped claiming work at its time limit (``max_runtime``).
     stopped: bool = False
+    #: Why the list endpoint failed, if it did (the run then checked by id only).
+    list_error: str | None = None
 
     @property
     def synced(self) -> int:
@@ -61,6 +69,11 @@ class SyncReport:
         """Sessions this batch is done with: fetched, failed or confirmed by the list."""
         return self.fetched + len(self.failed) + self.confirmed
 
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed: no session, and not the list endpoint."""
+        return not self.failed and self.list_error is None
+
     def add(self, result: SyncResult) -> None:
         """Count one session's result."""
         if result.outcome is Outcome.FAILED:
@@ -73,6 +86,8 @@ class SyncReport:
         listed = f"{self.confirmed} unchanged in the list, " if self.confirmed else ""
         skipped = f"{self.skipped} left to another run, " if self.skipped else ""
         stopped = " (stopped at the time limit)" if self.stopped else ""
+        if self.list_error is not None:
+            stopped += f"; listing sessions failed: {self.list_error}"
         return (
             f"{self.fetched} fetched: {self.synced} changed ({self.created} new), "
             f"{self.unchanged + self.stale} unchanged, {len(self.failed)} failed; "
@@ -90,7 +105,7 @@ def sync_session(session_id: str, *, client: VerilockClient | None = None) -> Sy
     On failure the error is recorded on the stored row (if any) and raised: a
     :class:`~verilock_django.exceptions.VerilockError` subclass.
     """
-    result = store_fetched(fetch(client or get_client(), session_id))
+    result = store_fetched(fetch(client or get_client(), session_id, clock.now()))
     if result.error is not None:
         raise result.error
     return result
@@ -137,9 +152,12 @@ class Fetched:
     error: VerilockError | None = None
 
 
-def fetch(client: VerilockClient, session_id: str) -> Fetched:
-    """``GET /sessions/{id}`` (HTTP only, never the database: safe on any thread)."""
-    fetched_at = timezone.now()
+def fetch(client: VerilockClient, session_id: str, fetched_at: dt.datetime) -> Fetched:
+    """``GET /sessions/{id}`` (HTTP only, never the database: safe on any thread).
+
+    ``fetched_at`` is taken by the caller from :func:`verilock_django.clock.now` just before
+    (the database's clock cannot be read from a pool thread).
+    """
     try:
         return Fetched(session_id, fetched_at, payload=client.get_session(session_id))
     except VerilockError as exc:
@@ -148,7 +166,13 @@ def fetch(client: VerilockClient, session_id: str) -> Fetched:
 
 
 def store_fetched(fetched: Fetched, *, release_lease: bool = False) -> SyncResult:
-    """Store a fetch's payload, or record its failure; a ``FAILED`` result carries the error."""
+    """Store a fetch's payload, or record its failure; a ``FAILED`` result carries the error.
+
+    Any exception while storing (not only a :class:`VerilockError`: a database error, a
+    bug) fails this one session only: it becomes a
+    :class:`~verilock_django.exceptions.StorageError` whose message holds no payload value,
+    recorded on the row, and the lease is released.
+    """
     error = fetched.error
     if error is None:
         assert fetched.payload is not None
@@ -162,8 +186,25 @@ def store_fetched(fetched: Fetched, *, release_lease: bool = False) -> SyncResul
         except VerilockError as exc:
             exc.session_id = exc.session_id or fetched.session_id
             error = exc
+        except Exception as exc:  # one session's failure must never stop a batch
+            error = StorageError(
+                f"could not store the session: {describe_failure(exc)}",
+                session_id=fetched.session_id,
+            )
+            logger.error(
+                "Storing Verilock session %s failed:\n%s",
+                fetched.session_id,
+                "".join(traceback.format_tb(exc.__traceback__)),  # where, never the values
+            )
     logger.warning("Sync of Verilock session %s failed: %s", fetched.session_id, error)
-    record_failure(fetched.session_id, error, release_lease=release_lease)
+    try:
+        record_failure(fetched.session_id, error, release_lease=release_lease)
+    except Exception as exc:  # the database itself is failing: report, do not stop the batch
+        logger.error(
+            "Recording the failure of Verilock session %s failed too: %s",
+            fetched.session_id,
+            describe_failure(exc),
+        )
     return SyncResult(fetched.session_id, Outcome.FAILED, error=error)
 
 
@@ -216,7 +257,7 @@ class SyncPipeline:
         """Queue one fetch, first storing answers until there is room for it."""
         # A queue twice the pool's size keeps every thread busy while this thread stores.
         self.drain((2 * self.concurrency if self._proven else 1) - 1)
-        future = self._executor.submit(fetch, self.client, session_id)
+        future = self._executor.submit(fetch, self.client, session_id, clock.now())
         self._in_flight[future] = session_id
 
     def drain(self, keep: int) -> None:

@@ -104,6 +104,11 @@ class Command(BaseCommand):
 
         if verbosity >= 1:
             self.stdout.write(report.summary())
+        if report.list_error is not None:
+            raise CommandError(
+                f"Listing sessions failed ({report.list_error}); the run checked by id only.",
+                returncode=1,
+            )
         if report.failed:
             raise CommandError(f"{len(report.failed)} session(s) failed to sync.", returncode=1)
 
