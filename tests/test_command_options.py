@@ -29,8 +29,8 @@ class Terminal(StringIO):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--limit", "0"], "--limit must be at least 1."),
-        (["--concurrency", "0"], "--concurrency must be at least 1."),
+        (["--limit", "0"], "argument --limit: must be between 1 and"),
+        (["--concurrency", "0"], "argument --concurrency: must be between 1 and"),
     ],
 )
 def test_out_of_range_options_are_refused_before_any_request(

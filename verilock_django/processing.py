@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from django.utils.module_loading import import_string
 
 from .client import VerilockClient
 from .conf import verilock_settings
-from .exceptions import VerilockError
+from .exceptions import VerilockError, describe_failure
 from .models import WebhookEvent, WebhookEventStatus
 from .store import ERROR_MAX_LENGTH
 from .sync import sync_session
@@ -110,14 +111,16 @@ def process_event(
     try:
         sync_session(event.session_id, client=client)
     except Exception as exc:  # anything unexpected must still be recorded, never lost
+        error = describe_failure(exc)
         logger.warning(
             "Verilock webhook %s (session %s) failed: %s",
             event.webhook_id,
             event.session_id,
-            exc,
-            exc_info=not _is_expected(exc),
+            error,
         )
-        _finish(event, WebhookEventStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        if not _is_expected(exc):  # a bug: say where, never the message (it may hold data)
+            logger.error("".join(traceback.format_tb(exc.__traceback__)))
+        _finish(event, WebhookEventStatus.FAILED, error=error)
         return ProcessOutcome.FAILED
     _finish(event, WebhookEventStatus.PROCESSED)
     return ProcessOutcome.PROCESSED
@@ -133,11 +136,18 @@ def process_events(
     """Process events one by one (the command and the admin action); one failure never stops it."""
     report = ProcessReport()
     for event_id in event_ids:
-        outcome = process_event(event_id, force=force, client=client)
-        if outcome is ProcessOutcome.FAILED:
-            error = WebhookEvent.objects.filter(pk=event_id).values_list("last_error", flat=True)
-            report.failed[event_id] = error.first() or ""
+        try:
+            outcome = process_event(event_id, force=force, client=client)
+        except Exception as exc:  # e.g. the database went away while recording the result
+            report.failed[event_id] = describe_failure(exc)
+            outcome = ProcessOutcome.FAILED
         else:
+            if outcome is ProcessOutcome.FAILED:
+                error = WebhookEvent.objects.filter(pk=event_id).values_list(
+                    "last_error", flat=True
+                )
+                report.failed[event_id] = error.first() or ""
+        if outcome is not ProcessOutcome.FAILED:
             setattr(report, outcome.value, getattr(report, outcome.value) + 1)
         if on_result is not None:
             on_result(event_id, outcome)

@@ -163,6 +163,9 @@ def fetch(client: VerilockClient, session_id: str, fetched_at: dt.datetime) -> F
     except VerilockError as exc:
         exc.session_id = exc.session_id or session_id
         return Fetched(session_id, fetched_at, error=exc)
+    except Exception as exc:  # a bug or a library's surprise: this session fails, alone
+        error = VerilockError(f"fetching failed: {describe_failure(exc)}", session_id=session_id)
+        return Fetched(session_id, fetched_at, error=error)
 
 
 def store_fetched(fetched: Fetched, *, release_lease: bool = False) -> SyncResult:

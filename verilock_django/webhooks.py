@@ -20,15 +20,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .conf import verilock_settings
-from .exceptions import PayloadError, VerilockConfigurationError
+from .exceptions import PayloadError, VerilockConfigurationError, describe_failure
 from .models import WebhookEvent
-from .payloads import parse_timestamp
+from .payloads import parse_session_id, parse_timestamp
 from .processing import dispatch
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
@@ -36,7 +36,6 @@ from .signatures import SIGNATURE_HEADERS, verify_signature
 logger = logging.getLogger(__name__)
 
 _WEBHOOK_ID_MAX_LENGTH = 255
-_SESSION_ID_MAX_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,16 @@ def webhook(request: HttpRequest) -> HttpResponse:
         envelope = parse_envelope(body)
     except InvalidEnvelope as exc:
         return _reject(400, str(exc))
-    event, created = store_delivery(envelope)
+    try:
+        event, created = store_delivery(envelope)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is busy or away: the provider's retry will find it back.
+        logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
+        return _answer(503, "try again later")
+    except (DatabaseError, ValueError) as exc:
+        # This body can never be stored: a 4xx stops the provider's retries (a 500 would not).
+        logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
+        return _answer(422, "unstorable body")
     if not created:
         logger.info("Duplicate Verilock webhook %s ignored.", event.webhook_id)
         return _answer(200, "duplicate")
@@ -163,8 +171,10 @@ def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> st
     if event.startswith("session."):
         candidates.append(data.get("id"))
     for value in candidates:
-        if isinstance(value, str) and 0 < len(value) <= _SESSION_ID_MAX_LENGTH:
-            return value
+        try:
+            return parse_session_id(value)
+        except PayloadError:
+            continue
     return ""
 
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q, QuerySet
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from ...models import WebhookEvent, WebhookEventStatus
 from ...processing import ProcessOutcome, process_events, stale_before
-
-_DURATION = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+from ..arguments import MAX_COUNT, MAX_LIMIT, bounded_int, moment
 
 
 class Command(BaseCommand):
@@ -40,18 +34,23 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--since",
-            type=_since,
+            type=moment,
             metavar="WHEN",
             help="Only events received since WHEN: an ISO date or datetime, or 30m / 6h / 2d.",
         )
         parser.add_argument(
             "--max-attempts",
-            type=int,
+            type=bounded_int(1, MAX_COUNT),
             default=10,
             metavar="N",
             help="By default, leave failed events alone after N attempts (default 10).",
         )
-        parser.add_argument("--limit", type=int, metavar="N", help="Process at most N events.")
+        parser.add_argument(
+            "--limit",
+            type=bounded_int(1, MAX_LIMIT),
+            metavar="N",
+            help="Process at most N events.",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="List the events that would be processed."
         )
@@ -59,8 +58,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         ids: list[str] = options["ids"]
         limit: int | None = options["limit"]
-        if limit is not None and limit < 1:
-            raise CommandError("--limit must be at least 1.")
         events = _select(ids, options["failed"], options["since"], options["max_attempts"])
         if limit is not None:
             events = events[:limit]
@@ -95,7 +92,7 @@ def _select(
     events = WebhookEvent.objects.all()
     if ids:
         wanted = Q(webhook_id__in=ids)
-        numeric = [int(value) for value in ids if value.isdigit()]
+        numeric = [int(value) for value in ids if value.isascii() and value.isdigit()]
         if numeric:
             wanted |= Q(pk__in=numeric)
         events = events.filter(wanted)
@@ -109,21 +106,3 @@ def _select(
         events = events.filter(received_at__gte=since)
     ordered: QuerySet[WebhookEvent] = events.order_by("received_at", "pk")
     return ordered
-
-
-def _since(value: str) -> dt.datetime:
-    match = _DURATION.match(value.strip())
-    if match:
-        amount, unit = match.groups()
-        return timezone.now() - dt.timedelta(**{_UNITS[unit]: int(amount)})
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise argparse.ArgumentTypeError(
-                f"{value!r} is not an ISO date/datetime nor a duration like 30m, 6h, 2d"
-            )
-        moment = dt.datetime.combine(day, dt.time.min)
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from ...retention import purge
+from ..arguments import MAX_COUNT, bounded_int
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
-            type=int,
+            type=bounded_int(1, MAX_COUNT),
             required=True,
             metavar="DAYS",
             help="Retention period in days.",
@@ -32,8 +33,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         days: int = options["older_than"]
-        if days < 1:
-            raise CommandError("--older-than must be at least 1 day.")
         before = timezone.now() - dt.timedelta(days=days)
         report = purge(before, dry_run=options["dry_run"])
         self.stdout.write(report.summary(dry_run=options["dry_run"]))

@@ -12,6 +12,8 @@ from ...models import Session
 from ...refresh import refresh_unfinished
 from ...store import Outcome, SyncResult
 from ...sync import SyncReport, sync_sessions
+from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
+from ..interrupt import Interrupted, stop_on_sigterm
 
 
 class Command(BaseCommand):
@@ -22,9 +24,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("session_ids", nargs="*", metavar="SESSION_ID")
+        parser.add_argument("session_ids", nargs="*", metavar="SESSION_ID", type=session_id)
         parser.add_argument(
-            "--limit", type=int, metavar="N", help="Fetch at most N unfinished sessions."
+            "--limit",
+            type=bounded_int(1, MAX_LIMIT),
+            metavar="N",
+            help="Fetch at most N unfinished sessions.",
         )
         parser.add_argument(
             "--full",
@@ -34,13 +39,13 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--concurrency",
-            type=int,
+            type=bounded_int(1, 256),
             metavar="N",
             help="Parallel fetches (default: VERILOCK_SYNC_CONCURRENCY).",
         )
         parser.add_argument(
             "--max-runtime",
-            type=float,
+            type=seconds,
             metavar="SECONDS",
             help="Stop claiming new work after SECONDS; set it below the cron interval.",
         )
@@ -54,10 +59,6 @@ class Command(BaseCommand):
         ids: list[str] = options["session_ids"]
         limit: int | None = options["limit"]
         concurrency: int | None = options["concurrency"]
-        if limit is not None and limit < 1:
-            raise CommandError("--limit must be at least 1.")
-        if concurrency is not None and concurrency < 1:
-            raise CommandError("--concurrency must be at least 1.")
         verbosity: int = options["verbosity"]
 
         if options["dry_run"]:
@@ -81,17 +82,24 @@ class Command(BaseCommand):
                 self.stdout.write(f"{result.session_id}: {result.outcome.value}")
 
         try:
-            if ids:
-                report = sync_sessions(ids, on_result=on_result, concurrency=concurrency)
-            else:
-                report = refresh_unfinished(
-                    limit=limit,
-                    on_result=on_result,
-                    full=options["full"],
-                    concurrency=concurrency,
-                    max_runtime=options["max_runtime"],
-                    on_progress=progress,
-                )
+            with stop_on_sigterm():
+                if ids:
+                    report = sync_sessions(ids, on_result=on_result, concurrency=concurrency)
+                else:
+                    report = refresh_unfinished(
+                        limit=limit,
+                        on_result=on_result,
+                        full=options["full"],
+                        concurrency=concurrency,
+                        max_runtime=options["max_runtime"],
+                        on_progress=progress,
+                    )
+        except Interrupted:
+            raise CommandError(
+                "Interrupted by SIGTERM: what was stored stays stored, and the sessions this "
+                "run had claimed were released for the next run.",
+                returncode=143,
+            ) from None
         except VerilockConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         except AuthenticationError as exc:

@@ -1,0 +1,93 @@
+"""Argument types shared by the app's management commands.
+
+Each turns a command-line string into a checked value or raises
+``argparse.ArgumentTypeError``, which Django reports as a usage error (exit status 2, no
+traceback). Bounds keep every value inside what ``datetime`` arithmetic and the database can
+hold, so no odd argument reaches the code as an ``OverflowError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from ..exceptions import PayloadError
+from ..payloads import parse_session_id
+
+#: The largest small count (attempts, days of retention: 100 years) any command accepts.
+MAX_COUNT = 36_500
+#: Largest ``--limit``-like count.
+MAX_LIMIT = 100_000_000
+#: Largest duration in seconds (``--max-runtime``): a week.
+MAX_SECONDS = 7 * 24 * 3600.0
+
+_DURATION = re.compile(r"^(\d{1,9})\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _integer(value: str) -> int:
+    text = value.strip()
+    if not (text.isascii() and text.lstrip("-").isdigit()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number")
+    return int(text)
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argument type accepting whole numbers (ASCII digits) from ``low`` to ``high``."""
+
+    def parse(value: str) -> int:
+        number = _integer(value)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return number
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def seconds(value: str) -> float:
+    """A positive, finite number of seconds up to :data:`MAX_SECONDS`."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not math.isfinite(number) or not 0 < number <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_SECONDS:g}")
+    return number
+
+
+def moment(value: str) -> dt.datetime:
+    """An ISO date or datetime, or a duration back from now such as ``30m``, ``6h``, ``2d``."""
+    match = _DURATION.match(value.strip())
+    try:
+        if match:
+            amount, unit = match.groups()
+            return timezone.now() - dt.timedelta(**{_UNITS[unit]: int(amount)})
+        parsed = parse_datetime(value)
+        if parsed is None:
+            day = parse_date(value)
+            if day is None:
+                raise ValueError(value)
+            parsed = dt.datetime.combine(day, dt.time.min)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO date/datetime nor a duration like 30m, 6h, 2d "
+            "(within the calendar)"
+        ) from None
+    if timezone.is_naive(parsed) and timezone.is_aware(timezone.now()):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+def session_id(value: str) -> str:
+    """A session id, normalised like every other door (see ``payloads.parse_session_id``)."""
+    try:
+        return parse_session_id(value, "SESSION_ID")
+    except PayloadError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
