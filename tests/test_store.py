@@ -1,0 +1,243 @@
+"""The store's guarantees under faults: isolation, ordering, signals, missing sessions."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import pytest
+import responses
+from django.db import DataError, connection
+from django.utils import timezone
+
+from verilock_django import clock
+from verilock_django.exceptions import NotFoundError, StorageError
+from verilock_django.models import Session
+from verilock_django.refresh import refresh_unfinished
+from verilock_django.signals import session_finished, session_updated
+from verilock_django.store import Outcome, confirm_listed, record_failure, store_session
+from verilock_django.sync import sync_session, sync_sessions
+from verilock_django.testing.responses_api import InProcessVerilock
+
+from .concurrency import run_together
+from .conftest import API_URL, SEED_ID
+
+pytestmark = pytest.mark.django_db
+
+
+def url(session_id: str) -> str:
+    return f"{API_URL}/sessions/{session_id}"
+
+
+def processing(seed: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    payload = copy.deepcopy(seed)
+    payload.update(status="processing", completed_at=None, **changes)
+    return payload
+
+
+# -- isolation -----------------------------------------------------------------------
+
+
+def test_a_database_error_fails_one_session_with_a_message_free_of_payload_values(
+    seed: dict[str, Any], mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = "ses_good", "ses_bad"
+    for session_id in (good, bad):
+        Session.objects.create(id=session_id)
+        mocked.get(url(session_id), json=processing(seed, id=session_id))
+    real_store = store_session
+
+    def store(payload: dict[str, Any], **kwargs: Any) -> Any:
+        if payload["id"] == bad:  # what PostgreSQL says about a value it cannot take
+            raise DataError(
+                'invalid input syntax for type json\nCONTEXT: JSON data, line 1: ..."'
+                f'{seed["applicant"]["email"]}"...'
+            )
+        return real_store(payload, **kwargs)
+
+    monkeypatch.setattr("verilock_django.sync.store_session", store)
+
+    report = sync_sessions([good, bad])
+
+    assert report.updated == 1 and list(report.failed) == [bad]
+    stored = Session.objects.get(pk=bad)
+    assert stored.last_sync_error.startswith("could not store the session: DataError")
+    for text in (stored.last_sync_error, report.failed[bad]):
+        assert seed["applicant"]["email"] not in text
+    with pytest.raises(StorageError):
+        sync_session(bad)
+
+
+def test_any_exception_while_fetching_fails_that_session_only(
+    seed: dict[str, Any], mocked: responses.RequestsMock
+) -> None:
+    Session.objects.create(id="ses_ok")
+    mocked.get(url("ses_ok"), json=processing(seed, id="ses_ok"))
+    mocked.get(url("ses_boom"), body=RecursionError("deep"))
+
+    report = sync_sessions(["ses_boom", "ses_ok"])
+
+    assert report.updated == 1
+    assert "RecursionError" in report.failed["ses_boom"]
+
+
+# -- concurrency and ordering --------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs PostgreSQL: concurrent writers (SQLite serialises the whole database)",
+)
+def test_two_workers_storing_the_same_new_session_at_once_both_succeed(
+    seed: dict[str, Any],
+) -> None:
+    outcomes = run_together(lambda: store_session(copy.deepcopy(seed)).outcome, 4)
+
+    assert sorted(o.value for o in outcomes).count("created") == 1
+    assert Session.objects.get().results.count() == 5
+
+
+def test_a_worker_whose_clock_runs_an_hour_ahead_does_not_make_later_answers_stale(
+    seed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ahead = timezone.now() + dt.timedelta(hours=1)
+    with monkeypatch.context() as patch:  # the skewed machine stores first
+        patch.setattr("django.utils.timezone.now", lambda: ahead)
+        store_session(processing(seed))
+
+    result = store_session(dict(processing(seed), status="review"))
+
+    assert result.outcome is Outcome.UPDATED
+    assert Session.objects.get().status == "review"
+
+
+def test_an_answer_requested_earlier_is_stale(seed: dict[str, Any]) -> None:
+    requested = clock.now()
+    store_session(dict(processing(seed), status="review"))
+
+    result = store_session(processing(seed), fetched_at=requested)
+
+    assert result.outcome is Outcome.STALE
+    assert Session.objects.get().status == "review"
+
+
+# -- signals -------------------------------------------------------------------------
+
+
+def test_a_failing_receiver_never_stops_a_batch_and_finished_is_sent_again(
+    verilock_api: InProcessVerilock, django_capture_on_commit_callbacks: Any
+) -> None:
+    sessions = [verilock_api.add_session(status="processing") for _ in range(3)]
+    for remote in sessions:
+        Session.objects.create(id=remote.id)
+        verilock_api.complete(remote.id, "approved")
+    received: list[str] = []
+    failing = {"on": True}
+
+    def activate_account(sender: object, session: Session, **kwargs: object) -> None:
+        if failing["on"]:
+            raise RuntimeError(f"mail server down for {session.applicant_email}")
+        received.append(session.id)
+
+    def broken_listener(**kwargs: object) -> None:
+        raise ValueError("receiver bug")
+
+    session_finished.connect(activate_account)
+    session_updated.connect(broken_listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            report = sync_sessions([s.id for s in sessions])
+        assert report.updated == 3 and not report.failed
+        assert received == []
+        assert Session.objects.filter(finished_signal_pending=True).count() == 3
+
+        failing["on"] = False
+        with django_capture_on_commit_callbacks(execute=True):
+            refresh_unfinished()  # the next cron run delivers what is still owed
+    finally:
+        session_finished.disconnect(activate_account)
+        session_updated.disconnect(broken_listener)
+
+    assert sorted(received) == sorted(s.id for s in sessions)
+    assert not Session.objects.filter(finished_signal_pending=True).exists()
+
+
+def test_finished_owed_by_a_process_that_died_is_sent_by_the_next_run(
+    seed: dict[str, Any],
+) -> None:
+    store_session(seed)  # approved; pretend the process died before sending
+    Session.objects.update(finished_signal_pending=True)
+    received: list[str] = []
+
+    def receiver(sender: object, session: Session, **kwargs: object) -> None:
+        received.append(session.id)
+
+    session_finished.connect(receiver)
+    try:
+        refresh_unfinished()
+    finally:
+        session_finished.disconnect(receiver)
+
+    assert received == [SEED_ID]
+    assert not Session.objects.get().finished_signal_pending
+
+
+def test_receiver_errors_are_logged_with_the_session_id_only(
+    seed: dict[str, Any], caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    def receiver(sender: object, session: Session, **kwargs: object) -> None:
+        raise RuntimeError(session.applicant_email)
+
+    session_updated.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            store_session(seed)
+    finally:
+        session_updated.disconnect(receiver)
+
+    # Django's own ``django.dispatch`` logger reports the receiver's exception as the host's
+    # code raised it; this app's records carry the session id and the error's type only.
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("verilock_django")]
+    assert any(SEED_ID in message and "RuntimeError" in message for message in ours)
+    assert not any(seed["applicant"]["email"] in message for message in ours)
+
+
+# -- missing at Verilock, errors cleared ---------------------------------------------
+
+
+def test_a_session_verilock_does_not_know_stops_being_refreshed_until_found_again(
+    verilock_api: InProcessVerilock,
+) -> None:
+    Session.objects.create(id="ses_typo")
+    assert refresh_unfinished().failed  # 404
+    missing = Session.objects.get()
+    assert missing.missing_since is not None and "not_found" in missing.last_sync_error
+
+    Session.objects.update(next_check_at=clock.now())
+    verilock_api.reset_counters()
+    assert refresh_unfinished().fetched == 0 and not refresh_unfinished().failed
+    assert verilock_api.requests_for("ses_typo") == 0
+
+    remote = verilock_api.add_session(id="ses_typo", status="processing")
+    assert sync_session(remote.id).outcome is Outcome.UPDATED  # an explicit sync finds it
+    found = Session.objects.get()
+    assert found.missing_since is None and found.last_sync_error == ""
+
+
+def test_missing_since_keeps_the_first_404(seed: dict[str, Any]) -> None:
+    store_session(processing(seed))
+    record_failure(SEED_ID, NotFoundError("gone"))
+    first = Session.objects.get().missing_since
+    record_failure(SEED_ID, NotFoundError("gone"))
+    assert Session.objects.get().missing_since == first
+
+
+def test_a_session_the_list_confirms_loses_its_old_error(seed: dict[str, Any]) -> None:
+    store_session(processing(seed))
+    Session.objects.update(last_sync_error="timed out")
+
+    assert confirm_listed([SEED_ID]) == 1
+
+    assert Session.objects.get().last_sync_error == ""
