@@ -12,6 +12,8 @@ from verilock_django.testing import FakeVerilock
 
 from .fakes import KEY
 
+pytest_plugins = ["tests.webhook_helpers"]
+
 SEED_PATH = Path(__file__).parent / "fixtures" / "seed-session.json"
 SEED_ID = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 API_URL = "https://verilock.test/api/v1"

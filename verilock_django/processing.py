@@ -112,6 +112,8 @@ def process_event(
         sync_session(event.session_id, client=client)
     except Exception as exc:  # anything unexpected must still be recorded, never lost
         error = describe_failure(exc)
+        if _is_expected(exc):
+            error = f"{type(exc).__name__}: {error}"
         logger.warning(
             "Verilock webhook %s (session %s) failed: %s",
             event.webhook_id,

@@ -19,6 +19,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 from . import clock
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
@@ -163,6 +165,8 @@ def fetch(client: VerilockClient, session_id: str, fetched_at: dt.datetime) -> F
     except VerilockError as exc:
         exc.session_id = exc.session_id or session_id
         return Fetched(session_id, fetched_at, error=exc)
+    except ImproperlyConfigured:
+        raise  # every session would fail alike: the batch stops with the reason
     except Exception as exc:  # a bug or a library's surprise: this session fails, alone
         error = VerilockError(f"fetching failed: {describe_failure(exc)}", session_id=session_id)
         return Fetched(session_id, fetched_at, error=error)
@@ -189,6 +193,8 @@ def store_fetched(fetched: Fetched, *, release_lease: bool = False) -> SyncResul
         except VerilockError as exc:
             exc.session_id = exc.session_id or fetched.session_id
             error = exc
+        except ImproperlyConfigured:
+            raise
         except Exception as exc:  # one session's failure must never stop a batch
             error = StorageError(
                 f"could not store the session: {describe_failure(exc)}",
