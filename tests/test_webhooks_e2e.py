@@ -191,8 +191,15 @@ def test_send_test_webhook_command_drives_the_running_project(
         30,
         "the project to fetch the session",
     )
-    rows = query(db, "select webhook_id, event_type, status from verilock_django_webhookevent")
-    assert rows == [("wh_local_1", "session.declined", "processed")]
+    # The event is marked processed just after the session is stored: wait for that too.
+    wait_until(
+        lambda: (
+            query(db, "select webhook_id, event_type, status from verilock_django_webhookevent")
+            == [("wh_local_1", "session.declined", "processed")]
+        ),
+        30,
+        "the event to be marked processed",
+    )
 
 
 def test_send_test_webhook_command_needs_a_secret(settings: Any) -> None:
