@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-import responses
 from django.db import DataError, connection
 from django.utils import timezone
 
@@ -21,13 +20,9 @@ from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
 
 from .concurrency import run_together
-from .conftest import API_URL, SEED_ID
+from .conftest import SEED_ID
 
 pytestmark = pytest.mark.django_db
-
-
-def url(session_id: str) -> str:
-    return f"{API_URL}/sessions/{session_id}"
 
 
 def processing(seed: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -40,12 +35,12 @@ def processing(seed: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def test_a_database_error_fails_one_session_with_a_message_free_of_payload_values(
-    seed: dict[str, Any], mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+    seed: dict[str, Any], verilock_api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good, bad = "ses_good", "ses_bad"
     for session_id in (good, bad):
         Session.objects.create(id=session_id)
-        mocked.get(url(session_id), json=processing(seed, id=session_id))
+        verilock_api.respond_next(session_id, times=99, json=processing(seed, id=session_id))
     real_store = store_session
 
     def store(payload: dict[str, Any], **kwargs: Any) -> Any:
@@ -70,11 +65,11 @@ def test_a_database_error_fails_one_session_with_a_message_free_of_payload_value
 
 
 def test_any_exception_while_fetching_fails_that_session_only(
-    seed: dict[str, Any], mocked: responses.RequestsMock
+    seed: dict[str, Any], verilock_api: InProcessVerilock
 ) -> None:
     Session.objects.create(id="ses_ok")
-    mocked.get(url("ses_ok"), json=processing(seed, id="ses_ok"))
-    mocked.get(url("ses_boom"), body=RecursionError("deep"))
+    verilock_api.respond_next("ses_ok", times=99, json=processing(seed, id="ses_ok"))
+    verilock_api.respond_next("ses_boom", times=99, body=b"[" * 100_000 + b"]" * 100_000)
 
     report = sync_sessions(["ses_boom", "ses_ok"])
 

@@ -5,7 +5,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-import responses
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -19,14 +18,11 @@ from verilock_django.models import Session, StepResult
 from verilock_django.refresh import refresh_unfinished
 from verilock_django.store import Outcome, store_session
 from verilock_django.sync import sync_session, sync_sessions
+from verilock_django.testing.responses_api import InProcessVerilock
 
-from .conftest import API_URL, SEED_ID
+from .conftest import SEED_ID
 
 pytestmark = pytest.mark.django_db
-
-
-def url(session_id: str) -> str:
-    return f"{API_URL}/sessions/{session_id}"
 
 
 def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -110,10 +106,10 @@ def test_update_changes_steps_and_removes_steps_no_longer_reported(seed: dict[st
     assert (aml.status, aml.score, aml.details) == ("declined", 0.91, {"pep": True})
 
 
-def test_pending_row_is_filled_in(seed: dict[str, Any], mocked: responses.RequestsMock) -> None:
+def test_pending_row_is_filled_in(seed: dict[str, Any], verilock_api: InProcessVerilock) -> None:
     Session.objects.create(id=SEED_ID)
     assert Session.objects.get().never_synced
-    mocked.get(url(SEED_ID), json=seed)
+    verilock_api.respond_next(SEED_ID, times=99, json=seed)
 
     result = sync_session(SEED_ID)
 
@@ -125,10 +121,10 @@ def test_pending_row_is_filled_in(seed: dict[str, Any], mocked: responses.Reques
 
 
 def test_payload_for_another_id_is_rejected(
-    seed: dict[str, Any], mocked: responses.RequestsMock
+    seed: dict[str, Any], verilock_api: InProcessVerilock
 ) -> None:
     Session.objects.create(id="ses_other")
-    mocked.get(url("ses_other"), json=seed)
+    verilock_api.respond_next("ses_other", times=99, json=seed)
 
     with pytest.raises(PayloadError, match="answered session"):
         sync_session("ses_other")
@@ -141,7 +137,7 @@ def test_payload_for_another_id_is_rejected(
     "bad",
     [
         {"status": 503, "json": {"error": "server_error", "message": "down"}},
-        {"status": 200, "body": "<html>oops</html>"},
+        {"status": 200, "body": b"<html>oops</html>"},
         {"status": 200, "json": {"id": SEED_ID, "results": ["not", "an", "object"]}},
         {"status": 200, "json": {"id": SEED_ID, "created_at": "not a date"}},
         {"status": 200, "json": {"id": SEED_ID, "results": {"aml": {"score": "high"}}}},
@@ -149,13 +145,13 @@ def test_payload_for_another_id_is_rejected(
     ],
 )
 def test_failed_or_malformed_fetch_leaves_stored_data_untouched(
-    seed: dict[str, Any], mocked: responses.RequestsMock, bad: dict[str, Any]
+    seed: dict[str, Any], verilock_api: InProcessVerilock, bad: dict[str, Any]
 ) -> None:
     pending = copy.deepcopy(seed)
     pending["status"] = "processing"
     store_session(pending)
     before = snapshot(SEED_ID)
-    mocked.get(url(SEED_ID), **bad)
+    verilock_api.respond_next(SEED_ID, times=99, **bad)
 
     with pytest.raises(VerilockError):
         sync_session(SEED_ID)
@@ -165,20 +161,22 @@ def test_failed_or_malformed_fetch_leaves_stored_data_untouched(
 
 
 def test_sync_error_is_cleared_by_the_next_success(
-    seed: dict[str, Any], mocked: responses.RequestsMock
+    seed: dict[str, Any], verilock_api: InProcessVerilock
 ) -> None:
     Session.objects.create(id=SEED_ID, last_sync_error="boom")
-    mocked.get(url(SEED_ID), json=seed)
+    verilock_api.respond_next(SEED_ID, times=99, json=seed)
     sync_session(SEED_ID)
     assert Session.objects.get().last_sync_error == ""
 
 
-def test_batch_isolates_failures(mocked: responses.RequestsMock) -> None:
+def test_batch_isolates_failures(verilock_api: InProcessVerilock) -> None:
     for name in ("ses_1", "ses_2", "ses_3"):
         Session.objects.create(id=name)
-    mocked.get(url("ses_1"), json={"id": "ses_1", "status": "processing"})
-    mocked.get(url("ses_2"), status=500, json={"error": "server_error", "message": "down"})
-    mocked.get(url("ses_3"), json={"id": "ses_3", "status": "approved"})
+    verilock_api.respond_next("ses_1", times=99, json={"id": "ses_1", "status": "processing"})
+    verilock_api.respond_next(
+        "ses_2", times=99, status=500, json={"error": "server_error", "message": "down"}
+    )
+    verilock_api.respond_next("ses_3", times=99, json={"id": "ses_3", "status": "approved"})
 
     report = refresh_unfinished()
 
@@ -191,31 +189,33 @@ def test_batch_isolates_failures(mocked: responses.RequestsMock) -> None:
     assert failed.status == "" and failed.payload == {} and "down" in failed.last_sync_error
 
 
-def test_batch_aborts_on_refused_key(mocked: responses.RequestsMock) -> None:
+def test_batch_aborts_on_refused_key(verilock_api: InProcessVerilock) -> None:
     for name in ("ses_1", "ses_2", "ses_3"):
         Session.objects.create(id=name)
-    mocked.get(url("ses_1"), status=401, json={"error": "authentication_error", "message": "no"})
+    verilock_api.respond_next(
+        "ses_1", times=99, status=401, json={"error": "authentication_error", "message": "no"}
+    )
 
     with pytest.raises(AuthenticationError):
         refresh_unfinished()
 
-    assert len(mocked.calls) == 1
+    assert verilock_api.total_requests == 1
 
 
 def test_unfinished_refresh_skips_finished_sessions(
-    seed: dict[str, Any], mocked: responses.RequestsMock
+    seed: dict[str, Any], verilock_api: InProcessVerilock
 ) -> None:
     store_session(seed)  # approved: finished
     Session.objects.create(id="ses_2", status="processing")
-    mocked.get(url("ses_2"), json={"id": "ses_2", "status": "processing"})
+    verilock_api.respond_next("ses_2", times=99, json={"id": "ses_2", "status": "processing"})
 
     report = refresh_unfinished()
 
     assert report.fetched == 1
-    assert [call.request.url for call in mocked.calls] == [url("ses_2")]
+    assert [r.path for r in verilock_api.requests] == ["/sessions/ses_2"]
 
 
-def test_finished_statuses_are_configurable(mocked: responses.RequestsMock) -> None:
+def test_finished_statuses_are_configurable(verilock_api: InProcessVerilock) -> None:
     Session.objects.create(id="ses_r", status="review")
     with override_settings(
         VERILOCK_FINISHED_STATUSES=["approved", "declined", "expired", "review"]
@@ -225,16 +225,20 @@ def test_finished_statuses_are_configurable(mocked: responses.RequestsMock) -> N
     assert not Session.objects.get().is_finished
 
 
-def test_limit_caps_the_batch(mocked: responses.RequestsMock) -> None:
+def test_limit_caps_the_batch(verilock_api: InProcessVerilock) -> None:
     for index in range(5):
         Session.objects.create(id=f"ses_{index}")
-        mocked.get(url(f"ses_{index}"), json={"id": f"ses_{index}", "status": "processing"})
+        verilock_api.respond_next(
+            f"ses_{index}", times=99, json={"id": f"ses_{index}", "status": "processing"}
+        )
     assert refresh_unfinished(limit=2).fetched == 2
 
 
-def test_unknown_ids_are_created_on_success_only(mocked: responses.RequestsMock) -> None:
-    mocked.get(url("ses_new"), json={"id": "ses_new", "status": "created"})
-    mocked.get(url("ses_missing"), status=404, json={"error": "not_found", "message": "nope"})
+def test_unknown_ids_are_created_on_success_only(verilock_api: InProcessVerilock) -> None:
+    verilock_api.respond_next("ses_new", times=99, json={"id": "ses_new", "status": "created"})
+    verilock_api.respond_next(
+        "ses_missing", times=99, status=404, json={"error": "not_found", "message": "nope"}
+    )
 
     report = sync_sessions(["ses_new", "ses_missing"])
 

@@ -47,3 +47,14 @@ def test_fault_kinds_produce_their_transport_effect(fake: FakeVerilock) -> None:
     assert b"502 Bad Gateway" in html.body
     assert get(fake, "/sessions").status == 200
     assert [r.fault for r in fake.requests] == ["timeout", "reset", "malformed_json", "html", None]
+
+
+def test_respond_next_answers_exactly_the_given_body(fake: FakeVerilock) -> None:
+    remote = fake.add_session()
+    fake.respond_next(remote.id, json={"id": "ses_someone_else", "score": float("nan")})
+    fake.respond_next(remote.id, body=b"<html>", status=502, times=2)
+
+    first = get(fake, f"/sessions/{remote.id}")
+    assert (first.status, first.body) == (200, b'{"id": "ses_someone_else", "score": NaN}')
+    assert [get(fake, f"/sessions/{remote.id}").body for _ in range(2)] == [b"<html>"] * 2
+    assert get(fake, f"/sessions/{remote.id}").json()["id"] == remote.id  # planned ones used up

@@ -12,6 +12,7 @@ time-based progression, route it (:mod:`.routes`), log it. Final statuses send w
 
 from __future__ import annotations
 
+import json as _json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -139,6 +140,24 @@ class FakeVerilock(FakeAccount):
             latency_ms=latency_ms,
             retry_after=retry_after,
         )
+
+    def respond_next(
+        self,
+        session_id: str | None = None,
+        *,
+        json: object = None,
+        body: bytes | None = None,
+        status: int = 200,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests (for ``session_id``) with exactly this.
+
+        ``json`` is serialised as given (any JSON value, ``NaN`` included); ``body`` is sent
+        as raw bytes instead. For payloads the fake account would never produce: odd
+        values, other shapes, another session's id.
+        """
+        raw = body if body is not None else _json.dumps(json).encode()
+        self._faults.inject("answer", session_id=session_id, times=times, status=status, body=raw)
 
     def fail_next(
         self, session_id: str | None = None, *, status: int = 503, times: int = 1

@@ -3,7 +3,8 @@
 Kinds: ``status`` (documented error body with ``status``; 429 adds ``Retry-After``),
 ``timeout`` (no answer), ``reset`` (connection reset), ``malformed_json`` (200 with a
 truncated JSON body), ``html`` (an HTML error page with ``status``, as a proxy would send),
-``latency`` (answer normally, late). A fault targets one session id or any request, and
+``latency`` (answer normally, late), ``answer`` (exactly the given status and body: a
+payload the account would never produce). A fault targets one session id or any request, and
 fires for its next ``times`` matching requests, first planned first.
 """
 
@@ -18,7 +19,7 @@ from .replies import REASONS, FakeResponse, error_reply, request_id
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "fault_reply"]
 
-FaultKind = Literal["status", "timeout", "reset", "malformed_json", "html", "latency"]
+FaultKind = Literal["status", "timeout", "reset", "malformed_json", "html", "latency", "answer"]
 
 _MESSAGES: Final[dict[int, str]] = {
     401: "Invalid or missing API key.",
@@ -38,6 +39,8 @@ class Fault:
     status: int = 503
     latency_ms: int = 0
     retry_after: int = 30
+    #: The body an ``answer`` fault sends, as bytes.
+    body: bytes = b""
 
 
 class FaultPlan:
@@ -56,10 +59,13 @@ class FaultPlan:
         status: int = 503,
         latency_ms: int = 0,
         retry_after: int = 30,
+        body: bytes = b"",
     ) -> None:
         """Make the next ``times`` API requests (for ``session_id``, or any) misbehave."""
         with self._lock:
-            self._faults.append(Fault(kind, times, session_id, status, latency_ms, retry_after))
+            self._faults.append(
+                Fault(kind, times, session_id, status, latency_ms, retry_after, body)
+            )
 
     def take(self, session_id: str | None) -> Fault | None:
         """The fault that applies to a request for ``session_id``, counting it as used."""
@@ -86,6 +92,12 @@ def fault_reply(fault: Fault, rng: random.Random) -> FakeResponse:
     """The answer a fault produces (every kind but ``latency``, which answers normally)."""
     if fault.kind in ("timeout", "reset"):
         return FakeResponse(0, {}, b"", fault="timeout" if fault.kind == "timeout" else "reset")
+    if fault.kind == "answer":
+        return FakeResponse(
+            fault.status,
+            {"Content-Type": "application/json", "X-Request-Id": request_id(rng)},
+            fault.body,
+        )
     if fault.kind == "malformed_json":
         return FakeResponse(
             200,
