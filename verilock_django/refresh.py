@@ -43,7 +43,7 @@ from .client import VerilockClient, get_client
 from .exceptions import AuthenticationError, PayloadError, VerilockError
 from .models import Session, SessionQuerySet
 from .payloads import parse_session
-from .store import claim_sessions, confirm_listed, deliver_pending_finished, release_leases
+from .store import claim_sessions, confirm_listed, deliver_pending_finished, release_claims
 from .sync import OnProgress, OnResult, SyncPipeline, SyncReport
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ class _Run:
         self.deadline = deadline
         self.started_at = clock.now()
         self.claimed = 0
+        #: Every lease token this run claimed under: released on the way out.
+        self.lease_tokens: list[dt.datetime] = []
         self.pipeline = SyncPipeline(
             client,
             report,
@@ -134,7 +136,7 @@ class _Run:
         try:
             self.pipeline.__exit__(exc_type)
         finally:
-            release_leases(self.pipeline.outstanding)
+            release_claims(self.lease_tokens)
 
     # -- the two phases ---------------------------------------------------------------
 
@@ -211,13 +213,14 @@ class _Run:
             size = self.chunk_size
             if self.limit is not None:
                 size = min(size, self.limit - self.claimed)
-            ids, last_seen = claim_sessions(queryset.filter(pk__gt=after).order_by("id"), size)
+            ids, last_seen = claim_sessions(
+                queryset.filter(pk__gt=after).order_by("id"), size, tokens=self.lease_tokens
+            )
             if last_seen is None:
                 break
             after = last_seen
             self.claimed += len(ids)
             claimed += len(ids)
-            self.pipeline.outstanding.update(ids)
             for session_id in ids:
                 self.pipeline.submit(session_id)
         if self.out_of_time():

@@ -2,7 +2,7 @@
 
 :func:`store_session` writes a parsed payload (session and steps, one transaction);
 :func:`record_failure` keeps an error on the row and nothing else; :func:`confirm_listed`,
-:func:`claim_sessions` and :func:`release_leases` are the batch refresh's bookkeeping. No
+:func:`claim_sessions` and :func:`release_claims` are the batch refresh's bookkeeping. No
 HTTP happens here: callers fetch first and store after.
 
 Ordering rule (never go backwards): a payload is *stale*, and nothing is written, when
@@ -206,20 +206,26 @@ def confirm_listed(session_ids: Collection[str]) -> int:
     )
 
 
-def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], str | None]:
+def claim_sessions(
+    candidates: SessionQuerySet, size: int, *, tokens: list[dt.datetime] | None = None
+) -> tuple[list[str], str | None]:
     """Lease up to ``size`` of ``candidates`` (ordered by id) for ``VERILOCK_LEASE_SECONDS``.
 
     Returns the ids won and the last candidate id looked at (``None``: no candidates left).
     ``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it, a conditional ``UPDATE``
-    elsewhere, so of several runs racing for a row exactly one wins it.
+    elsewhere, so of several runs racing for a row exactly one wins it. The lease's expiry
+    is unique to this claim (its token); it is appended to ``tokens`` *before* any row is
+    leased, so :func:`release_claims` can give back whatever a run still holds even when
+    the run is interrupted in the middle of a claim.
     """
     if size <= 0:
         return [], None
-    # Unique per claim: on databases without SKIP LOCKED the expiry doubles as the token
-    # that tells which rows this claim won.
+    # Unique per claim: the expiry doubles as the token that tells which rows it won.
     until = clock.now() + dt.timedelta(
         seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
     )
+    if tokens is not None:
+        tokens.append(until)
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
             ids = list(
@@ -240,10 +246,15 @@ def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], s
     return [sid for sid in ids if sid in won], ids[-1]
 
 
-def release_leases(session_ids: Collection[str]) -> None:
-    """End this run's claim on sessions it leased but did not store (a run cut short)."""
-    if session_ids:
-        Session.objects.filter(pk__in=session_ids).update(lease_expires_at=None)
+def release_claims(tokens: Collection[dt.datetime]) -> int:
+    """Release every lease still held under these claim tokens; returns the rows released.
+
+    Rows already stored or failed were released one by one; what is left is the work an
+    interrupted run claimed and never finished.
+    """
+    if not tokens:
+        return 0
+    return Session.objects.filter(lease_expires_at__in=list(tokens)).update(lease_expires_at=None)
 
 
 def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:

@@ -223,7 +223,7 @@ class SyncPipeline:
     Starts with one request in flight and opens up to ``concurrency`` once the API has
     answered without refusing the key, so a bad key costs one request, not a volley.
     ``leased``: the ids were claimed by :func:`verilock_django.store.claim_sessions`; each
-    store releases its lease, and :attr:`outstanding` holds those not stored yet.
+    store (or recorded failure) releases its lease.
     """
 
     def __init__(
@@ -246,8 +246,6 @@ class SyncPipeline:
         self.leased = leased
         #: The batch's size as far as known, for the progress callback.
         self.total = 0
-        #: Leased ids not stored yet; their leases are released if the run is cut short.
-        self.outstanding: set[str] = set()
         self._proven = False
         self._in_flight: dict[Future[Fetched], str] = {}
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="verilock-sync")
@@ -287,7 +285,6 @@ class SyncPipeline:
             raise fetched.error
         if fetched.error is None or isinstance(fetched.error, ApiError):
             self._proven = True  # the API answered and accepted the key
-        self.outstanding.discard(fetched.session_id)
         result = store_fetched(fetched, release_lease=self.leased)
         self.report.add(result)
         if self.on_result is not None:

@@ -26,6 +26,8 @@ def stop_on_sigterm() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        # A second SIGTERM must not cut short the clean-up this one starts.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Interrupted
 
     previous = signal.signal(signal.SIGTERM, interrupt)
