@@ -34,10 +34,14 @@ class Received:
     method: str
     path: str
     headers: dict[str, str]
+    client_port: int
 
 
 class ScriptedServer:
-    """A threaded HTTP/1.0 server on 127.0.0.1 answering from a script; a context manager."""
+    """A threaded HTTP/1.1 server on 127.0.0.1 answering from a script; a context manager.
+
+    Connections are kept alive unless an answer has no ``Content-Length``.
+    """
 
     def __init__(self, answers: list[Answer]) -> None:
         self.answers = list(answers)
@@ -47,13 +51,21 @@ class ScriptedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_GET(self) -> None:
-                answer = server._next(self.command, self.path, dict(self.headers))
+                answer = server._next(
+                    Received(self.command, self.path, dict(self.headers), self.client_address[1])
+                )
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
                 if answer.declare_length:
                     self.send_header("Content-Length", str(len(answer.body)))
+                else:
+                    # The body ends when the connection closes.
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 step = 1 if answer.byte_delay else len(answer.body) or 1
                 try:
@@ -81,9 +93,9 @@ class ScriptedServer:
         """The server's root URL, ``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def _next(self, method: str, path: str, headers: dict[str, str]) -> Answer:
+    def _next(self, received: Received) -> Answer:
         with self._lock:
-            self.received.append(Received(method, path, headers))
+            self.received.append(received)
             index = min(len(self.received), len(self.answers)) - 1
             return self.answers[index]
 

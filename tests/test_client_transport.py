@@ -7,9 +7,11 @@ import email.utils
 import gzip
 import socket
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import urllib3.util.retry
 from django.test import override_settings
 
 from verilock_django.client import VerilockClient
@@ -27,9 +29,14 @@ def client_for(server: ScriptedServer) -> VerilockClient:
 
 @pytest.fixture
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Waits urllib3's Retry asked for, recorded instead of slept."""
+    """Waits urllib3's Retry asked for, recorded instead of slept.
+
+    Only urllib3's retry module sees the fake: patching ``time.sleep`` itself would also
+    record the sleeps of server threads that other tests left behind.
+    """
     waits: list[float] = []
-    monkeypatch.setattr("urllib3.util.retry.time.sleep", waits.append)
+    fake_time = SimpleNamespace(sleep=waits.append, time=time.time, monotonic=time.monotonic)
+    monkeypatch.setattr(urllib3.util.retry, "time", fake_time)
     return waits
 
 
@@ -168,6 +175,7 @@ def test_a_connection_kept_alive_is_reused_after_a_full_read() -> None:
         for _ in range(3):
             assert api.get_session("ses_1") == {"id": "ses_1"}
     assert len(server.received) == 3
+    assert len({request.client_port for request in server.received}) == 1
 
 
 def free_port() -> int:
