@@ -210,6 +210,22 @@ def test_non_json_success_body_is_invalid_response(
         VerilockClient().get_session(SEED_ID)
 
 
+@pytest.mark.parametrize("depth", [5_000, 200_000])
+def test_json_nested_too_deep_is_an_invalid_response_not_a_recursion_error(
+    mocked: responses.RequestsMock, depth: int
+) -> None:
+    deep = '{"id": "ses_1", "details": ' + "[" * depth + "]" * depth + "}"
+    mocked.get(URL, status=200, body=deep)
+    with pytest.raises(InvalidResponseError, match="nested too deeply"):
+        VerilockClient().get_session(SEED_ID)
+
+
+def test_an_error_answer_nested_too_deep_keeps_its_status(mocked: responses.RequestsMock) -> None:
+    mocked.get(URL, status=404, body="[" * 100_000 + "]" * 100_000)
+    with pytest.raises(NotFoundError):
+        VerilockClient().get_session(SEED_ID)
+
+
 def test_json_that_is_not_an_object_is_invalid_response(mocked: responses.RequestsMock) -> None:
     mocked.get(URL, json=[{"id": SEED_ID}])
     with pytest.raises(InvalidResponseError, match="expected an object"):

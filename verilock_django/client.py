@@ -4,16 +4,14 @@ Each thread gets its own pooled ``requests.Session``. What the client guarantees
 
 * **Deadline.** One HTTP attempt -- connecting, waiting for the answer and reading the whole
   body -- takes at most ``VERILOCK_TIMEOUT`` seconds: the body is streamed and abandoned at
-  the deadline, so a server trickling bytes cannot hold a fetch.
-* **Size.** At most ``VERILOCK_MAX_RESPONSE_BYTES`` of body (after decompression) are read.
+  the deadline, so a server trickling bytes cannot hold a fetch. At most
+  ``VERILOCK_MAX_RESPONSE_BYTES`` of body (after decompression) are read.
 * **Redirects are not followed.** A 3xx is an :class:`~verilock_django.exceptions.ApiError`
   naming the host it pointed to, so the key is never sent to another host or over plain HTTP.
-* **Retries.** Idempotent requests are retried by urllib3's ``Retry`` (429, 5xx, connection
-  errors; jittered exponential backoff capped at :data:`BACKOFF_MAX`). ``Retry-After`` in
-  any form is honoured up to ``VERILOCK_RETRY_AFTER_MAX`` (seconds, decimals, HTTP dates; a
-  value that is garbage, negative or not finite falls back to the backoff). A POST is never
-  sent twice. An optional client-side limit (``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by
-  every thread using the client and counts retries too.
+* **Retries** follow :mod:`verilock_django.retries` (GET only; ``Retry-After`` in any form,
+  capped by ``VERILOCK_RETRY_AFTER_MAX``). An optional client-side limit
+  (``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by the threads using the client and counts
+  retries too.
 * **Typed errors.** Every failure is a :class:`~verilock_django.exceptions.VerilockError`
   saying what happened (connection refused, host not resolved, TLS, timeout, connection
   lost). It is raised with no library exception chained to it: those carry the request with
@@ -21,21 +19,17 @@ Each thread gets its own pooled ``requests.Session``. What the client guarantees
 * **The key stays private.** It is never part of a message or repr, and no local variable
   holding it is on the traceback of an error the client raises (Django's debug page lists
   them); the functions that hold it are marked with ``sensitive_variables`` for error reports.
-* **Session ids** pass :func:`~verilock_django.payloads.parse_session_id` before any request.
 """
 
 from __future__ import annotations
 
 import collections
-import email.utils
 import json
 import logging
-import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -43,7 +37,6 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3 import Timeout
-from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
     HTTPError,
     MaxRetryError,
@@ -54,8 +47,6 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import TimeoutError as TimeoutError_
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
 
 from . import __version__
 from .conf import API_KEY, InvalidSetting, verilock_settings
@@ -71,14 +62,11 @@ from .exceptions import (
     VerilockError,
 )
 from .payloads import parse_session_id
+from .retries import parse_retry_after, retry_policy
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"verilock-django/{__version__}"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Longest exponential backoff between two attempts, in seconds.
-BACKOFF_MAX = 8.0
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 #: Bytes asked for per read of a streamed body (a read returns what has arrived, up to this).
 _CHUNK_SIZE: Final = 64 * 1024
 _HOST_PATTERN: Final = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
@@ -113,90 +101,6 @@ class RateLimiter:
                 delay = self._sent[0] + self.WINDOW - now
             time.sleep(delay)
             waited += delay
-
-
-class _Retry(Retry):
-    """urllib3's ``Retry`` with a tolerant, capped ``Retry-After``, no POST replay, and hooks.
-
-    ``on_retry`` runs before each new attempt (to count it and respect the rate limit);
-    ``on_attempt`` runs once the wait before it is over (the attempt's deadline starts).
-    """
-
-    # A 413 is not retried whatever its headers say: a GET that is too large stays so.
-    RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
-
-    def __init__(
-        self,
-        *args: Any,
-        retry_after_cap: float = 30.0,
-        on_retry: Callable[[], None] | None = None,
-        on_attempt: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after_cap = retry_after_cap
-        self.on_retry = on_retry
-        self.on_attempt = on_attempt
-
-    def new(self, **kw: Any) -> _Retry:
-        retry = super().new(**kw)
-        retry.retry_after_cap = self.retry_after_cap
-        retry.on_retry = self.on_retry
-        retry.on_attempt = self.on_attempt
-        return retry
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        # urllib3 raises InvalidHeader for "0.5" or garbage, turning a retryable answer into
-        # a hard failure. Here 0 means "no usable advice": urllib3 then uses the backoff.
-        # The cap keeps a huge value (or a far-future date) from stalling a whole run.
-        seconds = parse_retry_after(retry_after)
-        return 0.0 if seconds is None else min(seconds, self.retry_after_cap)
-
-    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        super().sleep(response)
-        if self.on_attempt is not None:
-            self.on_attempt()
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> _Retry:
-        if error is not None and method is not None and not self._is_method_retryable(method):
-            # urllib3 replays any method after a connect error; a POST is never sent twice.
-            raise error
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if self.on_retry is not None:
-            self.on_retry()
-        return retry
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value, or ``None`` when it gives no usable advice.
-
-    Accepts delay-seconds, decimals (``"0.5"``) and HTTP dates (a past date is ``0.0``);
-    garbage, negative and non-finite values are ``None``. Never raises.
-    """
-    text = (value or "").strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(text)
-        if parsed is None:
-            return None
-        try:
-            return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-        except (OverflowError, ValueError):
-            return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
 
 
 class VerilockClient:
@@ -276,20 +180,9 @@ class VerilockClient:
         )
         http = sessions.get(key)
         if http is None:
-            retry = _Retry(
-                total=max_retries,
-                connect=max_retries,
-                read=max_retries,
-                status=max_retries,
-                redirect=0,
-                other=0,
-                allowed_methods=IDEMPOTENT_METHODS,
-                status_forcelist=RETRY_STATUSES,
-                backoff_factor=backoff,
-                backoff_max=BACKOFF_MAX,
-                backoff_jitter=0.5 if backoff else 0.0,
-                respect_retry_after_header=True,
-                raise_on_status=False,
+            retry = retry_policy(
+                max_retries,
+                backoff=backoff,
                 retry_after_cap=retry_after_cap,
                 on_retry=self._before_send,
                 on_attempt=self._start_attempt,
@@ -424,7 +317,9 @@ class VerilockClient:
         body = _parse_json(data)
         if body is _NOT_JSON:
             raise InvalidResponseError(
-                f"{method} {path} answered {status} with a body that is not JSON", **context
+                f"{method} {path} answered {status} with a body that is not JSON (or is "
+                "nested too deeply to read)",
+                **context,
             )
         if not isinstance(body, dict):
             raise InvalidResponseError(
