@@ -124,6 +124,17 @@ def test_timeout_bounds_the_whole_request_when_the_body_trickles() -> None:
     assert caught.value.session_id == "ses_1"
 
 
+def test_the_body_of_an_answer_that_is_retried_is_not_read() -> None:
+    # A 503 whose body trickles for 5 s: retrying must not wait for it.
+    trickled_503 = Answer(status=503, body=b"x" * 100, byte_delay=0.05)
+    with (
+        ScriptedServer([trickled_503, OK]) as server,
+        override_settings(VERILOCK_MAX_RETRIES=1, VERILOCK_RETRY_BACKOFF=0.0),
+    ):
+        assert client_for(server).get_session("ses_1") == {"id": "ses_1"}
+    assert server.body_bytes_sent < 50
+
+
 def test_timeout_bounds_a_server_that_goes_silent_after_the_headers() -> None:
     # Headers at once, then the first body byte only after 3 s.
     silent = Answer(body=b"{}" + b" " * 5, byte_delay=3.0)

@@ -82,6 +82,11 @@ class VerilockRetry(Retry):
             # urllib3 replays any method after a connect error; a POST is never sent twice.
             raise error
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None:
+            # This answer is dropped for a new attempt. Closing it spares urllib3 draining its
+            # body, which a server could trickle for as long as it likes (the client's
+            # deadline covers the body of the answer it reads, not of those it drops).
+            response.close()
         if self.on_retry is not None:
             self.on_retry()
         return retry
