@@ -481,7 +481,7 @@ def _retry_after(response: requests.Response, body: object) -> float | None:
     seconds = parse_retry_after(response.headers.get("Retry-After"))
     if seconds is None and isinstance(body, dict) and isinstance(body.get("details"), dict):
         advice = body["details"].get("retry_after")
-        if isinstance(advice, (int, float)) and not isinstance(advice, bool):
+        if isinstance(advice, (int, float, str)) and not isinstance(advice, bool):
             seconds = parse_retry_after(str(advice))
     return seconds
 
