@@ -140,6 +140,7 @@ BAD_VALUES: dict[str, object] = {
     "MAX_RETRIES": "3",
     "RETRY_BACKOFF": "fast",
     "FINISHED_STATUSES": ["approved", ""],
+    "MAX_RESPONSE_BYTES": 10.5,
     "RETRY_AFTER_MAX": 0,
     "SYNC_CONCURRENCY": "16",
     "RATE_LIMIT_PER_MINUTE": -1,

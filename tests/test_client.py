@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,12 +14,16 @@ from verilock_django.exceptions import (
     AuthenticationError,
     InvalidResponseError,
     NotFoundError,
+    PayloadError,
     RateLimitedError,
     ServerError,
     TransportError,
     VerilockConfigurationError,
     VerilockError,
 )
+from verilock_django.models import Session
+from verilock_django.sync import sync_session
+from verilock_django.testing.responses_api import InProcessVerilock
 
 from .conftest import API_URL, SEED_ID
 
@@ -65,14 +70,24 @@ def test_settings_are_read_at_call_time(mocked: responses.RequestsMock) -> None:
     assert mocked.calls[0].request.headers["X-API-Key"] == "k2"
 
 
-def test_session_id_is_url_quoted(mocked: responses.RequestsMock) -> None:
-    mocked.get(f"{API_URL}/sessions/ses%2F..%2Fadmin", json={"id": "ses/../admin"})
-    VerilockClient().get_session("ses/../admin")
-    assert mocked.calls[0].request.url == f"{API_URL}/sessions/ses%2F..%2Fadmin"
+def test_session_id_is_stripped_before_the_request(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{API_URL}/sessions/ses_x", json={"id": "ses_x"})
+    assert VerilockClient().get_session(" ses_x \n") == {"id": "ses_x"}
+    assert mocked.calls[0].request.url == f"{API_URL}/sessions/ses_x"
 
 
-def test_timeout_is_set_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[object] = []
+@pytest.mark.parametrize("session_id", [".", "..", " .. ", "ses/../admin", "a/b", "ses?x=1", ""])
+def test_session_ids_that_change_the_path_are_refused_before_any_request(
+    mocked: responses.RequestsMock, session_id: str
+) -> None:
+    with pytest.raises(PayloadError) as caught:
+        VerilockClient().get_session(session_id)
+    assert caught.value.field == "session_id"
+    assert len(mocked.calls) == 0
+
+
+def test_timeout_bounds_each_attempt_in_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
 
     def fake_request(self: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
         seen.append(kwargs.get("timeout"))
@@ -81,7 +96,8 @@ def test_timeout_is_set_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(requests.Session, "request", fake_request)
     with override_settings(VERILOCK_TIMEOUT=3.5), pytest.raises(TransportError):
         VerilockClient().get_session(SEED_ID)
-    assert seen == [3.5]
+    # One budget for connecting and waiting for the answer (the body is bounded separately).
+    assert [timeout.total for timeout in seen] == [3.5]
 
 
 @pytest.mark.parametrize(
@@ -194,6 +210,22 @@ def test_non_json_success_body_is_invalid_response(
         VerilockClient().get_session(SEED_ID)
 
 
+@pytest.mark.parametrize("depth", [5_000, 200_000])
+def test_json_nested_too_deep_is_an_invalid_response_not_a_recursion_error(
+    mocked: responses.RequestsMock, depth: int
+) -> None:
+    deep = '{"id": "ses_1", "details": ' + "[" * depth + "]" * depth + "}"
+    mocked.get(URL, status=200, body=deep)
+    with pytest.raises(InvalidResponseError, match="nested too deeply"):
+        VerilockClient().get_session(SEED_ID)
+
+
+def test_an_error_answer_nested_too_deep_keeps_its_status(mocked: responses.RequestsMock) -> None:
+    mocked.get(URL, status=404, body="[" * 100_000 + "]" * 100_000)
+    with pytest.raises(NotFoundError):
+        VerilockClient().get_session(SEED_ID)
+
+
 def test_json_that_is_not_an_object_is_invalid_response(mocked: responses.RequestsMock) -> None:
     mocked.get(URL, json=[{"id": SEED_ID}])
     with pytest.raises(InvalidResponseError, match="expected an object"):
@@ -201,18 +233,28 @@ def test_json_that_is_not_an_object_is_invalid_response(mocked: responses.Reques
 
 
 @pytest.mark.parametrize(
-    "exc",
+    ("exc", "problem"),
     [
-        requests.exceptions.ConnectionError("Connection reset by peer"),
-        requests.exceptions.ReadTimeout("read timed out"),
-        requests.exceptions.SSLError("bad handshake"),
+        (
+            requests.exceptions.ConnectionError(ConnectionResetError(104, "reset")),
+            "Connection lost",
+        ),
+        (requests.exceptions.ReadTimeout("read timed out"), "Timed out after 10s"),
+        (requests.exceptions.SSLError("bad handshake"), "TLS error"),
+        (requests.exceptions.ProxyError("proxy said no"), "Proxy error"),
+        (requests.exceptions.InvalidURL("bad url"), "InvalidURL"),
+        (RuntimeError("a bug below"), "RuntimeError"),
     ],
 )
-def test_transport_errors_are_wrapped(mocked: responses.RequestsMock, exc: Exception) -> None:
+def test_transport_errors_say_what_happened_and_chain_nothing(
+    mocked: responses.RequestsMock, exc: Exception, problem: str
+) -> None:
     mocked.get(URL, body=exc)
     with pytest.raises(TransportError) as excinfo:
         VerilockClient().get_session(SEED_ID)
-    assert excinfo.value.__cause__ is exc
+    assert str(excinfo.value) == f"{problem} on GET /sessions/{SEED_ID}"
+    # requests' exceptions hold the request and its headers: none is chained.
+    assert excinfo.value.__cause__ is None and excinfo.value.__context__ is None
     assert excinfo.value.session_id == SEED_ID
 
 
@@ -228,15 +270,107 @@ def test_missing_key_is_a_configuration_error_not_a_runtime_one(
     assert len(mocked.calls) == 0
 
 
+SECRET = "qi_live_supersecret_123"
+
+
+def chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and every exception chained to it (causes and contexts)."""
+    found: list[BaseException] = []
+    while exc is not None and exc not in found:
+        found.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+def assert_holds_no_key(exc: BaseException) -> None:
+    for link in chain(exc):
+        assert SECRET not in str(link)
+        assert SECRET not in repr(link)
+        assert SECRET not in repr(link.args)
+
+
 def test_key_never_appears_in_errors_or_repr(mocked: responses.RequestsMock) -> None:
-    secret = "qi_live_supersecret_123"
     mocked.get(URL, status=401, json={"error": "authentication_error", "message": "Invalid key."})
-    client = VerilockClient(api_key=secret)
+    client = VerilockClient(api_key=SECRET)
     with pytest.raises(AuthenticationError) as excinfo:
         client.get_session(SEED_ID)
-    assert secret not in str(excinfo.value)
-    assert secret not in repr(excinfo.value)
-    assert secret not in repr(client)
+    assert_holds_no_key(excinfo.value)
+    assert SECRET not in repr(client)
+
+
+@pytest.mark.parametrize(
+    "library_error",
+    [
+        # What requests raises for a header value it refuses: the value is in the message.
+        requests.exceptions.InvalidHeader(f"Invalid return character in header value: {SECRET}"),
+        requests.exceptions.ConnectionError(OSError(f"proxy rejected X-API-Key {SECRET}")),
+        ValueError(f"header {SECRET}"),
+    ],
+)
+def test_no_error_from_the_transport_carries_the_key_in_its_chain(
+    mocked: responses.RequestsMock, library_error: Exception
+) -> None:
+    mocked.get(URL, body=library_error)
+    with pytest.raises(TransportError) as excinfo:
+        VerilockClient(api_key=SECRET).get_session(SEED_ID)
+    assert chain(excinfo.value) == [excinfo.value]
+    assert_holds_no_key(excinfo.value)
+
+
+@pytest.mark.parametrize("configured", ["qi_test_abc\n", "  qi_test_abc\t", "\r\nqi_test_abc\r\n"])
+def test_a_key_pasted_with_surrounding_whitespace_works_end_to_end(configured: str) -> None:
+    with (
+        override_settings(VERILOCK_API_KEY=configured),
+        InProcessVerilock(base_url=API_URL, api_key="qi_test_abc") as api,
+    ):
+        session = api.add_session(status="processing")
+        assert VerilockClient().get_session(session.id)["id"] == session.id
+        assert VerilockClient(api_key=configured).get_session(session.id)["id"] == session.id
+        assert api.requests_for(session.id) == 2
+
+
+def test_a_key_with_whitespace_inside_is_a_configuration_error_without_the_key(
+    mocked: responses.RequestsMock,
+) -> None:
+    broken = "qi_test_abc\ndef"
+    with pytest.raises(VerilockConfigurationError) as excinfo:
+        VerilockClient(api_key=broken).get_session(SEED_ID)
+    assert broken not in str(excinfo.value) and "qi_test_abc" not in str(excinfo.value)
+    assert len(mocked.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("location", "named"),
+    [
+        ("https://evil.test/steal?key=1", "evil.test"),
+        ("http://verilock.test/api/v1/sessions/x", "verilock.test"),  # a downgrade to http
+        ("/api/v2/sessions/x", "a path on the same host"),
+    ],
+)
+def test_a_redirect_is_an_error_and_is_never_followed(
+    mocked: responses.RequestsMock, location: str, named: str
+) -> None:
+    mocked.get(URL, status=302, headers={"Location": location})
+    elsewhere = mocked.get(re.compile(r"^(?!" + re.escape(URL) + ").*"), json={"id": SEED_ID})
+    with pytest.raises(ApiError) as excinfo:
+        VerilockClient().get_session(SEED_ID)
+    assert type(excinfo.value) is ApiError and excinfo.value.status_code == 302
+    assert f"redirected to {named};" in str(excinfo.value)
+    assert "steal" not in str(excinfo.value)
+    assert elsewhere.call_count == 0
+    assert len(mocked.calls) == 1
+
+
+@pytest.mark.django_db
+def test_a_redirect_to_another_host_sends_nothing_there_and_stores_nothing(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(URL, status=302, headers={"Location": f"https://evil.test/sessions/{SEED_ID}"})
+    evil = mocked.get(f"https://evil.test/sessions/{SEED_ID}", json={"id": SEED_ID})
+    with pytest.raises(ApiError):
+        sync_session(SEED_ID)
+    assert evil.call_count == 0
+    assert not Session.objects.exists()
 
 
 def test_list_sessions_sends_documented_query(mocked: responses.RequestsMock) -> None:

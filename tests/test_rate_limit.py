@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -35,8 +38,10 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    # The limiter sleeps through the module-level `time`; nothing else runs in these tests.
-    monkeypatch.setattr("verilock_django.client.time.sleep", fake.sleep)
+    # The limiter sleeps through the client module's `time`: replace that reference only, so
+    # threads other tests left behind keep their real `time.sleep`.
+    fake_time = SimpleNamespace(sleep=fake.sleep, time=time.time, monotonic=time.monotonic)
+    monkeypatch.setattr(client_module, "time", fake_time)
     return fake
 
 
@@ -127,3 +132,33 @@ def test_unparseable_retry_after_is_ignored(mocked: responses.RequestsMock) -> N
     with pytest.raises(RateLimitedError) as caught:
         VerilockClient().get_session(SEED_ID)
     assert caught.value.retry_after is None
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("0.5", 0.5),
+        (" 7 ", 7.0),
+        ("-1", None),
+        ("inf", None),
+        ("nan", None),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+    ],
+)
+def test_retry_after_forms_are_read_into_the_error(
+    mocked: responses.RequestsMock, header: str, expected: float | None
+) -> None:
+    mocked.get(URL, status=429, headers={"Retry-After": header}, json={"error": "rate_limited"})
+    with pytest.raises(RateLimitedError) as caught:
+        VerilockClient().get_session(SEED_ID)
+    assert caught.value.retry_after == expected
+
+
+def test_retry_after_as_a_future_date_is_read_as_seconds_from_now(
+    mocked: responses.RequestsMock,
+) -> None:
+    when = email.utils.formatdate(time.time() + 120, usegmt=True)
+    mocked.get(URL, status=429, headers={"Retry-After": when}, json={"error": "rate_limited"})
+    with pytest.raises(RateLimitedError) as caught:
+        VerilockClient().get_session(SEED_ID)
+    assert caught.value.retry_after == pytest.approx(120, abs=5)

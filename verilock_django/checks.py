@@ -15,6 +15,7 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E006``   ``VERILOCK_MAX_RETRIES`` is not a non-negative integer.
 ``verilock_django.E007``   ``VERILOCK_RETRY_BACKOFF`` is not a number >= 0.
 ``verilock_django.E008``   ``VERILOCK_API_KEY`` holds whitespace or control characters inside.
+``verilock_django.E009``   ``VERILOCK_MAX_RESPONSE_BYTES`` is not a positive integer.
 ``verilock_django.W010``   The webhook URL is included but ``VERILOCK_WEBHOOK_SECRETS`` is empty.
 ``verilock_django.W011``   Webhooks processed in threads on SQLite without IMMEDIATE transactions.
 ``verilock_django.E010``   ``VERILOCK_WEBHOOK_SECRETS`` is not a list of non-empty strings.

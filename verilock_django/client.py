@@ -1,35 +1,55 @@
 """HTTP client for the Verilock REST API (requests only; no ORM here).
 
-Each thread gets its own pooled ``requests.Session``; every call has a timeout; idempotent
-requests are retried by urllib3's ``Retry`` (429, 5xx, connection errors; jittered
-exponential backoff capped at ``BACKOFF_MAX``, ``Retry-After`` honoured up to
-``VERILOCK_RETRY_AFTER_MAX``); a POST is never sent twice. An optional client-side limit
-(``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by every thread using the client and counts
-retries too. Every failure becomes a typed :class:`~verilock_django.exceptions.VerilockError`.
-The API key is never part of a message or repr.
+Each thread gets its own pooled ``requests.Session``. What the client guarantees:
+
+* **Deadline.** One HTTP attempt -- connecting, waiting for the answer and reading the whole
+  body -- takes at most ``VERILOCK_TIMEOUT`` seconds: the body is streamed and abandoned at
+  the deadline, so a server trickling bytes cannot hold a fetch. At most
+  ``VERILOCK_MAX_RESPONSE_BYTES`` of body (after decompression) are read.
+* **Redirects are not followed.** A 3xx is an :class:`~verilock_django.exceptions.ApiError`
+  naming the host it pointed to, so the key is never sent to another host or over plain HTTP.
+* **Retries** follow :mod:`verilock_django.retries` (GET only; ``Retry-After`` in any form,
+  capped by ``VERILOCK_RETRY_AFTER_MAX``). An optional client-side limit
+  (``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by the threads using the client and counts
+  retries too.
+* **Typed errors.** Every failure is a :class:`~verilock_django.exceptions.VerilockError`
+  saying what happened (connection refused, host not resolved, TLS, timeout, connection
+  lost). It is raised with no library exception chained to it: those carry the request with
+  its headers.
+* **The key stays private.** It is never part of a message or repr, and no local variable
+  holding it is on the traceback of an error the client raises (Django's debug page lists
+  them); the functions that hold it are marked with ``sensitive_variables`` for error reports.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
-from types import TracebackType
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3 import Timeout
+from urllib3.exceptions import (
+    HTTPError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    SSLError,
+)
 from urllib3.exceptions import TimeoutError as TimeoutError_
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
 
 from . import __version__
-from .conf import verilock_settings
+from .conf import API_KEY, InvalidSetting, verilock_settings
 from .exceptions import (
     ApiError,
     AuthenticationError,
@@ -41,14 +61,15 @@ from .exceptions import (
     VerilockConfigurationError,
     VerilockError,
 )
+from .payloads import parse_session_id
+from .retries import parse_retry_after, retry_policy
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"verilock-django/{__version__}"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Longest exponential backoff between two attempts, in seconds.
-BACKOFF_MAX = 8.0
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+#: Bytes asked for per read of a streamed body (a read returns what has arrived, up to this).
+_CHUNK_SIZE: Final = 64 * 1024
+_HOST_PATTERN: Final = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
 
 
 class RateLimiter:
@@ -82,52 +103,6 @@ class RateLimiter:
             waited += delay
 
 
-class _Retry(Retry):
-    """urllib3's ``Retry`` with a cap on ``Retry-After``, no POST replay, and a retry hook.
-
-    ``on_retry`` runs before each new attempt (to count it and respect the rate limit).
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        retry_after_cap: float = 30.0,
-        on_retry: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_after_cap = retry_after_cap
-        self.on_retry = on_retry
-
-    def new(self, **kw: Any) -> _Retry:
-        retry = super().new(**kw)
-        retry.retry_after_cap = self.retry_after_cap
-        retry.on_retry = self.on_retry
-        return retry
-
-    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        # A huge (or far-future date) Retry-After would otherwise stall a whole run.
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, self.retry_after_cap)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> _Retry:
-        if error is not None and method is not None and not self._is_method_retryable(method):
-            # urllib3 replays any method after a connect error; a POST is never sent twice.
-            raise error
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if self.on_retry is not None:
-            self.on_retry()
-        return retry
-
-
 class VerilockClient:
     """A client for one API key and base URL (by default, read from settings per call)."""
 
@@ -159,7 +134,13 @@ class VerilockClient:
         return (self._api_url or verilock_settings.api_url).rstrip("/")
 
     def get_session(self, session_id: str) -> dict[str, Any]:
-        """Fetch one session object (``GET /sessions/{id}``)."""
+        """Fetch one session object (``GET /sessions/{id}``).
+
+        ``session_id`` is normalised first (surrounding whitespace dropped); an id that would
+        change the request path (``"."``, ``".."``, ``"a/b"`` …) raises
+        :class:`~verilock_django.exceptions.PayloadError` and nothing is sent.
+        """
+        session_id = parse_session_id(session_id, "session_id")
         return self._request(
             "GET", f"/sessions/{quote(session_id, safe='')}", session_id=session_id
         )
@@ -199,21 +180,12 @@ class VerilockClient:
         )
         http = sessions.get(key)
         if http is None:
-            retry = _Retry(
-                total=max_retries,
-                connect=max_retries,
-                read=max_retries,
-                status=max_retries,
-                other=0,
-                allowed_methods=IDEMPOTENT_METHODS,
-                status_forcelist=RETRY_STATUSES,
-                backoff_factor=backoff,
-                backoff_max=BACKOFF_MAX,
-                backoff_jitter=0.5 if backoff else 0.0,
-                respect_retry_after_header=True,
-                raise_on_status=False,
+            retry = retry_policy(
+                max_retries,
+                backoff=backoff,
                 retry_after_cap=retry_after_cap,
                 on_retry=self._before_send,
+                on_attempt=self._start_attempt,
             )
             # Each thread has its own session, so one connection per pool suffices.
             adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=1)
@@ -238,8 +210,23 @@ class VerilockClient:
             if waited:
                 logger.debug("Waited %.1fs for the client-side rate limit", waited)
 
+    def _start_attempt(self) -> None:
+        """Note when the current attempt of this thread's request started (its deadline)."""
+        self._local.attempt_started = time.monotonic()
+
+    @sensitive_variables("key", "headers")
     def _headers(self) -> dict[str, str]:
-        key = self._api_key if self._api_key is not None else verilock_settings.api_key
+        if self._api_key is None:
+            key = verilock_settings.api_key
+        else:
+            try:
+                key = API_KEY.parse(self._api_key)
+            except InvalidSetting as exc:
+                problem = exc.problem
+            else:
+                problem = ""
+            if problem:
+                raise VerilockConfigurationError(f"The api_key of VerilockClient {problem}.")
         if not key:
             raise VerilockConfigurationError(
                 "VERILOCK_API_KEY is not set: the app cannot call the Verilock API."
@@ -252,6 +239,40 @@ class VerilockClient:
             headers["X-API-Key"] = key
         return headers
 
+    @sensitive_variables()
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str | int] | None,
+        timeout: float,
+        session_id: str | None,
+    ) -> requests.Response | TransportError:
+        """Send one request (retries included); the response, or the error to raise.
+
+        The error is returned, not raised, so that neither this frame's locals (the headers)
+        nor the library's exception (its request holds the headers) reach the traceback.
+        """
+        headers = self._headers()
+        self._before_send()
+        self._start_attempt()
+        try:
+            return self._http().request(
+                method,
+                f"{self.api_url}{path}",
+                params=params,
+                headers=headers,
+                # A total: connecting and waiting for the answer share one budget.
+                timeout=Timeout(total=timeout),  # type: ignore[arg-type]
+                allow_redirects=False,
+                stream=True,
+            )
+        except Exception as exc:  # anything raised in flight may hold the key
+            return TransportError(
+                _transport_problem(exc, method, path, timeout), session_id=session_id
+            )
+
+    @sensitive_variables("data", "body")
     def _request(
         self,
         method: str,
@@ -260,83 +281,191 @@ class VerilockClient:
         params: dict[str, str | int] | None = None,
         session_id: str | None = None,
     ) -> dict[str, Any]:
-        url = f"{self.api_url}{path}"
         timeout = self._timeout if self._timeout is not None else verilock_settings.timeout
-        headers = self._headers()
-        self._before_send()
+        limit = verilock_settings.max_response_bytes
+        response = self._send(method, path, params, timeout, session_id)
+        if isinstance(response, TransportError):
+            raise response
         try:
-            response = self._http().request(
-                method, url, params=params, headers=headers, timeout=timeout
-            )
-        except requests.exceptions.RetryError as exc:
-            raise TransportError(
-                f"Gave up on {method} {path} after retries", session_id=session_id
-            ) from exc
-        except requests.exceptions.Timeout as exc:
-            raise TransportError(
-                f"Timed out after {timeout:g}s on {method} {path}", session_id=session_id
-            ) from exc
-        except requests.exceptions.RequestException as exc:
-            # Once retries are used up, requests reports a read timeout or a reset as a
-            # ConnectionError wrapping urllib3's MaxRetryError: name the real cause.
-            reason = exc.args[0] if exc.args else None
-            reason = reason.reason if isinstance(reason, MaxRetryError) else reason
-            if isinstance(reason, TimeoutError_):
-                message = f"Timed out after {timeout:g}s on {method} {path}"
-            elif isinstance(reason, ProtocolError):
-                message = f"Connection lost on {method} {path}"
-            else:
-                # Only the class name: the exception's text can carry the URL.
-                message = f"{type(exc).__name__} on {method} {path}"
-            raise TransportError(message, session_id=session_id) from exc
-        request_id = response.headers.get("X-Request-Id")
-        logger.debug("%s %s -> %s (request id %s)", method, path, response.status_code, request_id)
-        if response.status_code >= 400:
-            raise _error_for(response, method, path, session_id, request_id)
-        try:
-            body = response.json()
-        except ValueError as exc:
+            status = response.status_code
+            request_id = response.headers.get("X-Request-Id")
+            logger.debug("%s %s -> %s (request id %s)", method, path, status, request_id)
+            context: dict[str, Any] = {
+                "status_code": status,
+                "request_id": request_id,
+                "session_id": session_id,
+            }
+            if 300 <= status < 400:
+                raise ApiError(
+                    f"{method} {path}: the API redirected to "
+                    f"{_location_host(response.headers.get('Location'))}; redirects are not "
+                    "followed (is VERILOCK_API_URL right?)",
+                    **context,
+                )
+            deadline = self._local.attempt_started + timeout
+            data = self._read_body(response, method, path, deadline, limit, timeout, session_id)
+        finally:
+            response.close()
+        if status >= 400:
+            raise _error_for(response, method, path, data, context)
+        if data is None:
             raise InvalidResponseError(
-                f"{method} {path} answered {response.status_code} with a body that is not JSON",
-                status_code=response.status_code,
-                request_id=request_id,
-                session_id=session_id,
-            ) from exc
+                f"{method} {path} answered a body larger than VERILOCK_MAX_RESPONSE_BYTES "
+                f"({limit} bytes)",
+                **context,
+            )
+        body = _parse_json(data)
+        if body is _NOT_JSON:
+            raise InvalidResponseError(
+                f"{method} {path} answered {status} with a body that is not JSON (or is "
+                "nested too deeply to read)",
+                **context,
+            )
         if not isinstance(body, dict):
             raise InvalidResponseError(
                 f"{method} {path} answered a JSON {type(body).__name__}, expected an object",
-                status_code=response.status_code,
-                request_id=request_id,
-                session_id=session_id,
+                **context,
             )
         return body
+
+    def _read_body(
+        self,
+        response: requests.Response,
+        method: str,
+        path: str,
+        deadline: float,
+        limit: int,
+        timeout: float,
+        session_id: str | None,
+    ) -> bytes | None:
+        """The body, read by chunks until ``deadline`` (a monotonic time); ``None`` when it
+        is larger than ``limit`` bytes (reading stops there).
+
+        :raises TransportError: the deadline passed, or the connection failed mid-body.
+        """
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return None
+        raw = response.raw
+        sock = getattr(raw.connection, "sock", None)
+        size = 0
+        chunks: list[bytes] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError(
+                    f"Timed out after {timeout:g}s on {method} {path} (the body was still "
+                    "arriving)",
+                    session_id=session_id,
+                )
+            try:
+                if sock is not None:
+                    # No single read may wait past the deadline.
+                    sock.settimeout(remaining)
+                chunk = raw.read1(_CHUNK_SIZE, decode_content=True)
+            except (HTTPError, OSError, ValueError) as exc:
+                problem = _transport_problem(exc, method, path, timeout)
+            else:
+                problem = ""
+            if problem:
+                # Raised here, outside the handler: nothing chains the library's exception.
+                raise TransportError(problem, session_id=session_id)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+
+
+_NOT_JSON: Final = object()
+
+
+def _parse_json(data: bytes) -> object:
+    """The JSON value in ``data``, or :data:`_NOT_JSON` (bad syntax or encoding, too deep)."""
+    try:
+        return json.loads(data)
+    except (RecursionError, ValueError):
+        return _NOT_JSON
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, urllib3 reasons, arguments)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        stack.extend(e for e in (*linked, *current.args) if isinstance(e, BaseException))
+
+
+def _transport_problem(exc: BaseException, method: str, path: str, timeout: float) -> str:
+    """What went wrong, in words, for an exception raised by requests/urllib3.
+
+    Never the exception's own text: it can quote the URL, the headers or the body.
+    """
+    causes = list(_causes(exc))
+
+    def seen(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(cause, kinds) for cause in causes)
+
+    where = f"on {method} {path}"
+    # urllib3 2 derives NewConnectionError (and NameResolutionError) from ConnectTimeoutError:
+    # test for them before any timeout.
+    if seen(NameResolutionError):
+        return f"Could not resolve the API host {where}"
+    if seen(ConnectionRefusedError):
+        return f"Connection refused {where}"
+    if seen(NewConnectionError):
+        return f"Could not connect {where}"
+    if seen(ProxyError, requests.exceptions.ProxyError):
+        return f"Proxy error {where}"
+    if seen(SSLError, requests.exceptions.SSLError):
+        return f"TLS error {where}"
+    if seen(TimeoutError_, TimeoutError, requests.exceptions.Timeout):
+        return f"Timed out after {timeout:g}s {where}"
+    if seen(ProtocolError, ConnectionError, requests.exceptions.ChunkedEncodingError):
+        return f"Connection lost {where}"
+    if seen(MaxRetryError, requests.exceptions.RetryError):
+        return f"Gave up {where} after retries"
+    # Only the class name: the exception's text can carry the URL or a header value.
+    return f"{type(exc).__name__} {where}"
+
+
+def _location_host(location: str | None) -> str:
+    """The host a ``Location`` header names, for a message (never its path or query)."""
+    if not location:
+        return "no location"
+    try:
+        host = urlsplit(location.strip()).hostname
+    except ValueError:
+        host = None
+    if host is None:
+        return "a path on the same host" if location.strip().startswith("/") else "a bad URL"
+    return host if _HOST_PATTERN.fullmatch(host) else "an unreadable host"
 
 
 def _error_for(
     response: requests.Response,
     method: str,
     path: str,
-    session_id: str | None,
-    request_id: str | None,
+    data: bytes | None,
+    context: dict[str, Any],
 ) -> VerilockError:
-    status = response.status_code
+    status: int = context["status_code"]
+    body = _NOT_JSON if data is None else _parse_json(data)
     error_code: str | None = None
     detail = ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
     if isinstance(body, dict):
         error_code = str(body["error"]) if body.get("error") else None
         detail = str(body.get("message") or "")
     reason = detail or response.reason or "error"
     message = f"{method} {path}: {reason}"
-    kwargs: dict[str, Any] = {
-        "status_code": status,
-        "error_code": error_code,
-        "request_id": request_id,
-        "session_id": session_id,
-    }
+    kwargs: dict[str, Any] = {**context, "error_code": error_code}
     if status in (401, 403):
         return AuthenticationError(message, **kwargs)
     if status == 404:
@@ -349,15 +478,12 @@ def _error_for(
 
 
 def _retry_after(response: requests.Response, body: object) -> float | None:
-    candidates: list[object] = [response.headers.get("Retry-After")]
-    if isinstance(body, dict) and isinstance(body.get("details"), dict):
-        candidates.append(body["details"].get("retry_after"))
-    for value in candidates:
-        try:
-            return float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
-    return None
+    seconds = parse_retry_after(response.headers.get("Retry-After"))
+    if seconds is None and isinstance(body, dict) and isinstance(body.get("details"), dict):
+        advice = body["details"].get("retry_after")
+        if isinstance(advice, (int, float, str)) and not isinstance(advice, bool):
+            seconds = parse_retry_after(str(advice))
+    return seconds
 
 
 _default_client: VerilockClient | None = None

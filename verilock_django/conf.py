@@ -275,7 +275,8 @@ TIMEOUT: Final[Setting[float]] = Setting(
     GROUP_API,
     "float (s)",
     "10.0",
-    "Seconds to wait for a connection and for each read.",
+    "Seconds one HTTP attempt may take in all: connecting, waiting for the answer and "
+    "reading the whole body (a body trickling in slower is abandoned).",
 )
 MAX_RETRIES: Final[Setting[int]] = Setting(
     "MAX_RETRIES",
@@ -307,6 +308,17 @@ FINISHED_STATUSES: Final[Setting[frozenset[str]]] = Setting(
     "list[str]",
     "[" + ", ".join(f'"{status}"' for status in DEFAULT_FINISHED_STATUSES) + "]",
     "Statuses after which a session is final and no longer refreshed.",
+)
+MAX_RESPONSE_BYTES: Final[Setting[int]] = Setting(
+    "MAX_RESPONSE_BYTES",
+    10 * 1024 * 1024,
+    _positive_int,
+    "E009",
+    GROUP_API,
+    "int (bytes)",
+    "10485760",
+    "Largest API response body the client reads (after decompression); a larger one is an "
+    "`InvalidResponseError`.",
 )
 RETRY_AFTER_MAX: Final[Setting[float]] = Setting(
     "RETRY_AFTER_MAX",
@@ -435,6 +447,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     MAX_RETRIES,
     RETRY_BACKOFF,
     FINISHED_STATUSES,
+    MAX_RESPONSE_BYTES,
     RETRY_AFTER_MAX,
     SYNC_CONCURRENCY,
     RATE_LIMIT_PER_MINUTE,
@@ -473,8 +486,14 @@ class VerilockSettings:
 
     @property
     def timeout(self) -> float:
-        """``VERILOCK_TIMEOUT``: connect and read timeout, seconds (> 0)."""
+        """``VERILOCK_TIMEOUT``: longest time one HTTP attempt may take, body included,
+        seconds (> 0)."""
         return TIMEOUT.value()
+
+    @property
+    def max_response_bytes(self) -> int:
+        """``VERILOCK_MAX_RESPONSE_BYTES``: largest API response body read, bytes (> 0)."""
+        return MAX_RESPONSE_BYTES.value()
 
     @property
     def max_retries(self) -> int:

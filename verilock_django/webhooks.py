@@ -23,6 +23,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from .conf import verilock_settings
@@ -119,6 +120,35 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
 @transaction.non_atomic_requests
 def webhook(request: HttpRequest) -> HttpResponse:
     """Receive one Verilock delivery: verify, store, answer ``200`` (see module docs)."""
+    body = _signed_body(request)
+    if isinstance(body, HttpResponse):
+        return body
+    try:
+        envelope = parse_envelope(body)
+    except InvalidEnvelope as exc:
+        return _reject(400, str(exc))
+    try:
+        event, created = store_delivery(envelope)
+    except (OperationalError, InterfaceError) as exc:
+        # The database is busy or away: the provider's retry will find it back.
+        logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
+        return _answer(503, "try again later")
+    except (DatabaseError, ValueError) as exc:
+        # This body can never be stored: a 4xx stops the provider's retries (a 500 would not).
+        logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
+        return _answer(422, "unstorable body")
+    if not created:
+        logger.info("Duplicate Verilock webhook %s ignored.", event.webhook_id)
+        return _answer(200, "duplicate")
+    return _answer(200, "stored")
+
+
+# The secrets live only in this function's frame (gone before anything else runs, since
+# Django's DEBUG page lists the locals of every frame a failure passes through), and the
+# names below are hidden in error reports for it and for the verifier it calls.
+@sensitive_variables("secrets", "secret", "expected", "digest")
+def _signed_body(request: HttpRequest) -> bytes | HttpResponse:
+    """The raw body when its signature is valid; otherwise the refusal (503, 413 or 403)."""
     try:
         secrets = verilock_settings.webhook_secrets
     except VerilockConfigurationError as exc:
@@ -142,25 +172,7 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return _reject(403, "missing signature")
     if not verify_signature(body, signatures, secrets):
         return _reject(403, "invalid signature")
-
-    try:
-        envelope = parse_envelope(body)
-    except InvalidEnvelope as exc:
-        return _reject(400, str(exc))
-    try:
-        event, created = store_delivery(envelope)
-    except (OperationalError, InterfaceError) as exc:
-        # The database is busy or away: the provider's retry will find it back.
-        logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
-        return _answer(503, "try again later")
-    except (DatabaseError, ValueError) as exc:
-        # This body can never be stored: a 4xx stops the provider's retries (a 500 would not).
-        logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
-        return _answer(422, "unstorable body")
-    if not created:
-        logger.info("Duplicate Verilock webhook %s ignored.", event.webhook_id)
-        return _answer(200, "duplicate")
-    return _answer(200, "stored")
+    return body
 
 
 # -- internals -----------------------------------------------------------------------
