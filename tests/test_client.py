@@ -9,8 +9,8 @@ from django.test import override_settings
 
 from verilock_django.client import VerilockClient, get_client
 from verilock_django.exceptions import (
-    ApiError,
     AuthenticationError,
+    FieldValidationError,
     InvalidResponseError,
     NotFoundError,
     RateLimitedError,
@@ -118,7 +118,7 @@ def test_timeout_is_set_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             422,
             {"error": "validation_error", "message": "The given data was invalid.", "details": {}},
-            ApiError,
+            FieldValidationError,
             "validation_error",
         ),
         (
