@@ -71,6 +71,13 @@ REASON_TEXT: dict[str, str | Promise] = {
     ),
     "expired": gettext_lazy("The verification link expired before the check was finished."),
 }
+# Gen B's decline_reason values are not documented; these are the SDK-style codes seen so far.
+REASON_TEXT.update(
+    document_expired=gettext_lazy("Your identity document has expired. Use a valid one."),
+    selfie_rejected=REASON_TEXT["selfie"],
+    face_mismatch=REASON_TEXT["face_match"],
+    liveness_failed=REASON_TEXT["liveness"],
+)
 GENERIC_REASON = gettext_lazy(
     "We could not complete your verification. Contact us if this keeps happening."
 )
