@@ -1,4 +1,4 @@
-"""Creating sessions: both request shapes, field errors, failures never retried, nothing half-stored."""
+"""Creating sessions: both request shapes, field errors, no retries, nothing half-stored."""
 
 from __future__ import annotations
 
