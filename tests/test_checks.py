@@ -205,3 +205,16 @@ def test_checks_import_only_conf_django_and_the_standard_library() -> None:
         name.startswith((".", "django")) or name.split(".")[0] in sys.stdlib_module_names
         for name in imports
     ), imports
+
+
+def test_the_start_flow_without_a_profile_is_a_warning() -> None:
+    with override_settings(VERILOCK_PROFILE_ID=""):
+        assert [m.id for m in check_verify_settings()] == ["verilock_django.W030"]
+    with override_settings(VERILOCK_PROFILE_ID="", VERILOCK_CREATE_SHAPE="a"):
+        assert check_verify_settings() == []
+    assert check_verify_settings() == []  # the test settings name a profile
+
+
+def test_without_the_start_flow_no_profile_is_needed() -> None:
+    with override_settings(VERILOCK_PROFILE_ID="", ROOT_URLCONF="tests.urls_webhook_only"):
+        assert check_verify_settings() == []
