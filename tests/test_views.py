@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from verilock_django.models import Session
 from verilock_django.testing.responses_api import InProcessVerilock
@@ -191,3 +193,24 @@ def test_the_templates_can_be_overridden_by_the_host(
     (folder / "start.html").write_text("HOST START PAGE {{ resumable }}")
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}]
     assert browser.get("/verify/").content == b"HOST START PAGE False"
+
+
+@pytest.mark.parametrize(
+    ("status", "fields", "state", "words"),
+    [
+        ("expired", {}, "expired", b"The verification link expired"),
+        ("created", {"expires_at": "past"}, "expired", b"The verification link expired"),
+        ("approved", {"completed_at": "past"}, "expired", b"too old to count"),
+        ("created", {"hosted_url": "https://verilock.io/verify/x"}, "resume", b"Continue"),
+    ],
+)
+@override_settings(VERILOCK_VERIFIED_MAX_AGE=86400)
+def test_the_status_page_says_why_the_user_must_start_again(
+    browser: Client, user: Any, status: str, fields: dict[str, Any], state: str, words: bytes
+) -> None:
+    past = timezone.now() - dt.timedelta(days=3)
+    values = {key: past if value == "past" else value for key, value in fields.items()}
+    Session.objects.create(id="ses_1", user=user, status=status, created_at=past, **values)
+    page = browser.get("/verify/status/")
+    assert page.context["state"] == state
+    assert words in page.content

@@ -70,6 +70,7 @@ REASON_TEXT: dict[str, str | Promise] = {
         "light, in front of the camera yourself."
     ),
     "expired": gettext_lazy("The verification link expired before the check was finished."),
+    "outdated": gettext_lazy("Your last verification is too old to count. Please verify again."),
 }
 # Gen B's decline_reason values are not documented; these are the SDK-style codes seen so far.
 REASON_TEXT.update(
@@ -175,11 +176,14 @@ def status(request: HttpRequest) -> HttpResponse:
     elif session.status == SessionStatus.DECLINED:
         code = decline_reason(session.payload)
         context.update(state="declined", reason_code=code, reason=reason_text(code))
+    elif session.status == SessionStatus.APPROVED:
+        # Approved, yet not verified: older than VERILOCK_VERIFIED_MAX_AGE.
+        context.update(state="expired", reason_code="outdated", reason=reason_text("outdated"))
     elif session.is_finished or session.status in (
         SessionStatus.CREATED,
         SessionStatus.IN_PROGRESS,
     ):
-        # Expired at Verilock, a link that ran out, or an approval too old to count.
+        # Expired at Verilock, or a link that ran out before the applicant finished.
         context.update(state="expired", reason_code="expired", reason=reason_text("expired"))
     else:
         context["state"] = "checking"
