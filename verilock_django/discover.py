@@ -155,6 +155,8 @@ class _Walk:
         self.report = report
         self.created_from = since.isoformat() if since is not None else None
         self.seen: set[str] = set()
+        #: When the page being taken was requested (database clock), for the store's ordering.
+        self.fetched_at = clock.now()
 
     def run(self) -> None:
         page, last_page, total = 1, 1, None
