@@ -49,7 +49,7 @@ def configure_django(database: str, api_url: str = "http://127.0.0.1:9/api/v1") 
         DEBUG=False,
         USE_TZ=True,
         TIME_ZONE="UTC",
-        INSTALLED_APPS=["verilock_django"],
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"],
         DATABASES={
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",

@@ -1,15 +1,21 @@
-"""One-command demo: the example project syncing sessions from a local fake Verilock API.
+"""One-command demo: the example project verifying its users against a local fake Verilock API.
 
 ``make demo`` runs ``python scripts/demo.py``; ``make demo-admin`` adds ``--admin``.
 No network and no credentials are needed. Steps:
 
 1. start the fake Verilock API (``python -m verilock_django.testing.server``) on a free
-   loopback port, with a few dozen sessions in mixed states and both payload shapes;
-2. migrate a fresh SQLite database of the example project (``example_project/demo.sqlite3``);
-3. register every remote session locally as pending (a ``Session`` row with only ``id``);
-4. run ``manage.py sync_verilock_sessions``; advance some sessions on the fake server
-   (through its control API); run the sync again; print what changed and a table;
-5. with ``--admin``: create a superuser, print its credentials and serve the admin on
+   loopback port, with no session at all; migrate a fresh SQLite database of the example
+   project (``example_project/demo.sqlite3``);
+2. sign up a few dozen users and start their verification *through the app*: the first one
+   clicks through the start flow (``/payouts/`` → ``/verify/`` → Verilock's hosted page), the
+   others get a session from ``create_session`` (``POST /sessions``, both request shapes);
+3. walk the sessions to their outcomes on the fake server (through its control API: the
+   applicants send their documents, Verilock approves, declines or lets a link expire) and run
+   ``manage.py sync_verilock_sessions`` after each move; print what changed;
+4. create a few sessions on the fake directly (a back office, "elsewhere") and import them
+   with ``manage.py sync_verilock_sessions --discover``;
+5. print a table of sessions with their step outcomes, and who is verified;
+6. with ``--admin``: create a superuser, print its credentials and serve the admin on
    127.0.0.1 (the fake keeps running, advances sessions every minute and sends signed
    webhooks to the example project) until Ctrl-C.
 
@@ -41,10 +47,14 @@ MANAGE = EXAMPLE / "manage.py"
 DEMO_DB = EXAMPLE / "demo.sqlite3"
 API_KEY = "qi_test_demo_key"
 WEBHOOK_SECRET = "whsec_demo_" + "0123456789abcdef"
+PROFILE_ID = "5f2b9c1e-3d4a-4b6c-8e7f-0a1b2c3d4e5f"
 READY_LINE = re.compile(r"Fake Verilock API listening on (?P<url>http://127\.0\.0\.1:\d+/api/v1)")
 STEP_MARKS = {"approved": "ok", "declined": "FAIL", "pending": "...", "not_started": "-"}
 # Shape B (the SDK read model) has no per-step verdicts; its sub-statuses are shown as sent.
-OPEN = ("created", "processing")
+NAMES = (
+    ("Jean", "Dupont"), ("Amelia", "Clarke"), ("Lukas", "Schmidt"), ("Sofia", "Rossi"),
+    ("Mateo", "Garcia"), ("Emma", "Jansen"), ("Noah", "Peeters"), ("Maja", "Nowak"),
+)  # fmt: skip
 STEPS = ("document", "selfie", "face_match", "liveness", "aml")
 
 
@@ -80,7 +90,7 @@ def stop_process(process: subprocess.Popen[Any], name: str) -> None:
 
 
 @contextmanager
-def fake_api(*, seed: int, admin_port: int | None) -> Iterator[str]:
+def fake_api(*, admin_port: int | None) -> Iterator[str]:
     """Run the fake API in a child process; yield its base URL."""
     command = [
         sys.executable,
@@ -91,7 +101,7 @@ def fake_api(*, seed: int, admin_port: int | None) -> Iterator[str]:
         "--api-key",
         API_KEY,
         "--seed",
-        str(seed),
+        "0",
         "--shape",
         "mixed",
         "--rate-limit-per-minute",
@@ -123,13 +133,6 @@ def fake_api(*, seed: int, admin_port: int | None) -> Iterator[str]:
         stop_process(process, "the fake Verilock API")
 
 
-def api_get(url: str) -> Any:
-    """GET from the fake API with the demo key (as a host project would)."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {API_KEY}"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-        return json.load(response)
-
-
 def control(root_url: str, path: str, data: Mapping[str, Any] | None = None) -> Any:
     """Call the fake's control API (``/_fake/...``; POST when ``data`` is given)."""
     body = json.dumps(data).encode() if data is not None else None
@@ -141,18 +144,6 @@ def control(root_url: str, path: str, data: Mapping[str, Any] | None = None) -> 
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
         return json.load(response)
-
-
-def remote_session_ids(api_url: str) -> list[str]:
-    """Walk ``GET /sessions`` page by page, as documented."""
-    ids: list[str] = []
-    page, last_page = 1, 1
-    while page <= last_page:
-        listing = api_get(f"{api_url}/sessions?page={page}&per_page=20")
-        ids += [item["id"] for item in listing["data"]]
-        last_page = listing["meta"]["last_page"]
-        page += 1
-    return ids
 
 
 def manage(env: Mapping[str, str], *args: str, check: bool = True) -> int:
@@ -219,10 +210,85 @@ def print_changes(before: Mapping[str, str], after: Mapping[str, str]) -> int:
     return len(changed)
 
 
+def sign_up_and_start(count: int) -> list[str]:
+    """Create ``count`` users and start their verification through the app; return the ids."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from verilock_django.create import create_session
+    from verilock_django.models import Session
+
+    users = [
+        get_user_model().objects.create_user(
+            f"user{number:03d}",
+            email=f"user{number:03d}@example.com",
+            first_name=first,
+            last_name=last,
+        )
+        for number, (first, last) in enumerate(
+            (NAMES[i % len(NAMES)] for i in range(count)), start=1
+        )
+    ]
+    # The first user clicks through the start flow, as in a browser.
+    browser = Client()
+    browser.force_login(users[0])
+    guarded = browser.get("/payouts/")
+    say(f"user001 opens /payouts/ -> {guarded.status_code} to {guarded['Location']}")
+    started = browser.post("/verify/", {"next": "/payouts/"})
+    say(f"user001 clicks 'Start verification' -> {started.status_code} to {started['Location']}")
+    # The others get a session from the service; every other one in the older request shape.
+    for index, user in enumerate(users[1:], start=1):
+        create_session(
+            user=user,
+            redirect_url="http://127.0.0.1:8000/verify/return/",
+            shape="a" if index % 2 else "b",
+        )
+    ids = list(Session.objects.order_by("user__username").values_list("id", flat=True))
+    say(f"Created {len(ids)} sessions through the app (POST /sessions), each linked to its user.")
+    return ids
+
+
+def walk_to_outcomes(root_url: str, ids: list[str], env: Mapping[str, str]) -> None:
+    """Move the sessions on the fake server step by step, syncing after each move."""
+    say("\n== 3. Applicants send their documents (created -> processing); one never does")
+    idle, active = ids[-1], ids[:-1]
+    control(root_url, "/advance", {"ids": active})
+    before = snapshot()
+    manage(env, "sync_verilock_sessions")
+    say("What changed:")
+    print_changes(before, snapshot())
+
+    say("\n== 4. Verilock decides")
+    declined = active[2::5]
+    for session_id in declined:
+        control(root_url, f"/sessions/{session_id}/complete", {"status": "declined"})
+    control(root_url, "/advance", {"ids": [sid for sid in active if sid not in declined]})
+    control(root_url, f"/sessions/{idle}/expire", {})
+    say(f"Declined {len(declined)}, approved the others, expired {idle} (never finished).")
+    # One transient 503 on the way: the client retries it and the sync still succeeds.
+    control(root_url, "/faults", {"kind": "status", "status": 503, "session_id": active[0]})
+    say(f"Injected one 503 for {active[0]} (the client retries it).")
+    before = snapshot()
+    manage(env, "sync_verilock_sessions")
+    say("What changed:")
+    print_changes(before, snapshot())
+
+
+def print_verified() -> None:
+    """Print how many users are verified, as the app's helper answers it."""
+    from django.contrib.auth import get_user_model
+
+    from verilock_django.users import is_verified
+
+    users = list(get_user_model().objects.order_by("username"))
+    verified = [user.username for user in users if is_verified(user)]
+    say(f"Verified users: {len(verified)} of {len(users)} (verilock_django.users.is_verified).")
+
+
 def run_demo(args: argparse.Namespace) -> None:
     """Run the whole demo; raise DemoError if a step fails."""
     admin_port = (args.admin_port or free_port()) if args.admin else None
-    with fake_api(seed=args.sessions, admin_port=admin_port) as api_url:
+    with fake_api(admin_port=admin_port) as api_url:
         root_url = api_url.removesuffix("/api/v1")
         database: Path = args.database
         database.unlink(missing_ok=True)
@@ -233,56 +299,29 @@ def run_demo(args: argparse.Namespace) -> None:
             "VERILOCK_API_URL": api_url,
             "VERILOCK_API_KEY": API_KEY,
             "VERILOCK_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "VERILOCK_PROFILE_ID": PROFILE_ID,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "PYTHONUNBUFFERED": "1",
         }
         say(f"\n== 1. Fresh example database: {database}")
         manage(env, "migrate", "--verbosity", "0")
         setup_django(env)
-        from verilock_django.models import Session
 
-        ids = remote_session_ids(api_url)
-        Session.objects.bulk_create([Session(id=session_id) for session_id in ids])
-        say(f"Registered {len(ids)} sessions locally as pending (rows with only an id).")
+        say("\n== 2. Users sign up and start their verification through the app")
+        ids = sign_up_and_start(args.sessions)
 
-        say("\n== 2. First sync")
-        before = snapshot()
-        manage(env, "sync_verilock_sessions")
-        first = snapshot()
-        counts: dict[str, int] = {}
-        for status in first.values():
-            counts[status or "pending"] = counts.get(status or "pending", 0) + 1
-        say("Stored statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-        if args.verbose:
-            print_changes(before, first)
+        walk_to_outcomes(root_url, ids, env)
 
-        say("\n== 3. Verilock moves on: advancing sessions on the fake server")
-        unfinished = sorted(sid for sid, status in first.items() if status in OPEN)
-        to_advance = unfinished[: max(1, len(unfinished) * 2 // 3)]
-        moved = control(root_url, "/advance", {"ids": to_advance})
-        say(f"Advanced {len(moved['sessions'])} of {len(unfinished)} unfinished sessions.")
-        rest = unfinished[len(to_advance) :]
-        if rest:
-            control(root_url, f"/sessions/{rest[0]}/complete", {"status": "declined"})
-            say(f"Declined {rest[0]} (a step failed).")
-        if len(rest) > 1:
-            control(root_url, f"/sessions/{rest[1]}/expire", {})
-            say(f"Expired {rest[1]} (the applicant never finished).")
-        if unfinished:
-            # One transient 503 on the way: the client retries it and the sync still succeeds.
-            fault = {"kind": "status", "status": 503, "session_id": unfinished[0]}
-            control(root_url, "/faults", fault)
-            say(f"Injected one 503 for {unfinished[0]} (the client retries it).")
-
-        say("\n== 4. Second sync")
-        manage(env, "sync_verilock_sessions")
-        second = snapshot()
-        say("What changed:")
-        print_changes(first, second)
+        say("\n== 5. Sessions created elsewhere (a back office) are discovered")
+        made = control(root_url, "/sessions", {"count": 3, "status": "approved"})
+        say(f"Created {len(made['ids'])} sessions directly at Verilock.")
+        manage(env, "sync_verilock_sessions", "--discover")
         stats = control(root_url, "/stats")
         say(f"The fake API served {stats['total_requests']} requests in total.")
 
-        say("\n== 5. Sessions and step outcomes after the second sync")
+        say("\n== 6. Sessions and step outcomes")
         print_table()
+        print_verified()
 
         if args.admin:
             serve_admin(env, admin_port or free_port())
@@ -317,14 +356,17 @@ def serve_admin(env: Mapping[str, str], port: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 on success, 130 on Ctrl-C)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=36, help="sessions on the fake API")
+    parser.add_argument(
+        "--sessions", type=int, default=36, help="users who start a verification (at least 3)"
+    )
     parser.add_argument("--admin", action="store_true", help="then serve the admin")
     parser.add_argument("--admin-port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument(
         "--database", type=Path, default=DEMO_DB, help="SQLite file (recreated on each run)"
     )
-    parser.add_argument("--verbose", action="store_true", help="also list first-sync changes")
     args = parser.parse_args(argv)
+    if args.sessions < 3:
+        parser.error("--sessions must be at least 3")
     if args.admin and args.admin_port and not _port_free(args.admin_port):
         say(f"Port {args.admin_port} is busy; picking a free one.")
         args.admin_port = 0

@@ -63,3 +63,6 @@ VERILOCK_API_URL = "https://verilock.test/api/v1"
 # No sleeping between retries in tests; tests that exercise retries set their own policy.
 VERILOCK_MAX_RETRIES = 0
 VERILOCK_RETRY_BACKOFF = 0.0
+# The start flow's tests create sessions in shape "b" with this profile.
+VERILOCK_PROFILE_ID = "0b5d3c8e-7f4a-4e21-9c1d-2f6a8b9e0c13"
+LOGIN_URL = "/accounts/login/"

@@ -12,7 +12,12 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from verilock_django import checks, conf
-from verilock_django.checks import check_settings, check_sync_settings, check_webhook_settings
+from verilock_django.checks import (
+    check_settings,
+    check_sync_settings,
+    check_verify_settings,
+    check_webhook_settings,
+)
 
 
 def ids(**overrides: Any) -> list[str]:
@@ -128,7 +133,12 @@ def test_a_misspelt_webhook_setting_suggests_the_real_one() -> None:
 
 
 def all_messages() -> list[CheckMessage]:
-    return [*check_settings(), *check_webhook_settings(), *check_sync_settings()]
+    return [
+        *check_settings(),
+        *check_webhook_settings(),
+        *check_sync_settings(),
+        *check_verify_settings(),
+    ]
 
 
 #: One unusable value per setting; each must be reported by exactly its row's check id.
@@ -152,6 +162,12 @@ BAD_VALUES: dict[str, object] = {
     "WEBHOOK_THREADS": 1.0,
     "WEBHOOK_MAX_BODY_SIZE": -1,
     "WEBHOOK_STALE_AFTER": "300",
+    "CREATE_SHAPE": "gen-b",
+    "PROFILE_ID": 42,
+    "CREATE_STEPS": "document",
+    "USER_RESOLVER": "no.such.module.resolve",
+    "DECLINE_REVOKES": "yes",
+    "VERIFIED_MAX_AGE": 0,
 }
 
 
@@ -190,3 +206,16 @@ def test_checks_import_only_conf_django_and_the_standard_library() -> None:
         name.startswith((".", "django")) or name.split(".")[0] in sys.stdlib_module_names
         for name in imports
     ), imports
+
+
+def test_the_start_flow_without_a_profile_is_a_warning() -> None:
+    with override_settings(VERILOCK_PROFILE_ID=""):
+        assert [m.id for m in check_verify_settings()] == ["verilock_django.W030"]
+    with override_settings(VERILOCK_PROFILE_ID="", VERILOCK_CREATE_SHAPE="a"):
+        assert check_verify_settings() == []
+    assert check_verify_settings() == []  # the test settings name a profile
+
+
+def test_without_the_start_flow_no_profile_is_needed() -> None:
+    with override_settings(VERILOCK_PROFILE_ID="", ROOT_URLCONF="tests.urls_webhook_only"):
+        assert check_verify_settings() == []

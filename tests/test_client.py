@@ -12,6 +12,7 @@ from verilock_django.client import VerilockClient, get_client
 from verilock_django.exceptions import (
     ApiError,
     AuthenticationError,
+    FieldValidationError,
     InvalidResponseError,
     NotFoundError,
     PayloadError,
@@ -134,7 +135,7 @@ def test_timeout_bounds_each_attempt_in_total(monkeypatch: pytest.MonkeyPatch) -
         (
             422,
             {"error": "validation_error", "message": "The given data was invalid.", "details": {}},
-            ApiError,
+            FieldValidationError,
             "validation_error",
         ),
         (

@@ -22,7 +22,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 NOT_A_CALLABLE = "configured by a test"
 
 #: Set by tests/settings.py, so their values differ from the defaults.
-SET_BY_TEST_SETTINGS = {"API_KEY", "API_URL", "MAX_RETRIES", "RETRY_BACKOFF"}
+SET_BY_TEST_SETTINGS = {"API_KEY", "API_URL", "MAX_RETRIES", "RETRY_BACKOFF", "PROFILE_ID"}
 
 
 def enqueue(event_id: int) -> None:

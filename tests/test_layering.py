@@ -89,12 +89,23 @@ def test_the_sync_core_is_a_stack() -> None:
     assert refresh not in graph[sync]
 
 
+def test_the_doors_sit_above_the_core() -> None:
+    """The start flow and discovery call the core; nothing in the core calls them."""
+    graph = import_graph()
+    doors = {f"{PACKAGE}.{m}" for m in ("create", "discover", "views", "urls_verify")}
+    core = {f"{PACKAGE}.{m}" for m in ("client", "payloads", "store", "sync", "refresh", "users")}
+    for module in core:
+        assert not doors & graph[module], module
+    assert f"{PACKAGE}.store" in graph[f"{PACKAGE}.create"]
+    assert f"{PACKAGE}.sync" in graph[f"{PACKAGE}.discover"]
+
+
 def test_only_the_store_writes_session_rows() -> None:
     """Outside the store, no module of the sync core writes through a model manager."""
     writes = re.compile(
         r"\b(Session|StepResult)\b[^\n]*\.(update|save|bulk_create|delete|create)\("
     )
-    for name in ("sync", "refresh"):
+    for name in ("sync", "refresh", "discover", "create", "users", "views"):
         source = (ROOT / f"{name}.py").read_text()
         assert not writes.search(source), name
     assert writes.search((ROOT / "store.py").read_text())

@@ -29,12 +29,19 @@ def test_demo_runs_end_to_end_and_stops_its_processes(tmp_path: Path) -> None:
     )  # fmt: skip
     output = completed.stdout
     assert completed.returncode == 0, output + completed.stderr
-    assert "Registered 12 sessions locally as pending" in output
-    assert output.count("$ manage.py sync_verilock_sessions") == 2
-    changes = output.split("What changed:")[1].split("The fake API served")[0]
-    assert "-> approved" in changes or "-> declined" in changes
-    table = output.split("== 5.")[1]
-    assert table.count("\nses_") == 12
+    # Sessions are created through the app: the start flow for one user, the service for
+    # the others; then walked to their outcomes; then three made elsewhere are discovered.
+    assert "user001 opens /payouts/ -> 302 to /verify/?next=%2Fpayouts%2F" in output
+    assert "clicks 'Start verification' -> 302 to https://verilock.io/verify/" in output
+    assert "Created 12 sessions through the app (POST /sessions)" in output
+    assert output.count("$ manage.py sync_verilock_sessions\n") == 2
+    decided = output.split("== 4.")[1].split("== 5.")[0].split("What changed:")[1]
+    assert "processing -> approved" in decided and "processing -> declined" in decided
+    assert "created -> expired" in decided
+    assert "Discovered 3 new session(s)" in output
+    table = output.split("== 6.")[1]
+    assert table.count("\nses_") == 15
+    assert re.search(r"Verified users: \d+ of 12", table)
     assert "Stopped the fake Verilock API" in output
     assert output.rstrip().endswith("every process it started has been stopped.")
     assert database.exists()

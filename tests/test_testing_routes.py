@@ -131,7 +131,11 @@ def test_create_gen_b_returns_token_and_url(fake: FakeVerilock) -> None:
     response = post(
         fake,
         "/sessions",
-        {"profile_id": "prof_1", "applicant_name": "Ana Lima", "external_id": "u1"},
+        {
+            "profile_id": "0b5d3c8e-7f4a-4e21-9c1d-2f6a8b9e0c13",
+            "applicant_name": "Ana Lima",
+            "external_id": "u1",
+        },
     )
     assert response.status == 201
     body = response.json()
@@ -147,7 +151,7 @@ def test_create_gen_b_returns_token_and_url(fake: FakeVerilock) -> None:
         ({"type": "kyc", "steps": ["dance"], "applicant": {}}, {"steps", "applicant.first_name"}),
         ({"type": "kyc", "applicant": {"first_name": "A", "last_name": "B", "email": "e"}},
          {"steps"}),
-        ({"profile_id": "p", "expires_in": 10}, {"expires_in"}),
+        ({"profile_id": "p", "expires_in": 10}, {"profile_id", "expires_in"}),
         ({"profile_id": "p", "redirect_url": "not a url"}, {"redirect_url"}),
         ({"applicant_name": "X"}, {"profile_id"}),
     ],
@@ -179,7 +183,10 @@ VALID_CREATE: dict[str, Any] = {
 }
 
 
-VALID_CREATE_B: dict[str, Any] = {"profile_id": "prof_1", "applicant_name": "Jean Dupont"}
+VALID_CREATE_B: dict[str, Any] = {
+    "profile_id": "0b5d3c8e-7f4a-4e21-9c1d-2f6a8b9e0c13",
+    "applicant_name": "Jean Dupont",
+}
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,10 @@ def test_sdk_style_v1_prefix_is_served_too(server: FakeVerilockServer) -> None:
 def test_post_creates_a_session_over_http(server: FakeVerilockServer) -> None:
     response = requests.post(
         f"{server.url}/sessions",
-        json={"profile_id": "prof_1", "applicant_email": "a@example.com"},
+        json={
+            "profile_id": "0b5d3c8e-7f4a-4e21-9c1d-2f6a8b9e0c13",
+            "applicant_email": "a@example.com",
+        },
         headers={"Authorization": f"Bearer {KEY}"},
         timeout=5,
     )

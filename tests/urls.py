@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("verilock/", include("verilock_django.urls")),
+    path("verify/", include("verilock_django.urls_verify")),
 ]

@@ -30,6 +30,13 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E023``   The minimum recheck interval exceeds the maximum.
 ``verilock_django.E024``   ``VERILOCK_LEASE_SECONDS`` is not a positive number.
 ``verilock_django.E025``   ``VERILOCK_RETRY_AFTER_MAX`` is not a positive number.
+``verilock_django.W030``   The start flow is included, shape "b", but no ``VERILOCK_PROFILE_ID``.
+``verilock_django.E030``   ``VERILOCK_CREATE_SHAPE`` is not ``"b"`` or ``"a"``.
+``verilock_django.E031``   ``VERILOCK_PROFILE_ID`` is not a string.
+``verilock_django.E032``   ``VERILOCK_CREATE_STEPS`` is not a non-empty list of step names.
+``verilock_django.E033``   ``VERILOCK_USER_RESOLVER`` is neither None nor an importable callable.
+``verilock_django.E034``   ``VERILOCK_DECLINE_REVOKES`` is not a boolean.
+``verilock_django.E035``   ``VERILOCK_VERIFIED_MAX_AGE`` is neither None nor a positive number.
 =========================  ==========================================================
 
 Messages name settings, never their values (the key and the secrets must not be printed).
@@ -113,6 +120,32 @@ def check_sync_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             Error(
                 "VERILOCK_RECHECK_MIN_INTERVAL must not exceed VERILOCK_RECHECK_MAX_INTERVAL.",
                 id="verilock_django.E023",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility, Tags.urls)
+def check_verify_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report unusable settings of session creation and user verification."""
+    messages = _table_errors(conf.GROUP_VERIFY)
+    try:
+        reverse("verilock_verify:start")
+    except NoReverseMatch:
+        return messages  # the start flow is not used
+    if (
+        conf.CREATE_SHAPE.problem() is None
+        and conf.CREATE_SHAPE.value() == "b"
+        and conf.PROFILE_ID.problem() is None
+        and not conf.PROFILE_ID.value()
+    ):
+        messages.append(
+            Warning(
+                "verilock_django.urls_verify is included but VERILOCK_PROFILE_ID is empty; "
+                'creating a session in shape "b" needs a verification profile.',
+                hint="Copy the profile id from the Verilock dashboard into VERILOCK_PROFILE_ID, "
+                'or set VERILOCK_CREATE_SHAPE = "a".',
+                id="verilock_django.W030",
             )
         )
     return messages

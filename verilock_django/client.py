@@ -53,6 +53,7 @@ from .conf import API_KEY, InvalidSetting, verilock_settings
 from .exceptions import (
     ApiError,
     AuthenticationError,
+    FieldValidationError,
     InvalidResponseError,
     NotFoundError,
     RateLimitedError,
@@ -164,6 +165,19 @@ class VerilockClient:
             params["to"] = created_to
         return self._request("GET", "/sessions", params=params)
 
+    def create_session(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Create a session (``POST /sessions``); returns the created session object.
+
+        Sent once, never retried (the API does not document ``POST`` as idempotent).
+        ``idempotency_key`` is sent as ``Idempotency-Key`` (the SDK's header; whether Verilock
+        honours it is undocumented), so a caller may resend the same request under the same
+        key. Raises :class:`~verilock_django.exceptions.FieldValidationError` on 422.
+        """
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._request("POST", "/sessions", json_body=body, extra_headers=headers)
+
     # -- internals -------------------------------------------------------------------
 
     def _http(self) -> requests.Session:
@@ -247,13 +261,15 @@ class VerilockClient:
         params: dict[str, str | int] | None,
         timeout: float,
         session_id: str | None,
+        json_body: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> requests.Response | TransportError:
         """Send one request (retries included); the response, or the error to raise.
 
         The error is returned, not raised, so that neither this frame's locals (the headers)
         nor the library's exception (its request holds the headers) reach the traceback.
         """
-        headers = self._headers()
+        headers = {**self._headers(), **(extra_headers or {})}
         self._before_send()
         self._start_attempt()
         try:
@@ -261,6 +277,7 @@ class VerilockClient:
                 method,
                 f"{self.api_url}{path}",
                 params=params,
+                json=json_body,
                 headers=headers,
                 # A total: connecting and waiting for the answer share one budget.
                 timeout=Timeout(total=timeout),  # type: ignore[arg-type]
@@ -280,10 +297,12 @@ class VerilockClient:
         *,
         params: dict[str, str | int] | None = None,
         session_id: str | None = None,
+        json_body: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         timeout = self._timeout if self._timeout is not None else verilock_settings.timeout
         limit = verilock_settings.max_response_bytes
-        response = self._send(method, path, params, timeout, session_id)
+        response = self._send(method, path, params, timeout, session_id, json_body, extra_headers)
         if isinstance(response, TransportError):
             raise response
         try:
@@ -474,7 +493,29 @@ def _error_for(
         return RateLimitedError(message, retry_after=_retry_after(response, body), **kwargs)
     if status >= 500:
         return ServerError(message, **kwargs)
+    if status == 422:
+        fields = _field_errors(body)
+        if fields:
+            listed = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in fields.items())
+            message = f"{message} ({listed})"
+        return FieldValidationError(message, field_errors=fields, **kwargs)
     return ApiError(message, **kwargs)
+
+
+def _field_errors(body: object) -> dict[str, list[str]]:
+    """A 422 body's field messages: ``details`` as documented, else the SDK's ``errors``."""
+    if not isinstance(body, dict):
+        return {}
+    for key in ("details", "errors"):
+        found = body.get(key)
+        if isinstance(found, dict) and found:
+            return {
+                str(name): [str(text) for text in texts]
+                if isinstance(texts, list)
+                else [str(texts)]
+                for name, texts in found.items()
+            }
+    return {}
 
 
 def _retry_after(response: requests.Response, body: object) -> float | None:

@@ -22,7 +22,9 @@ from django.utils import timezone
 RESYNC_SECONDS = 60.0
 
 _QUERIES = {
-    "postgresql": "SELECT CURRENT_TIMESTAMP",
+    # Not CURRENT_TIMESTAMP: inside a transaction that is when the transaction began, and a
+    # base read there would lag for as long as the transaction had run.
+    "postgresql": "SELECT clock_timestamp()",
     "mysql": "SELECT UTC_TIMESTAMP(6)",
     "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
 }

@@ -44,6 +44,16 @@ PROCESSOR_CHOICES: Final = ("thread", "sync", "none")
 GROUP_API: Final = "api"
 GROUP_WEBHOOK: Final = "webhook"
 GROUP_SYNC: Final = "sync"
+GROUP_VERIFY: Final = "verify"
+
+#: Values of ``VERILOCK_CREATE_SHAPE``: the request body ``POST /sessions`` is sent in.
+#: ``"b"`` (``profile_id``, flat applicant fields, ``external_id``) is the newer generation of
+#: Verilock's docs and its SDK; ``"a"`` (``type``/``steps``/``applicant{}``/``reference_id``)
+#: the older one.
+CREATE_SHAPE_CHOICES: Final = ("b", "a")
+
+#: Steps Gen A accepts in ``steps`` (the default of ``VERILOCK_CREATE_STEPS``).
+DEFAULT_CREATE_STEPS: Final = ("document", "selfie", "face_match", "liveness", "aml")
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -230,6 +240,58 @@ def _webhook_processor(value: object) -> str:
     if not callable(target):
         raise InvalidSetting(f"{problem} (the path names something not callable)")
     return value
+
+
+def _create_shape(value: object) -> str:
+    if not isinstance(value, str) or value not in CREATE_SHAPE_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(CREATE_SHAPE_CHOICES)}")
+    return value
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting(f"must be a string ({_kind(value)})")
+    return value.strip()
+
+
+def _create_steps(value: object) -> tuple[str, ...]:
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(step, str) and step for step in value)
+    ):
+        raise InvalidSetting("must be a non-empty list of step names")
+    return tuple(value)
+
+
+def _optional_callable_path(value: object) -> Callable[..., object] | None:
+    if value is None or value == "":
+        return None
+    problem = "must be None or the dotted path of a callable"
+    if not isinstance(value, str) or "." not in value:
+        raise InvalidSetting(problem)
+    try:
+        target = import_string(value)
+    except ImportError:
+        raise InvalidSetting(f"{problem} (the path does not import)") from None
+    if not callable(target):
+        raise InvalidSetting(f"{problem} (the path names something not callable)")
+    return target  # type: ignore[no-any-return]
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidSetting(f"must be True or False ({_kind(value)})")
+    return value
+
+
+def _optional_positive_number(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        return _positive_number(value)
+    except InvalidSetting:
+        raise InvalidSetting(f"must be None or a positive number ({_kind(value)})") from None
 
 
 # -- the table ---------------------------------------------------------------------------
@@ -438,6 +500,73 @@ WEBHOOK_STALE_AFTER: Final[Setting[float]] = Setting(
     "An event still `processing` after this long is taken over by `process_verilock_webhooks`.",
 )
 
+CREATE_SHAPE: Final[Setting[str]] = Setting(
+    "CREATE_SHAPE",
+    "b",
+    _create_shape,
+    "E030",
+    GROUP_VERIFY,
+    "str",
+    '"b"',
+    'Request body of `POST /sessions`: `"b"` (`profile_id`, `external_id`, optional '
+    "`applicant_name`/`applicant_email`; the newer docs and the SDK, and the applicant's "
+    'personal data stays optional) or `"a"` (`type`, `steps`, required `applicant{}`, '
+    "`reference_id`; the older docs).",
+)
+PROFILE_ID: Final[Setting[str]] = Setting(
+    "PROFILE_ID",
+    "",
+    _string,
+    "E031",
+    GROUP_VERIFY,
+    "str",
+    '""',
+    'Default verification profile (`profile_id`) of sessions created in shape `"b"`; '
+    "needed to create sessions in that shape (system check `W030`).",
+)
+CREATE_STEPS: Final[Setting[tuple[str, ...]]] = Setting(
+    "CREATE_STEPS",
+    DEFAULT_CREATE_STEPS,
+    _create_steps,
+    "E032",
+    GROUP_VERIFY,
+    "list[str]",
+    "[" + ", ".join(f'"{step}"' for step in DEFAULT_CREATE_STEPS) + "]",
+    'Steps of sessions created in shape `"a"`.',
+)
+USER_RESOLVER: Final[Setting[Callable[..., object] | None]] = Setting(
+    "USER_RESOLVER",
+    None,
+    _optional_callable_path,
+    "E033",
+    GROUP_VERIFY,
+    "str or `None`",
+    "None",
+    "Dotted path of `f(reference_id) -> user or None`, called when a session created "
+    "elsewhere is first stored with a reference, to link it to one of your users.",
+)
+DECLINE_REVOKES: Final[Setting[bool]] = Setting(
+    "DECLINE_REVOKES",
+    True,
+    _boolean,
+    "E034",
+    GROUP_VERIFY,
+    "bool",
+    "True",
+    "Whether a user's declined session completed after their approved one makes them "
+    "unverified again (`is_verified`).",
+)
+VERIFIED_MAX_AGE: Final[Setting[float | None]] = Setting(
+    "VERIFIED_MAX_AGE",
+    None,
+    _optional_positive_number,
+    "E035",
+    GROUP_VERIFY,
+    "float (s) or `None`",
+    "None",
+    "How long an approval counts (from its completion) for `is_verified`; `None`: for ever.",
+)
+
 #: Every setting, in README order.
 SETTINGS: Final[tuple[Setting[object], ...]] = (
     API_KEY,
@@ -459,6 +588,12 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     WEBHOOK_THREADS,
     WEBHOOK_MAX_BODY_SIZE,
     WEBHOOK_STALE_AFTER,
+    CREATE_SHAPE,
+    PROFILE_ID,
+    CREATE_STEPS,
+    USER_RESOLVER,
+    DECLINE_REVOKES,
+    VERIFIED_MAX_AGE,
 )
 
 
@@ -566,6 +701,36 @@ class VerilockSettings:
         """``VERILOCK_WEBHOOK_STALE_AFTER``: age after which a ``processing`` event is taken
         over, seconds (> 0)."""
         return WEBHOOK_STALE_AFTER.value()
+
+    @property
+    def create_shape(self) -> str:
+        """``VERILOCK_CREATE_SHAPE``: one of :data:`CREATE_SHAPE_CHOICES`."""
+        return CREATE_SHAPE.value()
+
+    @property
+    def profile_id(self) -> str:
+        """``VERILOCK_PROFILE_ID`` stripped; ``""`` when unset."""
+        return PROFILE_ID.value()
+
+    @property
+    def create_steps(self) -> tuple[str, ...]:
+        """``VERILOCK_CREATE_STEPS``: the steps of a shape ``"a"`` session (non-empty)."""
+        return CREATE_STEPS.value()
+
+    @property
+    def user_resolver(self) -> Callable[..., object] | None:
+        """``VERILOCK_USER_RESOLVER`` imported: ``f(reference_id) -> user | None``, or None."""
+        return USER_RESOLVER.value()
+
+    @property
+    def decline_revokes(self) -> bool:
+        """``VERILOCK_DECLINE_REVOKES``: a later decline makes a user unverified."""
+        return DECLINE_REVOKES.value()
+
+    @property
+    def verified_max_age(self) -> float | None:
+        """``VERILOCK_VERIFIED_MAX_AGE``: seconds an approval counts, or None (for ever)."""
+        return VERIFIED_MAX_AGE.value()
 
 
 verilock_settings = VerilockSettings()

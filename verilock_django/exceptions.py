@@ -52,6 +52,32 @@ class ApiError(VerilockError):
     """The API answered with an error status that has no narrower class (400, 402, 409, 422…)."""
 
 
+class FieldValidationError(ApiError):
+    """The API refused a request's fields (422).
+
+    ``field_errors`` maps each field to the provider's messages (read from ``details`` as
+    documented, else from ``errors`` as the SDK expects); they are also in the message.
+    """
+
+    def __init__(
+        self, message: str, *, field_errors: dict[str, list[str]] | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.field_errors = field_errors or {}
+
+
+class CreateOutcomeUnknownError(VerilockError):
+    """``POST /sessions`` got no usable answer (timeout, lost connection, 5xx, garbled body).
+
+    Verilock may or may not have created the session; nothing was stored locally. ``cause``
+    is the underlying error. Reconcile with ``sync_verilock_sessions --discover``.
+    """
+
+    def __init__(self, message: str, *, cause: VerilockError, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.cause = cause
+
+
 class AuthenticationError(ApiError):
     """The API key was refused (401) or lacks permission (403): every call will fail alike."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -87,6 +88,17 @@ class Session(models.Model):
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     payload = models.JSONField(_("last payload"), default=dict, blank=True)
+
+    # The host's user this session verifies: set when the app created the session for them,
+    # or by ``VERILOCK_USER_RESOLVER`` from ``reference_id`` for sessions created elsewhere.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="verilock_sessions",
+        verbose_name=_("user"),
+    )
 
     # Local bookkeeping.
     first_synced_at = models.DateTimeField(_("first synced"), null=True, blank=True)

@@ -136,6 +136,23 @@ def parse_session(payload: object) -> SessionData:
     )
 
 
+def decline_reason(payload: Mapping[str, Any]) -> str:
+    """Why a session was declined, as a code: Gen B's ``decline_reason``, else the first
+    declined step of Gen A's ``results`` (``"face_match"``…); ``""`` when neither says.
+
+    Never raises: a stored payload of any shape gives a code or ``""``.
+    """
+    reason = payload.get("decline_reason")
+    if isinstance(reason, str) and reason.strip():
+        return reason.strip()
+    results = payload.get("results")
+    if isinstance(results, Mapping):
+        for step, result in results.items():
+            if isinstance(result, Mapping) and result.get("status") == "declined":
+                return str(step)
+    return ""
+
+
 def parse_timestamp(value: object, field_name: str) -> dt.datetime | None:
     """Parse an ISO-8601 timestamp (``Z`` or an offset; naive means UTC); ``None`` passes."""
     if value is None or value == "":

@@ -1,6 +1,8 @@
 """The only module that writes session rows: one payload in, one upsert out.
 
 :func:`store_session` writes a parsed payload (session and steps, one transaction);
+:func:`store_created` stores a session this app has just created, linked to its user;
+:func:`store_discovered` inserts a session first seen in a list page (never overwrites);
 :func:`record_failure` keeps an error on the row and nothing else; :func:`confirm_listed`,
 :func:`claim_sessions` and :func:`release_claims` are the batch refresh's bookkeeping. No
 HTTP happens here: callers fetch first and store after.
@@ -15,6 +17,8 @@ Ordering rule (never go backwards): a payload is *stale*, and nothing is written
 Otherwise the newest answer wins: among unfinished statuses any move is accepted (a
 reviewer asking for resubmission moves ``review`` back to ``in_progress``), and a final
 status may change to another final status (a decision overturned; receivers are told).
+``hosted_url`` is the exception: the link is issued once, and a payload that does not carry
+it (the SDK's read model) keeps the stored one.
 "Requested before" compares times from :func:`verilock_django.clock.now`, the database
 server's clock, so machines whose own clocks disagree still agree on the order.
 """
@@ -39,6 +43,7 @@ from .exceptions import NotFoundError, PayloadError, VerilockError, describe_fai
 from .models import Session, SessionQuerySet, StepResult
 from .payloads import SessionData, StepData, parse_session
 from .signals import session_finished, session_updated
+from .users import resolve_user
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +126,10 @@ def store_session(
         if session is None:
             new = Session(id=data.id, first_synced_at=now)
             changes = _write(new, data, now, fetched_at, created=True, old_results=[])
-            try:
-                with transaction.atomic():  # a savepoint: a concurrent insert loses here
-                    new.save(force_insert=True)
-                    StepResult.objects.bulk_create(step_rows(new, data))
-            except IntegrityError:
-                session = _locked(data.id)  # the concurrent writer's row, now committed
-                if session is None:
-                    raise
-            else:
-                _after_commit(new, created=True, changes=changes)
+            if _insert(new, data, changes):
                 return SyncResult(data.id, Outcome.CREATED, changes=changes)
+            session = _locked(data.id)  # the concurrent writer's row, now committed
+            assert session is not None  # _insert re-raises when no row holds the id
 
         if _is_stale(session, data, fetched_at):
             if lease:
@@ -161,6 +159,54 @@ def store_session(
             changes["results"] = (None, None)
         _after_commit(session, created=False, changes=changes)
     return SyncResult(data.id, Outcome.UPDATED, changes=changes)
+
+
+def store_created(
+    payload: object, *, user_id: int | str | None = None, reference_id: str = ""
+) -> SyncResult:
+    """Store a session this app has just created at Verilock, linked to ``user_id``.
+
+    ``payload`` is the create response (Gen B's is short: id, token, URL, status, expiry).
+    The ``reference_id`` sent is kept while the response carries none, and ``created_at`` is
+    now until a fetch brings Verilock's own. If a row for the id already exists (a webhook or
+    a discovery stored it first), only its missing user link is filled in (``UNCHANGED``):
+    the short response must not replace a fuller payload. Raises
+    :class:`~verilock_django.exceptions.PayloadError` when the response has no usable id.
+    """
+    data = parse_session(payload)
+    now = clock.now()
+    with transaction.atomic():
+        if _locked(data.id) is None:
+            new = Session(id=data.id, first_synced_at=now, user_id=user_id)
+            changes = _write(new, data, now, now, created=True, old_results=[])
+            new.reference_id = new.reference_id or reference_id[:255]
+            new.created_at = new.created_at or now
+            if _insert(new, data, changes):
+                return SyncResult(data.id, Outcome.CREATED, changes=changes)
+        if user_id is not None:
+            Session.objects.filter(pk=data.id, user__isnull=True).update(user_id=user_id)
+    return SyncResult(data.id, Outcome.UNCHANGED)
+
+
+def store_discovered(payload: object, *, fetched_at: dt.datetime | None = None) -> SyncResult:
+    """Insert a session first seen in a ``GET /sessions`` page; a stored one is left alone.
+
+    Returns ``CREATED``, or ``UNCHANGED`` when the id is already stored (then nothing is
+    written: a list item is poorer than what a fetch stored). ``fetched_at`` is when the page
+    was requested (database clock; default now). The batch refresh later fetches the
+    details of an unfinished session like any other. Raises
+    :class:`~verilock_django.exceptions.PayloadError` for an unusable item.
+    """
+    data = parse_session(payload)
+    now = clock.now()
+    with transaction.atomic():
+        if _locked(data.id) is not None:
+            return SyncResult(data.id, Outcome.UNCHANGED)
+        new = Session(id=data.id, first_synced_at=now)
+        changes = _write(new, data, now, fetched_at or now, created=True, old_results=[])
+        if not _insert(new, data, changes):
+            return SyncResult(data.id, Outcome.UNCHANGED)
+    return SyncResult(data.id, Outcome.CREATED, changes=changes)
 
 
 def record_failure(session_id: str, error: BaseException, *, release_lease: bool = False) -> None:
@@ -291,6 +337,24 @@ def _locked(session_id: str) -> Session | None:
     return Session.objects.select_for_update().filter(pk=session_id).first()
 
 
+def _insert(session: Session, data: SessionData, changes: dict[str, tuple[Any, Any]]) -> bool:
+    """Insert a new session and its steps in a savepoint; False if the id exists already.
+
+    Two writers storing the same new session at once: the second one's insert loses here,
+    and the caller goes on with the row the first one committed. Signals follow the commit.
+    """
+    try:
+        with transaction.atomic():
+            session.save(force_insert=True)
+            StepResult.objects.bulk_create(step_rows(session, data))
+    except IntegrityError:
+        if not Session.objects.filter(pk=session.pk).exists():
+            raise  # not a concurrent insert of the same id
+        return False
+    _after_commit(session, created=True, changes=changes)
+    return True
+
+
 def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> bool:
     # See the ordering rule in the module docstring.
     if session.data_fetched_at is not None and fetched_at < session.data_fetched_at:
@@ -312,6 +376,8 @@ def _write(
     status_before = session.status
     was_finished = not created and session.is_finished
     changes = _apply(session, data)
+    if session.user_id is None and session.reference_id and (created or "reference_id" in changes):
+        session.user = resolve_user(session.id, session.reference_id)
     if session.first_synced_at is None:
         session.first_synced_at = now
     session.last_synced_at = now
@@ -348,6 +414,8 @@ def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
     changes: dict[str, tuple[Any, Any]] = {}
     for name in SESSION_FIELDS:
         old, new = getattr(session, name), getattr(data, name)
+        if name == "hosted_url" and not new:
+            continue  # issued once; the SDK's read model does not repeat it
         if old != new:
             if name != "payload":
                 changes[name] = (old, new)

@@ -1,4 +1,7 @@
-"""URLs of the app: include with ``path("verilock/", include("verilock_django.urls"))``."""
+"""The webhook URL: include with ``path("verilock/", include("verilock_django.urls"))``.
+
+The start flow for signed-in users has its own module, :mod:`verilock_django.urls_verify`.
+"""
 
 from __future__ import annotations
 

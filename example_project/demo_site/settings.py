@@ -16,6 +16,7 @@ env = environ.Env(
     VERILOCK_API_KEY=(str, ""),
     VERILOCK_API_URL=(str, "https://verilock.io/api/v1"),
     VERILOCK_WEBHOOK_SECRETS=(list, []),
+    VERILOCK_PROFILE_ID=(str, ""),
 )
 environ.Env.read_env(BASE_DIR / ".env")
 
@@ -78,6 +79,9 @@ STATIC_URL = "static/"
 VERILOCK_API_KEY = env("VERILOCK_API_KEY")
 VERILOCK_API_URL = env("VERILOCK_API_URL")
 VERILOCK_WEBHOOK_SECRETS = env("VERILOCK_WEBHOOK_SECRETS")
+VERILOCK_PROFILE_ID = env("VERILOCK_PROFILE_ID")
+# The start flow's pages need a signed-in user: the admin's login page serves here.
+LOGIN_URL = "admin:login"
 
 LOGGING = {
     "version": 1,

@@ -166,6 +166,7 @@ class SessionAdmin(_SessionAdminBase):
                     "status_badge",
                     "decision",
                     "reference_id",
+                    "user",
                     "step_list",
                     "risk_score",
                     "hosted_url",

@@ -3,7 +3,8 @@
 =========================  ================================================================
 ``GET /sessions``          page of list items, newest first: 200, or 422 on bad parameters
 ``POST /sessions``         create (Gen A body with ``type``/``steps``/``applicant``, or Gen B
-                           body with ``profile_id``): 201, 400 (not JSON) or 422
+                           body with ``profile_id``, a UUID): 201, 400 (not JSON) or 422 with
+                           the documented ``details`` (field → messages)
 ``GET /sessions/{id}``     the session in its own shape: 200 or 404
 ``POST /sessions/{id}/submit``  created → processing: 200, or 409 once past processing
 =========================  ================================================================
@@ -34,6 +35,8 @@ __all__ = ["ApiRoutes", "credentials", "session_id_of"]
 _SESSION_PATH: Final = re.compile(r"^/sessions/(?P<id>[^/]+)(?P<rest>/.*)?$")
 _INVALID: Final = "The given data was invalid."
 _URL: Final = re.compile(r"^https?://[^\s/]+")
+_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COUNTRY: Final = re.compile(r"^[A-Z]{2}$")
 
 
 def session_id_of(path: str) -> str | None:
@@ -175,6 +178,20 @@ class ApiRoutes:
             for key in ("first_name", "last_name", "email"):
                 if not isinstance(person.get(key), str) or not person.get(key):
                     errors[f"applicant.{key}"] = [f"The applicant.{key} field is required."]
+            if "applicant.email" not in errors:
+                _check_email(person, "email", errors, "applicant.email")
+            birth = person.get("date_of_birth")
+            if birth is not None and not _is_date(birth):
+                errors["applicant.date_of_birth"] = [
+                    "The applicant.date of birth does not match the format Y-m-d."
+                ]
+            country = person.get("nationality")
+            if country is not None and not (isinstance(country, str) and _COUNTRY.match(country)):
+                errors["applicant.nationality"] = [
+                    "The applicant.nationality must be an ISO 3166-1 alpha-2 code."
+                ]
+        if "reference_id" in data and not isinstance(data["reference_id"], str):
+            errors["reference_id"] = ["The reference id must be a string."]
         _check_url(data, "redirect_url", errors)
         _check_url(data, "webhook_url", errors)
         if errors:
@@ -197,13 +214,22 @@ class ApiRoutes:
 
     def _create_gen_b(self, data: dict[str, Any]) -> FakeResponse:
         errors: dict[str, list[str]] = {}
-        if not isinstance(data.get("profile_id"), str) or not data.get("profile_id"):
+        profile = data.get("profile_id")
+        if not isinstance(profile, str) or not profile:
             errors["profile_id"] = ["The profile id field is required."]
+        elif not _is_uuid(profile):
+            errors["profile_id"] = ["The profile id must be a valid UUID."]
         for key in ("applicant_email", "applicant_name", "external_id"):
             if key in data and not isinstance(data[key], str):
                 errors[key] = [f"The {key.replace('_', ' ')} must be a string."]
+        if "applicant_email" not in errors:
+            _check_email(data, "applicant_email", errors, "applicant_email")
         expires_in = data.get("expires_in", 3600)
-        if not isinstance(expires_in, int) or not 300 <= expires_in <= 86400:
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int)
+            or not 300 <= expires_in <= 86400
+        ):
             errors["expires_in"] = ["The expires in must be between 300 and 86400."]
         if "metadata" in data and not isinstance(data["metadata"], dict):
             errors["metadata"] = ["The metadata must be an object."]
@@ -220,7 +246,8 @@ class ApiRoutes:
         session = self.account.add_session(
             status="created",
             shape="b",
-            reference_id=data.get("external_id"),
+            # No external_id sent: the session has no reference (the fake invents none).
+            reference_id=data.get("external_id") or "",
             applicant=person,
             expires_at=expires_at,
         )
@@ -258,3 +285,29 @@ def _check_url(data: Mapping[str, Any], key: str, errors: dict[str, list[str]]) 
     value = data.get(key)
     if value is not None and not (isinstance(value, str) and _URL.match(value)):
         errors[key] = [f"The {key.replace('_', ' ')} must be a valid URL."]
+
+
+def _check_email(
+    data: Mapping[str, Any], key: str, errors: dict[str, list[str]], field: str
+) -> None:
+    value = data.get(key)
+    if value and not (isinstance(value, str) and _EMAIL.match(value)):
+        errors[field] = [f"The {field.replace('_', ' ')} must be a valid email address."]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

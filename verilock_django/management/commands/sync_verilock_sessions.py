@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from ...discover import discover_sessions
 from ...exceptions import AuthenticationError, VerilockConfigurationError
 from ...models import Session
 from ...refresh import refresh_unfinished
@@ -50,6 +52,18 @@ class Command(BaseCommand):
             help="Stop claiming new work after SECONDS; set it below the cron interval.",
         )
         parser.add_argument(
+            "--discover",
+            action="store_true",
+            help="Walk Verilock's session list and store the sessions this database does "
+            "not know (created elsewhere, or whose create timed out).",
+        )
+        parser.add_argument(
+            "--since",
+            type=dt.date.fromisoformat,
+            metavar="YYYY-MM-DD",
+            help="With --discover: only sessions created on or after this day.",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="List the unfinished sessions a by-id refresh would fetch; make no request.",
@@ -60,6 +74,11 @@ class Command(BaseCommand):
         limit: int | None = options["limit"]
         concurrency: int | None = options["concurrency"]
         verbosity: int = options["verbosity"]
+        if options["since"] is not None and not options["discover"]:
+            raise CommandError("--since goes with --discover.")
+        if options["discover"]:
+            self.discover(options["since"], concurrency, verbosity)
+            return
 
         if options["dry_run"]:
             count = 0
@@ -119,6 +138,23 @@ class Command(BaseCommand):
             )
         if report.failed:
             raise CommandError(f"{len(report.failed)} session(s) failed to sync.", returncode=1)
+
+    def discover(self, since: dt.date | None, concurrency: int | None, verbosity: int) -> None:
+        """``--discover``: store the sessions Verilock lists and this database lacks."""
+        try:
+            report = discover_sessions(since=since, concurrency=concurrency)
+        except VerilockConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        except AuthenticationError as exc:
+            raise CommandError(
+                f"Aborted: Verilock refused the API key ({exc}). Check VERILOCK_API_KEY."
+            ) from exc
+        for failed_id, reason in report.failed.items():
+            self.stderr.write(f"{failed_id}: failed: {reason}")
+        if verbosity >= 1:
+            self.stdout.write(report.summary())
+        if not report.ok:
+            raise CommandError("Discovery did not complete (see above).", returncode=1)
 
 
 class ProgressBar:

@@ -1,0 +1,162 @@
+"""Discovery: walk the listing, store unknown sessions, survive pages shifting mid-walk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from verilock_django.client import VerilockClient
+from verilock_django.discover import PAGE_SIZE, discover_sessions
+from verilock_django.models import Session
+from verilock_django.testing.responses_api import InProcessVerilock
+
+pytestmark = pytest.mark.django_db
+
+FINISHED = {"approved", "declined", "expired"}
+
+
+class ChangingClient(VerilockClient):
+    """A client that runs ``before(page)`` the first time each list page is requested."""
+
+    def __init__(self, before: dict[int, Any]) -> None:
+        super().__init__()
+        self.before = before
+        self.pages: list[int] = []
+
+    def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+        if page in self.before and page not in self.pages:
+            self.before[page]()
+        self.pages.append(page)
+        return super().list_sessions(page=page, **kwargs)
+
+
+def list_requests(api: InProcessVerilock) -> int:
+    return sum(1 for r in api.requests if r.method == "GET" and r.path.rstrip("/") == "/sessions")
+
+
+def test_three_pages_with_a_session_created_mid_walk_store_each_session_once(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(2 * PAGE_SIZE + 50)
+    late: list[str] = []
+    client = ChangingClient(
+        {2: lambda: late.append(verilock_api.add_session(status="created").id)}
+    )
+
+    report = discover_sessions(client=client)
+
+    remote = {s.id: s for s in verilock_api.sessions}
+    assert len(remote) == 251
+    assert set(Session.objects.values_list("id", flat=True)) == set(remote)  # none missed
+    assert report.listed == 251 and report.created == 251  # none twice
+    assert late[0] in remote and Session.objects.filter(pk=late[0]).exists()
+    assert report.ok, report.summary()
+    # Pages 1-3, then page 1 again (finds the late one) and once more (finds nothing).
+    assert client.pages == [1, 2, 3, 1, 1]
+    # List data first: only finished sessions, which the refresh never revisits, are fetched.
+    for session_id, session in remote.items():
+        expected = 1 if session.status in FINISHED else 0
+        assert verilock_api.requests_for(session_id) == expected, session.status
+    finished = [sid for sid, s in remote.items() if s.status in FINISHED]
+    assert Session.objects.filter(
+        pk__in=finished, results__isnull=False
+    ).distinct().count() == len(finished)
+
+
+def test_a_session_leaving_the_listing_mid_walk_makes_no_other_one_missed(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(2 * PAGE_SIZE + 50)
+    newest_first = [s.id for s in reversed(verilock_api.sessions)]
+    gone = newest_first[0]
+
+    def remove() -> None:
+        # Retention at Verilock: a session already listed on page 1 disappears.
+        with verilock_api.lock:
+            del verilock_api._sessions[gone]
+
+    client = ChangingClient({2: remove})
+    report = discover_sessions(client=client)
+
+    stored = set(Session.objects.values_list("id", flat=True))
+    assert stored == set(newest_first)  # the one at the top of page 2 moved to page 1: not lost
+    assert report.ok
+    assert client.pages[:3] == [1, 2, 1]  # the total dropped: step back one page
+
+
+def test_discovery_is_idempotent_and_leaves_known_sessions_to_the_refresh(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(30)
+    known = verilock_api.sessions[0]
+    Session.objects.create(id=known.id)  # registered by id, never fetched
+
+    first = discover_sessions()
+    verilock_api.reset_counters()
+    second = discover_sessions()
+
+    assert (first.created, first.known) == (29, 1)
+    assert (second.created, second.known) == (0, 30)
+    assert verilock_api.total_requests == list_requests(verilock_api) == 2  # page 1, twice
+    assert Session.objects.get(pk=known.id).last_synced_at is None  # left alone
+    assert Session.objects.count() == 30
+
+
+def test_since_lists_only_sessions_created_from_that_day(verilock_api: InProcessVerilock) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    old = verilock_api.add_session(status="created", created_at=now - dt.timedelta(days=40))
+    new = verilock_api.add_session(status="created", created_at=now - dt.timedelta(days=1))
+
+    discover_sessions(since=(now - dt.timedelta(days=7)).date())
+
+    assert list(Session.objects.values_list("id", flat=True)) == [new.id]
+    assert not Session.objects.filter(pk=old.id).exists()
+
+
+def test_erased_sessions_are_not_brought_back(
+    verilock_api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    erased = verilock_api.add_session(status="approved")
+    kept = verilock_api.add_session(status="created")
+    monkeypatch.setattr(
+        "verilock_django.discover.erased_session_ids", lambda ids: {erased.id} & set(ids)
+    )
+
+    report = discover_sessions()
+
+    assert list(Session.objects.values_list("id", flat=True)) == [kept.id]
+    assert report.erased == 1
+    assert verilock_api.requests_for(erased.id) == 0
+
+
+def test_a_failed_page_stops_the_walk_and_is_reported(verilock_api: InProcessVerilock) -> None:
+    verilock_api.seed(5)
+    verilock_api.fail_next(status=503)
+    report = discover_sessions()
+    assert not report.ok and report.list_error is not None
+    assert "503" in report.summary()
+
+
+def test_the_command_discovers_and_reports(verilock_api: InProcessVerilock) -> None:
+    verilock_api.seed(12)
+    out = StringIO()
+    call_command("sync_verilock_sessions", "--discover", "--since", "2000-01-01", stdout=out)
+    assert "Discovered 12 new session(s)" in out.getvalue()
+    assert Session.objects.count() == 12
+    query = [r.query for r in verilock_api.requests if r.path.rstrip("/") == "/sessions"]
+    assert all("from=2000-01-01" in q for q in query)
+
+
+def test_the_command_fails_when_discovery_fails(verilock_api: InProcessVerilock) -> None:
+    verilock_api.fail_next(status=503)
+    with pytest.raises(CommandError, match="Discovery did not complete"):
+        call_command("sync_verilock_sessions", "--discover", stdout=StringIO())
+
+
+def test_since_needs_discover() -> None:
+    with pytest.raises(CommandError, match="--since goes with --discover"):
+        call_command("sync_verilock_sessions", "--since", "2026-01-01", stdout=StringIO())

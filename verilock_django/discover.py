@@ -1,0 +1,248 @@
+"""Discover sessions created elsewhere: walk ``GET /sessions`` and store the unknown ones.
+
+:func:`discover_sessions` (``sync_verilock_sessions --discover [--since DATE]``) reads every
+list page and, for each session this database does not know:
+
+* **unfinished**: stores the list item as it is (:func:`verilock_django.store.store_discovered`,
+  no further request); the batch refresh fetches its details like any unfinished session;
+* **finished**: fetches it by id (the refresh never looks at finished sessions again, so the
+  step results must come now), through :class:`verilock_django.sync.SyncPipeline`.
+
+Known sessions are left to the refresh; sessions erased locally are never brought back (see
+:func:`erased_session_ids`). Running it again creates nothing and fetches nothing new.
+
+**Pages shifting during the walk.** The list is paged by offset, newest first. A session
+created while the walk runs lands on page 1 and pushes every item one place down: the walk
+then sees an item twice (it dedupes by id) and misses none of the older ones, but the new
+session sits on a page already read. So, after the last page, the walk reads page 1 again,
+and the pages after it while a page holds nothing but new ids; it stops at the first page that
+overlaps what it has, and repeats from page 1 until a pass finds nothing new (at most
+:data:`HEAD_PASSES` passes). Should sessions leave the listing mid-walk (``meta.total``
+drops), items move up and the first items of the next page would be skipped: the walk steps
+back as many pages as the drop spans. ``last_page`` is re-read on every page, so sessions
+appended at the end (were the order oldest first) are reached too. Cost with nothing changing:
+``ceil(W / 100) + 1`` list requests for W listed sessions, plus one request per finished
+session discovered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import clock
+from .client import VerilockClient, get_client
+from .conf import verilock_settings
+from .exceptions import AuthenticationError, PayloadError, VerilockError, describe_failure
+from .models import Session
+from .payloads import parse_session, parse_session_id
+from .store import Outcome, store_discovered
+from .sync import OnResult, SyncPipeline, SyncReport
+
+logger = logging.getLogger(__name__)
+
+#: Items per list page: the API's maximum.
+PAGE_SIZE = 100
+#: Most re-reads of the list's head looking for sessions created during the walk.
+HEAD_PASSES = 3
+
+
+def erased_session_ids(session_ids: Collection[str]) -> set[str]:
+    """The ids among ``session_ids`` whose local copy was erased and must not come back.
+
+    HOOK (erasure tombstones): the single place discovery consults them. The tombstone model
+    (issue 13, branch i13-privacy) is not in :mod:`verilock_django.models` yet; once it is,
+    answer here with one query over it. Until then nothing is erased.
+    """
+    return set()
+
+
+@dataclass
+class DiscoverReport:
+    """What one discovery walk did."""
+
+    pages: int = 0
+    #: Distinct sessions seen in the listing.
+    listed: int = 0
+    #: Of those, already stored here (left to the refresh).
+    known: int = 0
+    #: Of those, erased locally and skipped.
+    erased: int = 0
+    #: Unknown unfinished sessions stored from their list item.
+    stored_from_list: int = 0
+    #: Unknown finished sessions fetched by id (created, failed...).
+    details: SyncReport = field(default_factory=SyncReport)
+    #: Why the walk stopped early, if it did.
+    list_error: str | None = None
+    requests: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def created(self) -> int:
+        """Sessions this walk added to the database."""
+        return self.stored_from_list + self.details.created
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Unknown sessions that could not be stored, with the reason."""
+        return self.details.failed
+
+    @property
+    def ok(self) -> bool:
+        """True when every page was read and every unknown session stored."""
+        return self.list_error is None and not self.failed
+
+    def summary(self) -> str:
+        """One line for logs and the command's output."""
+        line = (
+            f"Discovered {self.created} new session(s) ({self.stored_from_list} from the list, "
+            f"{self.details.created} fetched in full) among {self.listed} listed on "
+            f"{self.pages} page(s); {self.known} already known, {self.erased} erased, "
+            f"{len(self.failed)} failed; {self.requests} requests in {self.elapsed:.1f}s"
+        )
+        if self.list_error is not None:
+            line += f"; listing sessions failed: {self.list_error}"
+        return line
+
+
+def discover_sessions(
+    *,
+    since: dt.date | None = None,
+    client: VerilockClient | None = None,
+    concurrency: int | None = None,
+    on_result: OnResult | None = None,
+) -> DiscoverReport:
+    """Walk the listing (sessions created on or after ``since``, if given) and store the
+    sessions this database does not know; see the module docstring.
+
+    Raises :class:`~verilock_django.exceptions.AuthenticationError` when the key is refused;
+    any other failed page stops the walk and is reported in ``list_error``.
+    """
+    client = client or get_client()
+    report = DiscoverReport()
+    started = time.monotonic()
+    requests_before = client.request_count
+    walk = _Walk(client, report, since)
+    try:
+        with SyncPipeline(
+            client, report.details, concurrency=concurrency, on_result=on_result
+        ) as walk.pipeline:
+            try:
+                walk.run()
+            except AuthenticationError:
+                raise
+            except VerilockError as exc:  # the fetches already queued are still stored
+                logger.warning("Listing Verilock sessions failed: %s", exc)
+                report.list_error = str(exc)
+    finally:
+        report.requests = client.request_count - requests_before
+        report.elapsed = time.monotonic() - started
+    return report
+
+
+class _Walk:
+    """State of one :func:`discover_sessions` walk."""
+
+    pipeline: SyncPipeline
+
+    def __init__(self, client: VerilockClient, report: DiscoverReport, since: dt.date | None):
+        self.client = client
+        self.report = report
+        self.created_from = since.isoformat() if since is not None else None
+        self.seen: set[str] = set()
+        #: When the page being taken was requested (database clock), for the store's ordering.
+        self.fetched_at = clock.now()
+
+    def run(self) -> None:
+        page, last_page, total = 1, 1, None
+        while page <= last_page:
+            items, last_page, now_total = self.read(page)
+            if total is not None and now_total < total and page > 1:
+                # Sessions left the listing: the rest moved up; step back over the gap.
+                back = math.ceil((total - now_total) / PAGE_SIZE)
+                total, page = now_total, max(1, page - back)
+                continue
+            total = now_total
+            self.take(items)
+            page += 1
+        for _ in range(HEAD_PASSES):
+            if not self.read_head():
+                break
+
+    def read_head(self) -> bool:
+        """Read from page 1 until a page overlaps what was seen; True if anything was new."""
+        page, found = 1, False
+        while True:
+            items, last_page, _ = self.read(page)
+            fresh = self.take(items)
+            found = found or bool(fresh)
+            if fresh < len(items) or page >= last_page:
+                return found
+            page += 1
+
+    def read(self, page: int) -> tuple[list[tuple[str, Any]], int, int]:
+        """One page: its ``(id, item)`` pairs, ``last_page`` and ``total``."""
+        self.fetched_at = clock.now()
+        body = self.client.list_sessions(
+            page=page, per_page=PAGE_SIZE, created_from=self.created_from
+        )
+        self.report.pages += 1
+        data, meta = body.get("data"), body.get("meta")
+        if not isinstance(data, list) or not isinstance(meta, dict):
+            raise PayloadError("(list body)", "expected 'data' (a list) and 'meta' (an object)")
+        last_page, total = meta.get("last_page"), meta.get("total", 0)
+        if isinstance(last_page, bool) or not isinstance(last_page, int):
+            raise PayloadError("meta.last_page", "expected a number")
+        if isinstance(total, bool) or not isinstance(total, int):
+            total = 0
+        items = []
+        for item in data:
+            try:
+                session_id = parse_session_id(item.get("id") if isinstance(item, dict) else None)
+            except PayloadError:
+                logger.warning("A listed session has no usable id; skipped.")
+                continue
+            items.append((session_id, item))
+        return items, last_page, total
+
+    def take(self, items: list[tuple[str, Any]]) -> int:
+        """Store the page's sessions not seen before; returns how many were not seen before."""
+        fresh = {sid: item for sid, item in items if sid not in self.seen}
+        self.seen.update(fresh)
+        self.report.listed += len(fresh)
+        if not fresh:
+            return 0
+        known = set(Session.objects.filter(pk__in=fresh).values_list("id", flat=True))
+        erased = erased_session_ids(set(fresh) - known)
+        self.report.known += len(known)
+        self.report.erased += len(erased)
+        finished = verilock_settings.finished_statuses
+        for session_id, item in fresh.items():
+            if session_id in known or session_id in erased:
+                continue
+            try:
+                data = parse_session(item)
+            except PayloadError:
+                data = None  # the list item is unreadable: the details may not be
+            if data is None or data.status in finished:
+                self.pipeline.submit(session_id)
+            else:
+                self.store(session_id, item)
+        return len(fresh)
+
+    def store(self, session_id: str, item: Any) -> None:
+        try:
+            result = store_discovered(item, fetched_at=self.fetched_at)
+        except Exception as exc:  # one session's failure never stops the walk
+            self.report.details.failed[session_id] = describe_failure(exc)
+            logger.warning(
+                "Storing discovered session %s failed: %s", session_id, describe_failure(exc)
+            )
+            return
+        if result.outcome is Outcome.CREATED:
+            self.report.stored_from_list += 1
