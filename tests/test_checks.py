@@ -12,7 +12,12 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from verilock_django import checks, conf
-from verilock_django.checks import check_settings, check_sync_settings, check_webhook_settings
+from verilock_django.checks import (
+    check_privacy_settings,
+    check_settings,
+    check_sync_settings,
+    check_webhook_settings,
+)
 
 
 def ids(**overrides: Any) -> list[str]:
@@ -128,7 +133,12 @@ def test_a_misspelt_webhook_setting_suggests_the_real_one() -> None:
 
 
 def all_messages() -> list[CheckMessage]:
-    return [*check_settings(), *check_webhook_settings(), *check_sync_settings()]
+    return [
+        *check_settings(),
+        *check_webhook_settings(),
+        *check_sync_settings(),
+        *check_privacy_settings(),
+    ]
 
 
 #: One unusable value per setting; each must be reported by exactly its row's check id.
@@ -151,6 +161,11 @@ BAD_VALUES: dict[str, object] = {
     "WEBHOOK_THREADS": 1.0,
     "WEBHOOK_MAX_BODY_SIZE": -1,
     "WEBHOOK_STALE_AFTER": "300",
+    "WEBHOOK_MAX_AGE": 0,
+    "STORED_DATA": "none",
+    "PAYLOAD_SCRUBBER": "tests.missing.scrubber",
+    "PII_RETENTION_DAYS": 0,
+    "WEBHOOK_RETENTION_DAYS": 1.5,
 }
 
 

@@ -44,6 +44,10 @@ PROCESSOR_CHOICES: Final = ("thread", "sync", "none")
 GROUP_API: Final = "api"
 GROUP_WEBHOOK: Final = "webhook"
 GROUP_SYNC: Final = "sync"
+GROUP_PRIVACY: Final = "privacy"
+
+#: Values of ``VERILOCK_STORED_DATA``, from most to least stored (see ``docs/data-protection.md``).
+STORED_DATA_CHOICES: Final = ("full", "without_applicant", "decision_only")
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -221,6 +225,46 @@ def _webhook_processor(value: object) -> str:
     if isinstance(value, str) and value in PROCESSOR_CHOICES:
         return value
     problem = f"must be one of {', '.join(PROCESSOR_CHOICES)} or the dotted path of a callable"
+    if not isinstance(value, str) or "." not in value:
+        raise InvalidSetting(problem)
+    try:
+        target = import_string(value)
+    except ImportError:
+        raise InvalidSetting(f"{problem} (the path does not import)") from None
+    if not callable(target):
+        raise InvalidSetting(f"{problem} (the path names something not callable)")
+    return value
+
+
+def _optional_positive_number(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        return _positive_number(value)
+    except InvalidSetting:
+        raise InvalidSetting(
+            f"must be None or a positive number of seconds ({_kind(value)})"
+        ) from None
+
+
+def _optional_days(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidSetting(f"must be None or a positive number of days ({_kind(value)})")
+    return value
+
+
+def _stored_data(value: object) -> str:
+    if not isinstance(value, str) or value not in STORED_DATA_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(STORED_DATA_CHOICES)}")
+    return value
+
+
+def _optional_callable_path(value: object) -> str | None:
+    if value is None:
+        return None
+    problem = "must be None or the dotted path of a callable"
     if not isinstance(value, str) or "." not in value:
         raise InvalidSetting(problem)
     try:
@@ -425,6 +469,64 @@ WEBHOOK_STALE_AFTER: Final[Setting[float]] = Setting(
     "300",
     "An event still `processing` after this long is taken over by `process_verilock_webhooks`.",
 )
+WEBHOOK_MAX_AGE: Final[Setting[float | None]] = Setting(
+    "WEBHOOK_MAX_AGE",
+    259_200.0,
+    _optional_positive_number,
+    "E016",
+    GROUP_WEBHOOK,
+    "float (s) or `None`",
+    "259200",
+    "A delivery whose `timestamp` is further than this from now (3 days: past the "
+    "provider's retries) is refused with 400 and not stored, so an old captured delivery "
+    "cannot be replayed. `None` turns the check off.",
+)
+STORED_DATA: Final[Setting[str]] = Setting(
+    "STORED_DATA",
+    "full",
+    _stored_data,
+    "E030",
+    GROUP_PRIVACY,
+    "str",
+    '"full"',
+    'What is kept of each payload: `"full"`, `"without_applicant"` (no applicant fields, '
+    'no step details, no AML match names) or `"decision_only"` (only the decision record: '
+    "ids, statuses, decision and reason, step statuses and scores, times). One-time "
+    "secrets (session tokens, hosted and signed URLs) are never stored.",
+)
+PAYLOAD_SCRUBBER: Final[Setting[str | None]] = Setting(
+    "PAYLOAD_SCRUBBER",
+    None,
+    _optional_callable_path,
+    "E031",
+    GROUP_PRIVACY,
+    "str or `None`",
+    "None",
+    "Dotted path of a callable `f(data: dict) -> dict` applied to every session payload and "
+    "webhook body before it is stored.",
+)
+PII_RETENTION_DAYS: Final[Setting[int | None]] = Setting(
+    "PII_RETENTION_DAYS",
+    None,
+    _optional_days,
+    "E032",
+    GROUP_PRIVACY,
+    "int (days) or `None`",
+    "None",
+    "`apply_verilock_retention` blanks the applicant fields, step details and raw payloads "
+    "of sessions finished longer ago than this, keeping the decision record. `None`: kept.",
+)
+WEBHOOK_RETENTION_DAYS: Final[Setting[int | None]] = Setting(
+    "WEBHOOK_RETENTION_DAYS",
+    30,
+    _optional_days,
+    "E033",
+    GROUP_PRIVACY,
+    "int (days) or `None`",
+    "30",
+    "`apply_verilock_retention` deletes webhook events (any status, payload included) "
+    "received longer ago than this. `None`: kept.",
+)
 
 #: Every setting, in README order.
 SETTINGS: Final[tuple[Setting[object], ...]] = (
@@ -446,6 +548,11 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     WEBHOOK_THREADS,
     WEBHOOK_MAX_BODY_SIZE,
     WEBHOOK_STALE_AFTER,
+    WEBHOOK_MAX_AGE,
+    STORED_DATA,
+    PAYLOAD_SCRUBBER,
+    PII_RETENTION_DAYS,
+    WEBHOOK_RETENTION_DAYS,
 )
 
 
@@ -547,6 +654,32 @@ class VerilockSettings:
         """``VERILOCK_WEBHOOK_STALE_AFTER``: age after which a ``processing`` event is taken
         over, seconds (> 0)."""
         return WEBHOOK_STALE_AFTER.value()
+
+    @property
+    def webhook_max_age(self) -> float | None:
+        """``VERILOCK_WEBHOOK_MAX_AGE``: accepted distance of a delivery's ``timestamp`` from
+        now, seconds (> 0), or ``None`` for no freshness check."""
+        return WEBHOOK_MAX_AGE.value()
+
+    @property
+    def stored_data(self) -> str:
+        """``VERILOCK_STORED_DATA``: one of :data:`STORED_DATA_CHOICES`."""
+        return STORED_DATA.value()
+
+    @property
+    def payload_scrubber(self) -> str | None:
+        """``VERILOCK_PAYLOAD_SCRUBBER``: importable dotted path of a callable, or ``None``."""
+        return PAYLOAD_SCRUBBER.value()
+
+    @property
+    def pii_retention_days(self) -> int | None:
+        """``VERILOCK_PII_RETENTION_DAYS``: days (> 0) before personal data is blanked."""
+        return PII_RETENTION_DAYS.value()
+
+    @property
+    def webhook_retention_days(self) -> int | None:
+        """``VERILOCK_WEBHOOK_RETENTION_DAYS``: days (> 0) before webhook events are deleted."""
+        return WEBHOOK_RETENTION_DAYS.value()
 
 
 verilock_settings = VerilockSettings()

@@ -30,6 +30,7 @@ from .conf import verilock_settings
 from .exceptions import PayloadError, VerilockError
 from .models import Session, SessionQuerySet, StepResult
 from .payloads import SessionData, StepData, parse_session
+from .privacy import ensure_not_erased, minimise_payload
 from .signals import session_finished, session_updated
 from .statuses import UNFINISHED_RANK
 
@@ -92,10 +93,12 @@ def store_session(
     Steps the provider no longer reports are removed. ``fetched_at`` is when the payload
     was requested (default: now); a stale payload (see the module's ordering rule) is
     ignored. ``release_lease`` also ends the batch refresh's claim on the row.
-    Raises :class:`~verilock_django.exceptions.PayloadError` for an unusable payload (then
-    nothing is written).
+    Only what ``VERILOCK_STORED_DATA`` allows is stored (:func:`.privacy.minimise_payload`).
+    Raises :class:`~verilock_django.exceptions.PayloadError` for an unusable payload, and
+    :class:`~verilock_django.exceptions.ErasedSessionError` for a session erased on request
+    that is not stored yet (then nothing is written).
     """
-    data = parse_session(payload)
+    data = parse_session(minimise_payload(payload))
     if requested_id is not None and data.id != requested_id:
         raise PayloadError(
             "id",
@@ -109,6 +112,7 @@ def store_session(
         session = Session.objects.select_for_update().filter(pk=data.id).first()
         created = session is None
         if session is None:
+            ensure_not_erased(data.id)  # one query, only for a session not stored yet
             session = Session(id=data.id, first_synced_at=now)
         elif _is_stale(session, data, fetched_at):
             if lease:
