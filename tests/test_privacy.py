@@ -53,6 +53,12 @@ def scrub_email(data: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
+def drop_nationality(data: dict[str, Any]) -> dict[str, Any]:
+    """A host scrubber that edits the payload in place."""
+    data["applicant"].pop("nationality")
+    return data
+
+
 def not_a_dict(data: dict[str, Any]) -> list[Any]:
     return [data]
 
@@ -169,6 +175,17 @@ def test_the_scrubber_sees_every_session_payload_and_webhook_body(
     assert Session.objects.get().applicant_email == "***@example.com"
     assert "jean.dupont" not in json.dumps(Session.objects.get().payload)
     assert WebhookEvent.objects.get().payload["data"]["applicant_email"] == "***@example.com"
+
+
+@pytest.mark.django_db
+def test_a_scrubber_editing_in_place_never_changes_the_callers_payload(
+    settings: Any, seed: dict[str, Any]
+) -> None:
+    settings.VERILOCK_PAYLOAD_SCRUBBER = "tests.test_privacy.drop_nationality"
+    store_session(seed)
+
+    assert seed["applicant"]["nationality"] == "FR"
+    assert Session.objects.get().applicant_nationality == ""
 
 
 @pytest.mark.django_db

@@ -24,6 +24,7 @@ ignores its deliveries, until the host calls :func:`lift_tombstone`.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import time
@@ -137,10 +138,11 @@ def decision_record(payload: object) -> dict[str, Any]:
 
 
 def _minimise(payload: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    data: object = dict(payload)
+    data: object = payload
     scrubber = verilock_settings.payload_scrubber
     if scrubber is not None:
-        data = import_string(scrubber)(data)
+        # A deep copy: the scrubber may change nested objects of the caller's payload.
+        data = import_string(scrubber)(copy.deepcopy(dict(payload)))
         if not isinstance(data, dict):
             raise VerilockConfigurationError(
                 f"VERILOCK_PAYLOAD_SCRUBBER returned {type(data).__name__}, not a dict."
@@ -163,7 +165,7 @@ def _grants_access(value: object) -> bool:
 
 
 def _without_secrets(value: object) -> object:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {
             key: _without_secrets(item)
             for key, item in value.items()
@@ -179,7 +181,7 @@ def _without_secrets(value: object) -> object:
 
 
 def _without_keys(value: object, keys: frozenset[str]) -> object:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _without_keys(v, keys) for k, v in value.items() if k not in keys}
     if isinstance(value, list):
         return [_without_keys(item, keys) for item in value]
@@ -288,6 +290,8 @@ def erase_sessions(
     """
     ids = sorted({session_id.strip() for session_id in session_ids if session_id.strip()})
     report = ErasureReport(reference_id, ids)
+    if not ids:
+        return report
     steps = StepResult.objects.filter(session_id__in=ids)
     events = WebhookEvent.objects.filter(session_id__in=ids)
     if dry_run:
@@ -448,36 +452,34 @@ def _blank(
     )
     if not locked:
         return
-    Session.objects.filter(pk__in=list(locked)).update(
-        **APPLICANT_COLUMNS, personal_data_removed_at=now
-    )
-    _store_payloads(
-        {
-            pk: record
-            for pk, payload in locked.items()
-            if (record := decision_record(payload)) != payload
-        }
-    )
+    _blank_sessions({pk: decision_record(payload) for pk, payload in locked.items()}, now)
     report.sessions += len(locked)
     report.step_results += StepResult.objects.filter(session_id__in=list(locked)).update(
         details={}, payload={}
     )
 
 
-def _store_payloads(payloads: dict[str, dict[str, Any]]) -> None:
-    """Write each session's reduced payload: one prepared ``UPDATE``, executed per row.
+def _blank_sessions(payloads: dict[str, dict[str, Any]], now: dt.datetime) -> None:
+    """Blank each session's applicant columns and write its reduced payload: one prepared
+    ``UPDATE`` executed per row, so each row gets a single new version.
 
-    ``bulk_update`` would build a ``CASE`` of one branch per row, which costs more to
-    compile than to run; a batch of the same statement stays linear on every backend.
+    ``bulk_update`` would build a ``CASE`` with one branch per row, which costs more to
+    compile than to run; a batch of one statement stays linear on every backend.
     """
-    if not payloads:
-        return
-    field = Session._meta.get_field("payload")
+    values = {**APPLICANT_COLUMNS, "personal_data_removed_at": now}
+    fields = [field for field in Session._meta.concrete_fields if field.name in values]
+    constants = [field.get_db_prep_save(values[field.name], connection) for field in fields]
+    payload_field = Session._meta.get_field("payload")
     quote = connection.ops.quote_name
-    table, column, key = (quote(name) for name in (Session._meta.db_table, "payload", "id"))
+    columns = [field.column for field in fields] + [payload_field.column]
+    assignments = ", ".join(f"{quote(str(column))} = %s" for column in columns)
+    table, key = quote(Session._meta.db_table), quote("id")
     # Quoted names from the model; every value is a parameter.
-    sql = f"UPDATE {table} SET {column} = %s WHERE {key} = %s"  # noqa: S608
-    rows = [(field.get_db_prep_save(payload, connection), pk) for pk, payload in payloads.items()]
+    sql = f"UPDATE {table} SET {assignments} WHERE {key} = %s"  # noqa: S608
+    rows = [
+        (*constants, payload_field.get_db_prep_save(record, connection), pk)
+        for pk, record in payloads.items()
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
