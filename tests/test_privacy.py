@@ -32,6 +32,7 @@ from verilock_django.privacy import (
     erase_sessions,
     is_erased,
     lift_tombstone,
+    minimise_payload,
     session_hash,
 )
 from verilock_django.signals import applicant_erased, erasure_requested
@@ -101,6 +102,23 @@ def test_one_time_secrets_are_never_stored(settings: Any, seed: dict[str, Any], 
     assert ONE_TIME not in stored
     assert "X-Amz-Signature" not in stored and "/verify/" not in stored
     assert session.hosted_url == ""
+
+
+def test_secrets_are_found_at_any_depth_and_other_urls_are_kept() -> None:
+    payload = {
+        "id": "ses_1",
+        "files": ["https://cdn.test/a.png?sig=1", "https://verilock.io/docs", "plain"],
+        "nested": {"refresh_token": "x", "deeper": [{"hosted_url": "https://h.test/"}]},
+        "redirect_url": "https://host.test/done",
+    }
+
+    assert minimise_payload(payload) == {
+        "id": "ses_1",
+        "files": ["https://verilock.io/docs", "plain"],
+        "nested": {"deeper": [{}]},
+        "redirect_url": "https://host.test/done",
+    }
+    assert minimise_payload(["not", "an", "object"]) == ["not", "an", "object"]
 
 
 @pytest.mark.django_db

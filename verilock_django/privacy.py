@@ -262,7 +262,7 @@ class ErasureReport:
         return (
             f"{verb} {len(self.session_ids)} session(s), {self.step_results} step result(s), "
             f"{self.webhook_events} webhook event(s) and {self.log_entries} admin log "
-            "entr(ies); a tombstone is kept per session."
+            "entry(ies); a tombstone is kept per session."
         )
 
 
