@@ -26,6 +26,7 @@ from verilock_django.exceptions import ErasedSessionError, VerilockError
 from verilock_django.models import Session, WebhookEvent
 from verilock_django.privacy import apply_retention, erase_applicant
 from verilock_django.refresh import refresh_unfinished
+from verilock_django.signatures import sign_webhook
 from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.factories import signed_webhook, webhook_payload
 from verilock_django.testing.responses_api import InProcessVerilock
@@ -158,6 +159,37 @@ def test_no_secret_reaches_any_output_on_an_error_path(
     assert Session.objects.get().last_sync_error  # the error path was really taken
     for secret in SECRETS:
         assert not any(secret in text for text in outputs), secret
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fault", ["bad signature", "no signature", "not json", "stale", "big"])
+def test_no_webhook_secret_or_body_in_any_webhook_answer_or_log(
+    fault: str, client: Client, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings.VERILOCK_WEBHOOK_MAX_BODY_SIZE = 2000
+    payload = webhook_payload(
+        timestamp=timezone.now() - dt.timedelta(days=10 if fault == "stale" else 0)
+    )
+    payload["data"]["applicant_name"] = "Jean Dupont"
+    if fault == "big":
+        payload["data"]["padding"] = "x" * 2000
+    body, headers = signed_webhook(payload, WEBHOOK_SECRET)
+    if fault == "bad signature":
+        headers = signed_webhook(payload, "whsec_wrong")[1]
+    elif fault == "no signature":
+        headers = {}
+    elif fault == "not json":
+        body = b"Jean Dupont"
+        headers = {"X-Verilock-Signature": sign_webhook(body, WEBHOOK_SECRET)}
+
+    response = post(client, body, headers)
+
+    assert 400 <= response.status_code < 500
+    assert not WebhookEvent.objects.exists()
+    outputs = f"{response.content.decode()} {caplog.text}"
+    for secret in (*SECRETS, *headers.values(), "Jean", "Dupont"):
+        assert secret not in outputs, secret
 
 
 @pytest.mark.django_db
