@@ -13,6 +13,7 @@ from django.test import override_settings
 
 from verilock_django import checks, conf
 from verilock_django.checks import (
+    check_privacy_settings,
     check_settings,
     check_sync_settings,
     check_verify_settings,
@@ -138,6 +139,7 @@ def all_messages() -> list[CheckMessage]:
         *check_webhook_settings(),
         *check_sync_settings(),
         *check_verify_settings(),
+        *check_privacy_settings(),
     ]
 
 
@@ -168,6 +170,11 @@ BAD_VALUES: dict[str, object] = {
     "USER_RESOLVER": "no.such.module.resolve",
     "DECLINE_REVOKES": "yes",
     "VERIFIED_MAX_AGE": 0,
+    "WEBHOOK_MAX_AGE": 0,
+    "STORED_DATA": "none",
+    "PAYLOAD_SCRUBBER": "tests.missing.scrubber",
+    "PII_RETENTION_DAYS": 0,
+    "WEBHOOK_RETENTION_DAYS": 1.5,
 }
 
 

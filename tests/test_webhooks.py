@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -13,11 +14,13 @@ import pytest
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from verilock_django.models import Session, WebhookEvent, WebhookEventStatus
 from verilock_django.processing import process_event
 from verilock_django.signals import session_finished, session_updated, webhook_received
 from verilock_django.signatures import sign_webhook
+from verilock_django.testing.factories import format_timestamp
 from verilock_django.testing.responses_api import InProcessVerilock
 from verilock_django.testing.webhooks import signed_webhook, webhook_payload
 from verilock_django.webhooks import parse_envelope, store_delivery
@@ -186,12 +189,13 @@ def test_missing_webhook_id_falls_back_to_event_session_and_timestamp(
     client: Client, settings: Any
 ) -> None:
     settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
-    payload = webhook_payload(session_id="ses_1", timestamp="2026-03-15T14:30:01Z")
+    occurred = timezone.now() - dt.timedelta(minutes=20)
+    payload = webhook_payload(session_id="ses_1", timestamp=occurred)
     del payload["webhook_id"]
 
     assert deliver(client, payload).json() == {"status": "stored"}
     assert deliver(client, payload).json() == {"status": "duplicate"}  # a retry
-    later = {**payload, "timestamp": "2026-03-15T14:40:00Z"}
+    later = {**payload, "timestamp": format_timestamp(occurred + dt.timedelta(minutes=10))}
     assert deliver(client, later).json() == {"status": "stored"}  # a new occurrence
     ids = list(WebhookEvent.objects.values_list("webhook_id", flat=True))
     assert len(ids) == 2

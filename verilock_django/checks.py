@@ -24,6 +24,7 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E013``   ``VERILOCK_WEBHOOK_MAX_BODY_SIZE`` is not a positive integer.
 ``verilock_django.E014``   ``VERILOCK_WEBHOOK_STALE_AFTER`` is not a positive number.
 ``verilock_django.E015``   A webhook secret holds whitespace or control characters inside.
+``verilock_django.E016``   ``VERILOCK_WEBHOOK_MAX_AGE`` is not None or a positive number.
 ``verilock_django.E020``   ``VERILOCK_SYNC_CONCURRENCY`` is not a positive integer.
 ``verilock_django.E021``   ``VERILOCK_RATE_LIMIT_PER_MINUTE`` is not None or a positive integer.
 ``verilock_django.E022``   A ``VERILOCK_RECHECK_*_INTERVAL`` is not a positive number.
@@ -37,6 +38,11 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E033``   ``VERILOCK_USER_RESOLVER`` is neither None nor an importable callable.
 ``verilock_django.E034``   ``VERILOCK_DECLINE_REVOKES`` is not a boolean.
 ``verilock_django.E035``   ``VERILOCK_VERIFIED_MAX_AGE`` is neither None nor a positive number.
+``verilock_django.E040``   ``VERILOCK_STORED_DATA`` is not one of the known modes.
+``verilock_django.E041``   ``VERILOCK_PAYLOAD_SCRUBBER`` is not None or an importable callable.
+``verilock_django.E042``   ``VERILOCK_PII_RETENTION_DAYS`` is not None or a positive integer.
+``verilock_django.E043``   ``VERILOCK_WEBHOOK_RETENTION_DAYS`` is not None or a positive integer.
+``verilock_django.W040``   Webhook events are deleted sooner than ``VERILOCK_WEBHOOK_MAX_AGE``.
 =========================  ==========================================================
 
 Messages name settings, never their values (the key and the secrets must not be printed).
@@ -148,6 +154,28 @@ def check_verify_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                 id="verilock_django.W030",
             )
         )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_privacy_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report unusable data-protection settings, and a replay window longer than retention."""
+    messages = _table_errors(conf.GROUP_PRIVACY)
+    retention, max_age = conf.WEBHOOK_RETENTION_DAYS, conf.WEBHOOK_MAX_AGE
+    if retention.problem() is None and max_age.problem() is None:
+        days, seconds = retention.value(), max_age.value()
+        # A delivery is recognised as a duplicate only while its event is stored: deleting
+        # events sooner than the freshness window lets a captured delivery be replayed.
+        if days is not None and (seconds is None or days * 86_400 < seconds):
+            messages.append(
+                Warning(
+                    "VERILOCK_WEBHOOK_RETENTION_DAYS deletes webhook events before "
+                    "VERILOCK_WEBHOOK_MAX_AGE refuses their deliveries as stale; a replayed "
+                    "delivery would then be stored and processed again.",
+                    hint="Keep webhook events at least as long as VERILOCK_WEBHOOK_MAX_AGE.",
+                    id="verilock_django.W040",
+                )
+            )
     return messages
 
 

@@ -54,6 +54,10 @@ CREATE_SHAPE_CHOICES: Final = ("b", "a")
 
 #: Steps Gen A accepts in ``steps`` (the default of ``VERILOCK_CREATE_STEPS``).
 DEFAULT_CREATE_STEPS: Final = ("document", "selfie", "face_match", "liveness", "aml")
+GROUP_PRIVACY: Final = "privacy"
+
+#: Values of ``VERILOCK_STORED_DATA``, from most to least stored (see ``docs/data-protection.md``).
+STORED_DATA_CHOICES: Final = ("full", "without_applicant", "decision_only")
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -262,6 +266,20 @@ def _create_steps(value: object) -> tuple[str, ...]:
     ):
         raise InvalidSetting("must be a non-empty list of step names")
     return tuple(value)
+
+
+def _optional_days(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 36_500:
+        raise InvalidSetting(f"must be None or a number of days from 1 to 36500 ({_kind(value)})")
+    return value
+
+
+def _stored_data(value: object) -> str:
+    if not isinstance(value, str) or value not in STORED_DATA_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(STORED_DATA_CHOICES)}")
+    return value
 
 
 def _optional_callable_path(value: object) -> Callable[..., object] | None:
@@ -499,6 +517,64 @@ WEBHOOK_STALE_AFTER: Final[Setting[float]] = Setting(
     "300",
     "An event still `processing` after this long is taken over by `process_verilock_webhooks`.",
 )
+WEBHOOK_MAX_AGE: Final[Setting[float | None]] = Setting(
+    "WEBHOOK_MAX_AGE",
+    259_200.0,
+    _optional_positive_number,
+    "E016",
+    GROUP_WEBHOOK,
+    "float (s) or `None`",
+    "259200",
+    "A delivery whose `timestamp` is further than this from now (3 days: past the "
+    "provider's retries) is refused with 400 and not stored, so an old captured delivery "
+    "cannot be replayed. `None` turns the check off.",
+)
+STORED_DATA: Final[Setting[str]] = Setting(
+    "STORED_DATA",
+    "full",
+    _stored_data,
+    "E040",
+    GROUP_PRIVACY,
+    "str",
+    '"full"',
+    'What is kept of each payload: `"full"`, `"without_applicant"` (no applicant fields, '
+    'no step details, no AML match names) or `"decision_only"` (only the decision record: '
+    "ids, statuses, decision and reason, step statuses and scores, times). One-time "
+    "secrets (session tokens, hosted and signed URLs) are never stored.",
+)
+PAYLOAD_SCRUBBER: Final[Setting[Callable[..., object] | None]] = Setting(
+    "PAYLOAD_SCRUBBER",
+    None,
+    _optional_callable_path,
+    "E041",
+    GROUP_PRIVACY,
+    "str or `None`",
+    "None",
+    "Dotted path of a callable `f(data: dict) -> dict` applied to every session payload and "
+    "webhook body before it is stored.",
+)
+PII_RETENTION_DAYS: Final[Setting[int | None]] = Setting(
+    "PII_RETENTION_DAYS",
+    None,
+    _optional_days,
+    "E042",
+    GROUP_PRIVACY,
+    "int (days) or `None`",
+    "None",
+    "`apply_verilock_retention` blanks the applicant fields, step details and raw payloads "
+    "of sessions finished longer ago than this, keeping the decision record. `None`: kept.",
+)
+WEBHOOK_RETENTION_DAYS: Final[Setting[int | None]] = Setting(
+    "WEBHOOK_RETENTION_DAYS",
+    30,
+    _optional_days,
+    "E043",
+    GROUP_PRIVACY,
+    "int (days) or `None`",
+    "30",
+    "`apply_verilock_retention` deletes webhook events (any status, payload included) "
+    "received longer ago than this. `None`: kept.",
+)
 
 CREATE_SHAPE: Final[Setting[str]] = Setting(
     "CREATE_SHAPE",
@@ -588,12 +664,17 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     WEBHOOK_THREADS,
     WEBHOOK_MAX_BODY_SIZE,
     WEBHOOK_STALE_AFTER,
+    WEBHOOK_MAX_AGE,
     CREATE_SHAPE,
     PROFILE_ID,
     CREATE_STEPS,
     USER_RESOLVER,
     DECLINE_REVOKES,
     VERIFIED_MAX_AGE,
+    STORED_DATA,
+    PAYLOAD_SCRUBBER,
+    PII_RETENTION_DAYS,
+    WEBHOOK_RETENTION_DAYS,
 )
 
 
@@ -731,6 +812,32 @@ class VerilockSettings:
     def verified_max_age(self) -> float | None:
         """``VERILOCK_VERIFIED_MAX_AGE``: seconds an approval counts, or None (for ever)."""
         return VERIFIED_MAX_AGE.value()
+
+    @property
+    def webhook_max_age(self) -> float | None:
+        """``VERILOCK_WEBHOOK_MAX_AGE``: accepted distance of a delivery's ``timestamp`` from
+        now, seconds (> 0), or ``None`` for no freshness check."""
+        return WEBHOOK_MAX_AGE.value()
+
+    @property
+    def stored_data(self) -> str:
+        """``VERILOCK_STORED_DATA``: one of :data:`STORED_DATA_CHOICES`."""
+        return STORED_DATA.value()
+
+    @property
+    def payload_scrubber(self) -> Callable[..., object] | None:
+        """``VERILOCK_PAYLOAD_SCRUBBER`` imported: ``f(payload: dict) -> dict``, or ``None``."""
+        return PAYLOAD_SCRUBBER.value()
+
+    @property
+    def pii_retention_days(self) -> int | None:
+        """``VERILOCK_PII_RETENTION_DAYS``: days (> 0) before personal data is blanked."""
+        return PII_RETENTION_DAYS.value()
+
+    @property
+    def webhook_retention_days(self) -> int | None:
+        """``VERILOCK_WEBHOOK_RETENTION_DAYS``: days (> 0) before webhook events are deleted."""
+        return WEBHOOK_RETENTION_DAYS.value()
 
 
 verilock_settings = VerilockSettings()

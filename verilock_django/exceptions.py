@@ -124,6 +124,18 @@ class StorageError(VerilockError):
     """
 
 
+class ErasedSessionError(VerilockError):
+    """The session was erased on request; its tombstone keeps it from being stored again."""
+
+
+class ErasureRefused(Exception):
+    """Raised by an ``erasure_requested`` receiver to veto an erasure (e.g. AML retention).
+
+    Not a :class:`VerilockError`: it is the host's decision, not a failure; its message is
+    shown to whoever asked for the erasure.
+    """
+
+
 def describe_failure(exc: BaseException) -> str:
     """A one-line description of ``exc`` that is safe to store, log and print.
 

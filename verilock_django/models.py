@@ -18,6 +18,7 @@ __all__ = [
     "SessionStatus",
     "StepResult",
     "StepStatus",
+    "Tombstone",
     "WebhookEvent",
     "WebhookEventQuerySet",
     "WebhookEventStatus",
@@ -118,6 +119,10 @@ class Session(models.Model):
     # Set in the transaction that enters a final status, cleared once every
     # ``session_finished`` receiver ran: a failed receiver or a crash means "send again".
     finished_signal_pending = models.BooleanField(default=False, db_index=True, editable=False)
+    # When retention blanked the personal data (the decision record stays).
+    personal_data_removed_at = models.DateTimeField(
+        _("personal data removed"), null=True, blank=True, editable=False
+    )
 
     objects = SessionQuerySet.as_manager()
 
@@ -235,3 +240,21 @@ class WebhookEvent(models.Model):
     def __str__(self) -> str:
         # Ids only: no applicant data in the admin's history log.
         return f"{self.event_type} {self.webhook_id}"
+
+
+class Tombstone(models.Model):
+    """What is left of a session erased on request: a hash of its id and when it was erased.
+
+    No personal data: the hash only lets the store recognise the id when a replayed or late
+    webhook, a list walk or an explicit sync brings it back (see :mod:`.privacy`).
+    """
+
+    session_hash = models.CharField(_("session id hash"), max_length=64, primary_key=True)
+    erased_at = models.DateTimeField(_("erased"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("erased session")
+        verbose_name_plural = _("erased sessions")
+
+    def __str__(self) -> str:
+        return self.session_hash

@@ -15,6 +15,12 @@
 Receivers' exceptions never stop a sync: they are logged (with the session id only).
 ``webhook_received``
     A webhook delivery was verified and stored. Argument: ``event`` (the stored event).
+``erasure_requested``
+    Sent *before* an erasure, inside no transaction. Arguments: ``reference_id`` (``""``
+    when sessions are erased by id) and ``session_ids`` (list). A receiver vetoes the
+    erasure by raising :class:`~verilock_django.exceptions.ErasureRefused`.
+``applicant_erased``
+    Sent after an erasure committed; same arguments. For the host's own records.
 """
 
 from __future__ import annotations
@@ -24,3 +30,5 @@ from django.dispatch import Signal
 session_updated = Signal()
 session_finished = Signal()
 webhook_received = Signal()
+erasure_requested = Signal()
+applicant_erased = Signal()

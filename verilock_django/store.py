@@ -42,6 +42,7 @@ from .conf import verilock_settings
 from .exceptions import NotFoundError, PayloadError, VerilockError, describe_failure
 from .models import Session, SessionQuerySet, StepResult
 from .payloads import SessionData, StepData, parse_session
+from .privacy import ensure_not_erased, minimise_payload
 from .signals import session_finished, session_updated
 from .users import resolve_user
 
@@ -108,10 +109,14 @@ def store_session(
     now); a stale payload (see the module's ordering rule) is ignored. ``release_lease``
     also ends the batch refresh's claim on the row. Two writers storing the same new session
     at once are safe: the second one's insert loses in a savepoint and it goes on as an
-    update. Raises :class:`~verilock_django.exceptions.PayloadError` for an unusable payload
-    (then nothing is written); a database error propagates with the transaction rolled back.
+    update. Only what ``VERILOCK_STORED_DATA`` allows is stored
+    (:func:`.privacy.minimise_payload`). Raises
+    :class:`~verilock_django.exceptions.PayloadError` for an unusable payload, and
+    :class:`~verilock_django.exceptions.ErasedSessionError` for a session erased on request
+    that is not stored yet (then nothing is written); a database error propagates with the
+    transaction rolled back.
     """
-    data = parse_session(payload)
+    data = parse_session(minimise_payload(payload))
     if requested_id is not None and data.id != requested_id:
         raise PayloadError(
             "id",
@@ -124,6 +129,7 @@ def store_session(
     with transaction.atomic():
         session = _locked(data.id)
         if session is None:
+            ensure_not_erased(data.id)  # one query, only for a session not stored yet
             new = Session(id=data.id, first_synced_at=now)
             changes = _write(new, data, now, fetched_at, created=True, old_results=[])
             if _insert(new, data, changes):

@@ -5,10 +5,12 @@ The view does no processing itself: once the event is committed it sends
 (:func:`verilock_django.processing.dispatch`; by default a small thread pool), so the answer
 never waits on the Verilock API.
 
-Answers: ``200`` stored (or a duplicate, which changes nothing); ``400`` signed body that
-is not a JSON object; ``403`` missing or invalid signature; ``405`` not a POST; ``413``
-body over ``VERILOCK_WEBHOOK_MAX_BODY_SIZE``; ``503`` no ``VERILOCK_WEBHOOK_SECRETS``
-configured (the provider retries 5xx, so deliveries resume once the secret is set).
+Answers: ``200`` stored (or a duplicate, or a delivery for a session erased on request: both
+change nothing); ``400`` signed body that is not a JSON object, or whose ``timestamp`` is
+further than ``VERILOCK_WEBHOOK_MAX_AGE`` from now (a stale or replayed delivery); ``403``
+missing or invalid signature; ``405`` not a POST; ``413`` body over
+``VERILOCK_WEBHOOK_MAX_BODY_SIZE``; ``503`` no ``VERILOCK_WEBHOOK_SECRETS`` configured (the
+provider retries 5xx, so deliveries resume once the secret is set).
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ from typing import Any
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from .conf import verilock_settings
-from .exceptions import PayloadError, VerilockConfigurationError, describe_failure
+from .exceptions import (
+    ErasedSessionError,
+    PayloadError,
+    VerilockConfigurationError,
+    describe_failure,
+)
 from .models import WebhookEvent
 from .payloads import parse_session_id, parse_timestamp
+from .privacy import ensure_not_erased, minimise_webhook_body
 from .processing import dispatch
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
@@ -91,8 +100,13 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
 
     Safe under concurrent deliveries of the same id: the unique constraint decides, and the
     insert runs in its own savepoint so a losing insert leaves the caller's transaction
-    usable. When stored, ``webhook_received`` and processing follow the commit.
+    usable. When stored, ``webhook_received`` and processing follow the commit. The body is
+    stored as :func:`.privacy.minimise_webhook_body` leaves it. Raises
+    :class:`~verilock_django.exceptions.ErasedSessionError` (nothing stored) for a delivery
+    about a session erased on request.
     """
+    if envelope.session_id:
+        ensure_not_erased(envelope.session_id)
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
@@ -100,7 +114,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
                 event_type=envelope.event_type,
                 session_id=envelope.session_id,
                 occurred_at=envelope.occurred_at,
-                payload=envelope.payload,
+                payload=minimise_webhook_body(envelope.payload),
             )
             # Two callbacks: a failing signal receiver must not keep the event from processing.
             transaction.on_commit(
@@ -127,8 +141,14 @@ def webhook(request: HttpRequest) -> HttpResponse:
         envelope = parse_envelope(body)
     except InvalidEnvelope as exc:
         return _reject(400, str(exc))
+    if _is_stale(envelope.occurred_at):
+        return _reject(400, "timestamp outside the accepted window")
     try:
         event, created = store_delivery(envelope)
+    except ErasedSessionError:
+        # Acknowledged, so that the provider stops retrying; nothing is stored.
+        logger.info("Verilock webhook %s for an erased session ignored.", envelope.webhook_id)
+        return _answer(200, "ignored")
     except (OperationalError, InterfaceError) as exc:
         # The database is busy or away: the provider's retry will find it back.
         logger.warning("Could not store a Verilock webhook: %s", describe_failure(exc))
@@ -203,6 +223,15 @@ def _webhook_id(value: object, event: str, session_id: str, timestamp: object, b
     else:
         basis = body
     return "derived:" + hashlib.sha256(basis).hexdigest()
+
+
+def _is_stale(occurred_at: dt.datetime | None) -> bool:
+    # A delivery without a readable timestamp cannot be judged and is accepted: the
+    # signature covers the body, so a captured delivery cannot have its timestamp removed.
+    max_age = verilock_settings.webhook_max_age
+    if max_age is None or occurred_at is None:
+        return False
+    return abs((timezone.now() - occurred_at).total_seconds()) > max_age
 
 
 def _reject(status: int, reason: str) -> HttpResponse:

@@ -29,8 +29,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..exceptions import AuthenticationError, VerilockConfigurationError
+from ..exceptions import AuthenticationError, ErasureRefused, VerilockConfigurationError
 from ..models import Session, StepResult, WebhookEvent
+from ..privacy import erase_applicant, erase_sessions
 from ..statuses import status_label, status_tone
 from ..store import SyncResult
 from ..sync import sync_sessions
@@ -205,7 +206,7 @@ class SessionAdmin(_SessionAdminBase):
     )
     readonly_fields = flatten_fieldsets(fieldsets)
     inlines = (StepResultInline,)
-    actions = ("refresh_from_verilock",)
+    actions = ("refresh_from_verilock", "erase_applicants")
     #: Most sessions one refresh may fetch: it runs inside the web request. Larger
     #: batches belong to the ``sync_verilock_sessions`` command.
     refresh_limit = 100
@@ -308,6 +309,28 @@ class SessionAdmin(_SessionAdminBase):
     @admin.display(description=_("timeline"))
     def webhook_events(self, obj: Session) -> SafeString:
         return webhook_timeline(obj.pk, admin_site=self.admin_site.name)
+
+    # -- erasure on request (superusers) --------------------------------------------------
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        """Erasure cannot be undone: superusers only."""
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    @admin.action(
+        description=_("Erase these applicants (all their sessions)"), permissions=["erase"]
+    )
+    def erase_applicants(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        """Erase all sessions of the selected sessions' applicants (the privacy service)."""
+        rows = list(queryset.prefetch_related(None).values_list("pk", "reference_id"))
+        try:
+            reports = [erase_applicant(ref) for ref in sorted({ref for _, ref in rows if ref})]
+            if unreferenced := [pk for pk, ref in rows if not ref]:
+                reports.append(erase_sessions(unreferenced))
+        except ErasureRefused as exc:
+            self.message_user(request, gettext("Erasure refused: %s") % exc, messages.ERROR)
+            return
+        for report in reports:
+            self.message_user(request, report.summary(), messages.SUCCESS)
 
     # -- refreshing --------------------------------------------------------------------
 
