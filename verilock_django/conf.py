@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 
 from .exceptions import VerilockConfigurationError
 from .statuses import DEFAULT_FINISHED_STATUSES
+from .storable import MAX_STORED_DEPTH
 
 #: Prefix of every setting name in Django settings.
 PREFIX: Final = "VERILOCK_"
@@ -158,6 +159,12 @@ def _optional_positive_int(value: object) -> int | None:
         return _positive_int(value)
     except InvalidSetting:
         raise InvalidSetting(f"must be None or a positive integer ({_kind(value)})") from None
+
+
+def _json_depth(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STORED_DEPTH:
+        raise InvalidSetting(f"must be an integer from 1 to {MAX_STORED_DEPTH} ({_kind(value)})")
+    return value
 
 
 def _has_inner_junk(text: str) -> bool:
@@ -308,6 +315,18 @@ FINISHED_STATUSES: Final[Setting[frozenset[str]]] = Setting(
     "[" + ", ".join(f'"{status}"' for status in DEFAULT_FINISHED_STATUSES) + "]",
     "Statuses after which a session is final and no longer refreshed.",
 )
+MAX_JSON_DEPTH: Final[Setting[int]] = Setting(
+    "MAX_JSON_DEPTH",
+    64,
+    _json_depth,
+    "E026",
+    GROUP_API,
+    "int",
+    "64",
+    "Deepest nesting of lists and objects accepted in an API answer, a webhook body or a "
+    f"stored payload (at most {MAX_STORED_DEPTH}); deeper: the payload is refused with a "
+    "`PayloadError` naming the field.",
+)
 RETRY_AFTER_MAX: Final[Setting[float]] = Setting(
     "RETRY_AFTER_MAX",
     30.0,
@@ -435,6 +454,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     MAX_RETRIES,
     RETRY_BACKOFF,
     FINISHED_STATUSES,
+    MAX_JSON_DEPTH,
     RETRY_AFTER_MAX,
     SYNC_CONCURRENCY,
     RATE_LIMIT_PER_MINUTE,
@@ -490,6 +510,11 @@ class VerilockSettings:
     def finished_statuses(self) -> frozenset[str]:
         """``VERILOCK_FINISHED_STATUSES``: the final session statuses (non-empty)."""
         return FINISHED_STATUSES.value()
+
+    @property
+    def max_json_depth(self) -> int:
+        """``VERILOCK_MAX_JSON_DEPTH``: deepest accepted nesting of lists and objects (1-256)."""
+        return MAX_JSON_DEPTH.value()
 
     @property
     def retry_after_max(self) -> float:

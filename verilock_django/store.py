@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -95,7 +96,7 @@ def store_session(
     Raises :class:`~verilock_django.exceptions.PayloadError` for an unusable payload (then
     nothing is written).
     """
-    data = parse_session(payload)
+    data = parse_session(payload).with_datetimes(stored_datetime)
     if requested_id is not None and data.id != requested_id:
         raise PayloadError(
             "id",
@@ -209,6 +210,15 @@ def release_leases(session_ids: Collection[str]) -> None:
     """End this run's claim on sessions it leased but did not store (a run cut short)."""
     if session_ids:
         Session.objects.filter(pk__in=session_ids).update(lease_expires_at=None)
+
+
+def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` as Django stores datetimes: aware with ``USE_TZ``, else naive in the default
+    time zone (an aware value in a ``USE_TZ = False`` project fails on SQLite). ``None`` passes.
+    """
+    if value is None or settings.USE_TZ or timezone.is_naive(value):
+        return value
+    return timezone.make_naive(value, timezone.get_default_timezone())
 
 
 def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +31,16 @@ from .payloads import parse_timestamp
 from .processing import dispatch
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
+from .storable import (
+    EVENT_TYPE_MAX_LENGTH,
+    SESSION_ID_MAX_LENGTH,
+    WEBHOOK_ID_MAX_LENGTH,
+    parse_json_body,
+    storable_json,
+)
+from .store import stored_datetime
 
 logger = logging.getLogger(__name__)
-
-_WEBHOOK_ID_MAX_LENGTH = 255
-_SESSION_ID_MAX_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -51,24 +55,27 @@ class Envelope:
 
 
 class InvalidEnvelope(ValueError):
-    """A correctly signed body that is not a JSON object."""
+    """A correctly signed body that is not a JSON object, or nests too deep to store."""
 
 
 def parse_envelope(body: bytes) -> Envelope:
     """Read ``{"event", "data", "timestamp", "webhook_id"}`` tolerantly.
 
-    Only a body that is not a JSON object is refused. A missing ``webhook_id`` is derived
-    from the event, the session id and the timestamp (or, without a timestamp, from the
-    body itself), so the provider's retries of one event still collapse into one row.
+    Only a body that is not a JSON object (or nests deeper than ``VERILOCK_MAX_JSON_DEPTH``)
+    is refused. The payload is kept as :func:`~verilock_django.storable.storable_json` makes
+    it. A missing ``webhook_id`` is derived from the event, the session id and the timestamp
+    (or, without a timestamp, from the body itself), so the provider's retries of one event
+    still collapse into one row.
     """
+    depth = verilock_settings.max_json_depth
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidEnvelope("the body is not JSON") from exc
+        payload = storable_json(parse_json_body(body, max_depth=depth), max_depth=depth)
+    except PayloadError as exc:
+        raise InvalidEnvelope(f"the body is {exc.problem}") from None
     if not isinstance(payload, dict):
         raise InvalidEnvelope("the body is not a JSON object")
     event = payload.get("event")
-    event = event[:128] if isinstance(event, str) else ""
+    event = event[:EVENT_TYPE_MAX_LENGTH] if isinstance(event, str) else ""
     data = payload.get("data")
     data = data if isinstance(data, dict) else {}
     session_id = _session_id(event, data, payload)
@@ -99,7 +106,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
                 webhook_id=envelope.webhook_id,
                 event_type=envelope.event_type,
                 session_id=envelope.session_id,
-                occurred_at=envelope.occurred_at,
+                occurred_at=stored_datetime(envelope.occurred_at),
                 payload=envelope.payload,
             )
             # Two callbacks: a failing signal receiver must not keep the event from processing.
@@ -163,7 +170,7 @@ def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> st
     if event.startswith("session."):
         candidates.append(data.get("id"))
     for value in candidates:
-        if isinstance(value, str) and 0 < len(value) <= _SESSION_ID_MAX_LENGTH:
+        if isinstance(value, str) and 0 < len(value) <= SESSION_ID_MAX_LENGTH:
             return value
     return ""
 
@@ -173,7 +180,7 @@ def _webhook_id(value: object, event: str, session_id: str, timestamp: object, b
         value = str(value)
     if isinstance(value, str) and value.strip():
         value = value.strip()
-        if len(value) <= _WEBHOOK_ID_MAX_LENGTH:
+        if len(value) <= WEBHOOK_ID_MAX_LENGTH:
             return value
         return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
     if isinstance(timestamp, str) and timestamp:
