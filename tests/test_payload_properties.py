@@ -256,7 +256,7 @@ def same_json(a: Any, b: Any) -> bool:
 
 def snapshot() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     row = dict(Session.objects.filter(pk=SID).values().get())
-    steps = list(StepResult.objects.filter(session_id=SID).order_by("step").values())
+    steps = [dict(s) for s in StepResult.objects.filter(session_id=SID).order_by("step").values()]
     return row, steps
 
 

@@ -40,7 +40,9 @@ def stored(payload: dict[str, Any]) -> Session:
 
 def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     row = dict(Session.objects.filter(pk=session_id).values().get())
-    steps = list(StepResult.objects.filter(session_id=session_id).order_by("step").values())
+    steps = [
+        dict(s) for s in StepResult.objects.filter(session_id=session_id).order_by("step").values()
+    ]
     return row, steps
 
 

@@ -277,7 +277,15 @@ def test_body_over_the_limit_is_refused(client: Client, settings: Any) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b"\xff\xfe",
+        b'{"event": "session.completed", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+)
 def test_signed_body_that_is_not_a_json_object_is_a_400(client: Client, body: bytes) -> None:
     response = post(client, body, sign_webhook(body, SECRET))
 

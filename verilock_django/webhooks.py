@@ -6,9 +6,10 @@ The view does no processing itself: once the event is committed it sends
 never waits on the Verilock API.
 
 Answers: ``200`` stored (or a duplicate, which changes nothing); ``400`` signed body that
-is not a JSON object; ``403`` missing or invalid signature; ``405`` not a POST; ``413``
-body over ``VERILOCK_WEBHOOK_MAX_BODY_SIZE``; ``503`` no ``VERILOCK_WEBHOOK_SECRETS``
-configured (the provider retries 5xx, so deliveries resume once the secret is set).
+is not a JSON object or nests deeper than ``VERILOCK_MAX_JSON_DEPTH``; ``403`` missing or
+invalid signature; ``405`` not a POST; ``413`` body over ``VERILOCK_WEBHOOK_MAX_BODY_SIZE``;
+``503`` no ``VERILOCK_WEBHOOK_SECRETS`` configured (the provider retries 5xx, so deliveries
+resume once the secret is set).
 """
 
 from __future__ import annotations
