@@ -129,6 +129,17 @@ def test_over_long_step_names_sharing_a_prefix_stay_distinct_steps(seed: dict[st
     assert all(len(name) == STEP_MAX_LENGTH and name.startswith("x" * 50) for name in names)
 
 
+def test_step_names_a_case_insensitive_database_takes_for_one_stay_distinct_steps(
+    seed: dict[str, Any],
+) -> None:
+    # MySQL's and MariaDB's default collations ignore case, accents and trailing spaces.
+    seed["results"] = {"document": {}, "Document": {}, "docúment ": {}, "selfie": {}}
+    session = stored(seed)
+    names = list(session.results.values_list("step", flat=True))
+    assert names[0] == "document" and names[3] == "selfie"
+    assert names[1].startswith("Document~") and names[2].startswith("docúment ~")
+
+
 def test_a_timestamp_past_year_9999_in_utc_is_null_and_the_admin_still_loads(
     seed: dict[str, Any], admin_client: Client
 ) -> None:
@@ -172,7 +183,7 @@ def test_nesting_5000_levels_deep_is_refused_by_name_and_leaves_the_row_unchange
     with pytest.raises(PayloadError) as caught:
         store_session(poisoned)
     assert caught.value.field.startswith("results.document.details.a.a")
-    assert caught.value.problem == "nested deeper than 256 levels"
+    assert caught.value.problem == "nested deeper than 31 levels"
     assert caught.value.session_id == SEED_ID
     assert snapshot(SEED_ID) == before
 

@@ -26,7 +26,7 @@ from django.utils.module_loading import import_string
 
 from .exceptions import VerilockConfigurationError
 from .statuses import DEFAULT_FINISHED_STATUSES
-from .storable import MAX_STORED_DEPTH
+from .storable import MAX_READ_DEPTH, MAX_STORED_DEPTH
 
 #: Prefix of every setting name in Django settings.
 PREFIX: Final = "VERILOCK_"
@@ -162,8 +162,8 @@ def _optional_positive_int(value: object) -> int | None:
 
 
 def _json_depth(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STORED_DEPTH:
-        raise InvalidSetting(f"must be an integer from 1 to {MAX_STORED_DEPTH} ({_kind(value)})")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_READ_DEPTH:
+        raise InvalidSetting(f"must be an integer from 1 to {MAX_READ_DEPTH} ({_kind(value)})")
     return value
 
 
@@ -323,8 +323,9 @@ MAX_JSON_DEPTH: Final[Setting[int]] = Setting(
     GROUP_API,
     "int",
     "64",
-    "Deepest nesting of lists and objects accepted in an API answer, a webhook body or a "
-    f"stored payload (at most {MAX_STORED_DEPTH}); deeper: the payload is refused with a "
+    f"Deepest nesting of lists and objects read in an API answer or a webhook body (at most "
+    f"{MAX_READ_DEPTH}); deeper bodies are refused unread. A stored payload nests at most "
+    f"{MAX_STORED_DEPTH} levels whatever this says (MariaDB's limit): deeper is a "
     "`PayloadError` naming the field.",
 )
 RETRY_AFTER_MAX: Final[Setting[float]] = Setting(
@@ -513,7 +514,7 @@ class VerilockSettings:
 
     @property
     def max_json_depth(self) -> int:
-        """``VERILOCK_MAX_JSON_DEPTH``: deepest accepted nesting of lists and objects (1-256)."""
+        """``VERILOCK_MAX_JSON_DEPTH``: deepest nesting read in a JSON body (1-256)."""
         return MAX_JSON_DEPTH.value()
 
     @property

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -41,13 +40,13 @@ from .storable import (
     REFERENCE_MAX_LENGTH,
     SESSION_ID_MAX_LENGTH,
     STATUS_MAX_LENGTH,
-    STEP_MAX_LENGTH,
     STORABLE_DATETIMES,
     STORABLE_YEARS,
     TYPE_MAX_LENGTH,
     URL_MAX_LENGTH,
     field_label,
     number_from_text,
+    step_columns,
     storable_json,
 )
 
@@ -363,24 +362,16 @@ def _results(reader: _Reader) -> list[StepData]:
         return _gen_b_steps(reader)
     if len(results.data) > MAX_STEPS:
         raise reader.fail("results", f"more than {MAX_STEPS} steps")
-    return [_step_result(results, step) for step in results.data]
+    names = list(results.data)
+    return [_step_result(results, *pair) for pair in zip(names, step_columns(names), strict=True)]
 
 
-def step_column(name: str) -> str:
-    """A step name as ``StepResult.step`` holds it: one longer than :data:`STEP_MAX_LENGTH`
-    is cut and ends in ``~`` and 8 hex digits of its hash, so cut names stay distinct."""
-    if len(name) <= STEP_MAX_LENGTH:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: STEP_MAX_LENGTH - 9]}~{digest}"
-
-
-def _step_result(results: _Reader, step: str) -> StepData:
+def _step_result(results: _Reader, step: str, column: str) -> StepData:
     item = results.child(step)
     if item is None:
-        return StepData(step=step_column(step), status="")
+        return StepData(step=column, status="")
     return StepData(
-        step=step_column(step),
+        step=column,
         status=item.string("status", STATUS_MAX_LENGTH),
         score=item.number("score"),
         details=item.object("details"),

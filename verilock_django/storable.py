@@ -16,10 +16,12 @@ the provider can make a write fail or a stored row unreadable (see "Storage rule
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .exceptions import PayloadError
@@ -41,10 +43,12 @@ WEBHOOK_ID_MAX_LENGTH = 255
 EVENT_TYPE_MAX_LENGTH = 128
 #: Most steps one session may have (``StepResult.position`` is a small integer).
 MAX_STEPS = 32767
-#: Deepest nesting of lists and objects a stored JSON value may have: well inside SQLite's
-#: JSON limit (1000 levels) and Python's recursive JSON encoder and decoder. Reading API
-#: answers and webhook bodies is bounded lower, by ``VERILOCK_MAX_JSON_DEPTH``.
-MAX_STORED_DEPTH = 256
+#: Deepest nesting of lists and objects a stored JSON value may have: MariaDB's JSON check
+#: refuses 32 levels (SQLite's stops at 1000, MySQL's at 100).
+MAX_STORED_DEPTH = 31
+#: Highest ``VERILOCK_MAX_JSON_DEPTH``, the bound on reading a JSON body: Python's JSON
+#: decoder recurses once per level.
+MAX_READ_DEPTH = 256
 
 #: The datetimes every supported database and Python can store and read back, in UTC: MySQL
 #: and MariaDB document years 1000-9999, and a day's margin on each side keeps the value in
@@ -147,6 +151,26 @@ def number_from_text(value: object) -> int | float | None:
     return int(value) if _BIG_INTEGER.fullmatch(value) else None
 
 
+def step_columns(names: Iterable[str]) -> list[str]:
+    """One session's step names as ``StepResult.step`` holds them, distinct on every database.
+
+    A name longer than :data:`STEP_MAX_LENGTH`, or one that a case- and accent-insensitive
+    collation (MySQL's and MariaDB's defaults) could take for an earlier name of the list
+    (``Document`` after ``document``), is cut to fit and ends in ``~`` and 8 hex digits of
+    its SHA-256. Names must be distinct strings, as the keys of one object are.
+    """
+    columns: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        column = name
+        if len(name) > STEP_MAX_LENGTH or _collation_key(name) in seen:
+            digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+            column = f"{name[: STEP_MAX_LENGTH - 9]}~{digest}"
+        seen.add(_collation_key(column))
+        columns.append(column)
+    return columns
+
+
 def clean_text(text: str) -> str:
     """``text`` without NUL characters, each lone surrogate replaced by U+FFFD."""
     if text.isascii():
@@ -161,6 +185,13 @@ def field_label(key: object) -> str:
 
 
 # -- internals ------------------------------------------------------------------------
+
+
+def _collation_key(name: str) -> str:
+    # Coarse on purpose (letters and digits only, case and accents folded): a false match
+    # only adds a suffix, while a missed one would be a duplicate key on MySQL or MariaDB.
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in folded if ch.isalnum())
 
 
 def _storable_key(key: object, path: Any) -> str:
