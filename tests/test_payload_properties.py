@@ -83,9 +83,9 @@ def wrap(value: Any, levels: int) -> Any:
     return value
 
 
-anything = st.one_of(
-    json_values, st.builds(wrap, json_values, st.one_of(st.integers(1, 40), st.integers(1, 300)))
-)
+anything = st.one_of(json_values, st.builds(wrap, json_values, st.integers(1, 26)))
+# Beyond the stored limit (31 levels), up to where Python's own JSON code would recurse deep.
+too_deep = st.builds(wrap, json_values, st.integers(30, 300))
 
 
 def sometimes(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -229,7 +229,13 @@ gen_b = st.fixed_dictionaries(
         ),
     },
 )
-extra_fields = st.dictionaries(keys, anything, max_size=3)
+extra_fields = st.builds(
+    lambda extra, nested: {**extra, **nested},
+    st.dictionaries(keys, anything, max_size=3),
+    st.integers(0, 9).flatmap(
+        lambda n: too_deep.map(lambda value: {"nested": value}) if n == 0 else st.just({})
+    ),
+)
 payloads = st.builds(
     lambda extra, known: {**extra, **known}, extra_fields, st.one_of(gen_a, gen_b)
 )
