@@ -65,7 +65,9 @@ _INT64 = range(-(2**63), 2**63)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _BIG_INTEGER = re.compile(r"-?[0-9]{19,}")
 _UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
-_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+_JSON_STRUCTURE = re.compile(r'[\[\]{}"]')
+# The rest of a JSON string after its opening quote (unrolled, so it never backtracks far).
+_JSON_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 def storable_json(value: object, *, field: str = "", max_depth: int = MAX_STORED_DEPTH) -> Any:
@@ -115,24 +117,20 @@ def parse_json_body(data: bytes, *, max_depth: int) -> Any:
         text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError:
         raise PayloadError("(body)", "not UTF-8 text") from None
-    # One linear pass over brackets, quotes and backslashes, as the decoder will see them.
-    depth, in_string, escaped_at = 0, False, -1
-    for match in _JSON_STRUCTURE.finditer(text):
-        char, at = match.group(), match.start()
-        if at == escaped_at:
-            continue
-        if in_string:
-            if char == "\\":
-                escaped_at = at + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
+    # One linear pass over brackets, skipping strings whole, as the decoder will read them.
+    depth, at = 0, 0
+    while match := _JSON_STRUCTURE.search(text, at):
+        char, at = match.group(), match.end()
+        if char == '"':
+            string = _JSON_STRING_REST.match(text, at)
+            if string is None:
+                break  # unterminated: the decoder stops here too
+            at = string.end()
         elif char in ("[", "{"):
             depth += 1
             if depth > max_depth:
                 raise PayloadError("(body)", f"nested deeper than {max_depth} levels")
-        elif char in ("]", "}"):
+        else:
             depth -= 1
     try:
         return json.loads(text)
