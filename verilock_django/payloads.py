@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,8 @@ _TIMESTAMP = re.compile(
     r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?)?"
 )
 _DATE_ONLY = re.compile(_DATE)
+#: The width to read a text with when it is split before it is stored.
+_UNCUT = sys.maxsize
 
 
 def parse_session_id(value: object, field_name: str = "id") -> str:
@@ -350,8 +353,7 @@ def _applicant(reader: _Reader) -> tuple[str, str, str, dt.date | None, str]:
         )
     # Gen B has one full-name string: the first word is taken as the first name and the
     # rest as the last name; the payload keeps the string exactly as sent.
-    name = reader.string("applicant_name", len(str(reader.data.get("applicant_name", ""))))
-    first, _, last = name.strip().partition(" ")
+    first, _, last = reader.string("applicant_name", _UNCUT).strip().partition(" ")
     email = reader.string("applicant_email", EMAIL_MAX_LENGTH, whole=True)
     return first[:NAME_MAX_LENGTH], last.strip()[:NAME_MAX_LENGTH], email, None, ""
 
