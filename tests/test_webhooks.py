@@ -284,6 +284,7 @@ def test_body_over_the_limit_is_refused(client: Client, settings: Any) -> None:
         b"[1, 2]",
         b"\xff\xfe",
         b'{"event": "session.completed", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"event": "session.completed", "data": ' + b"[" * 40 + b"]" * 40 + b"}",  # > 31
     ],
 )
 def test_signed_body_that_is_not_a_json_object_is_a_400(client: Client, body: bytes) -> None:

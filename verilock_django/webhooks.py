@@ -6,7 +6,7 @@ The view does no processing itself: once the event is committed it sends
 never waits on the Verilock API.
 
 Answers: ``200`` stored (or a duplicate, which changes nothing); ``400`` signed body that
-is not a JSON object or nests deeper than ``VERILOCK_MAX_JSON_DEPTH``; ``403`` missing or
+is not a JSON object or nests too deep (``VERILOCK_MAX_JSON_DEPTH``, 31 stored); ``403`` missing or
 invalid signature; ``405`` not a POST; ``413`` body over ``VERILOCK_WEBHOOK_MAX_BODY_SIZE``;
 ``503`` no ``VERILOCK_WEBHOOK_SECRETS`` configured (the provider retries 5xx, so deliveries
 resume once the secret is set).
@@ -62,15 +62,16 @@ class InvalidEnvelope(ValueError):
 def parse_envelope(body: bytes) -> Envelope:
     """Read ``{"event", "data", "timestamp", "webhook_id"}`` tolerantly.
 
-    Only a body that is not a JSON object (or nests deeper than ``VERILOCK_MAX_JSON_DEPTH``)
-    is refused. The payload is kept as :func:`~verilock_django.storable.storable_json` makes
+    Only a body that is not a JSON object, or nests deeper than ``VERILOCK_MAX_JSON_DEPTH`` or
+    than a stored payload may (:data:`~verilock_django.storable.MAX_STORED_DEPTH`), is
+    refused. The payload is kept as :func:`~verilock_django.storable.storable_json` makes
     it. A missing ``webhook_id`` is derived from the event, the session id and the timestamp
     (or, without a timestamp, from the body itself), so the provider's retries of one event
     still collapse into one row.
     """
     depth = verilock_settings.max_json_depth
     try:
-        payload = storable_json(parse_json_body(body, max_depth=depth), max_depth=depth)
+        payload = storable_json(parse_json_body(body, max_depth=depth))
     except PayloadError as exc:
         raise InvalidEnvelope(f"the body is {exc.problem}") from None
     if not isinstance(payload, dict):
