@@ -295,6 +295,15 @@ def test_signed_body_that_is_not_a_json_object_is_a_400(client: Client, body: by
 
 
 @pytest.mark.django_db
+def test_the_depth_limit_for_bodies_is_a_setting(client: Client, settings: Any) -> None:
+    body = b'{"event": "session.completed", "data": {"session_id": "ses_1", "tags": ["a"]}}'
+    settings.VERILOCK_MAX_JSON_DEPTH = 2
+    assert post(client, body, sign_webhook(body, SECRET)).status_code == 400
+    settings.VERILOCK_MAX_JSON_DEPTH = 3
+    assert post(client, body, sign_webhook(body, SECRET)).status_code == 200
+
+
+@pytest.mark.django_db
 def test_only_post_and_no_csrf_token_needed(settings: Any) -> None:
     settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
     client = Client(enforce_csrf_checks=True)
