@@ -2,15 +2,36 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from verilock_django.testing import FakeVerilock
 
 from .fakes import KEY
+
+# Property-based tests: 100 examples locally, 500 in CI (CI=1). No deadline: examples write
+# to the database, whose speed is not what they test. The database fixtures are function
+# scoped on purpose: each example rolls its own writes back.
+hypothesis_settings.register_profile(
+    "dev",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+hypothesis_settings.register_profile(
+    "ci", hypothesis_settings.get_profile("dev"), max_examples=500, database=None
+)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 pytest_plugins = ["tests.webhook_helpers"]
 

@@ -49,6 +49,9 @@ def test_valid_settings_pass() -> None:
         ({"VERILOCK_RETRY_BACKOFF": -0.5}, ["verilock_django.E007"]),
         ({"VERILOCK_API_KEY": "qi_test abc"}, ["verilock_django.E008"]),
         ({"VERILOCK_API_KEY": "qi_test\u200babc"}, ["verilock_django.E008"]),
+        ({"VERILOCK_MAX_JSON_DEPTH": 0}, ["verilock_django.E026"]),
+        ({"VERILOCK_MAX_JSON_DEPTH": 257}, ["verilock_django.E026"]),
+        ({"VERILOCK_MAX_JSON_DEPTH": "64"}, ["verilock_django.E026"]),
         ({"VERILOCK_API_KEY": "\n"}, ["verilock_django.W001"]),
     ],
 )
@@ -154,6 +157,7 @@ BAD_VALUES: dict[str, object] = {
     "FINISHED_STATUSES": ["approved", ""],
     "MAX_RESPONSE_BYTES": 10.5,
     "RETRY_AFTER_MAX": 0,
+    "MAX_JSON_DEPTH": 1000,
     "SYNC_CONCURRENCY": "16",
     "RATE_LIMIT_PER_MINUTE": -1,
     "RECHECK_MIN_INTERVAL": "5m",

@@ -216,12 +216,30 @@ def test_body_over_the_limit_is_refused(client: Client, settings: Any) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b"\xff\xfe",
+        b'{"event": "session.completed", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"event": "session.completed", "data": ' + b"[" * 40 + b"]" * 40 + b"}",  # > 31
+    ],
+)
 def test_signed_body_that_is_not_a_json_object_is_a_400(client: Client, body: bytes) -> None:
     response = post(client, body, sign_webhook(body, SECRET))
 
     assert response.status_code == 400
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_depth_limit_for_bodies_is_a_setting(client: Client, settings: Any) -> None:
+    body = b'{"event": "session.completed", "data": {"session_id": "ses_1", "tags": ["a"]}}'
+    settings.VERILOCK_MAX_JSON_DEPTH = 2
+    assert post(client, body, sign_webhook(body, SECRET)).status_code == 400
+    settings.VERILOCK_MAX_JSON_DEPTH = 3
+    assert post(client, body, sign_webhook(body, SECRET)).status_code == 200
 
 
 @pytest.mark.django_db

@@ -24,7 +24,6 @@ Each thread gets its own pooled ``requests.Session``. What the client guarantees
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import re
 import threading
@@ -56,6 +55,7 @@ from .exceptions import (
     FieldValidationError,
     InvalidResponseError,
     NotFoundError,
+    PayloadError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -64,6 +64,7 @@ from .exceptions import (
 )
 from .payloads import parse_session_id
 from .retries import parse_retry_after, retry_policy
+from .storable import parse_json_body
 
 logger = logging.getLogger(__name__)
 
@@ -401,10 +402,11 @@ _NOT_JSON: Final = object()
 
 
 def _parse_json(data: bytes) -> object:
-    """The JSON value in ``data``, or :data:`_NOT_JSON` (bad syntax or encoding, too deep)."""
+    """The JSON value in ``data``, or :data:`_NOT_JSON` (bad syntax or encoding, or nested
+    deeper than ``VERILOCK_MAX_JSON_DEPTH``: see :func:`.storable.parse_json_body`)."""
     try:
-        return json.loads(data)
-    except (RecursionError, ValueError):
+        return parse_json_body(data, max_depth=verilock_settings.max_json_depth)
+    except PayloadError:
         return _NOT_JSON
 
 

@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 
 from .exceptions import VerilockConfigurationError
 from .statuses import DEFAULT_FINISHED_STATUSES
+from .storable import MAX_READ_DEPTH, MAX_STORED_DEPTH
 
 #: Prefix of every setting name in Django settings.
 PREFIX: Final = "VERILOCK_"
@@ -172,6 +173,12 @@ def _optional_positive_int(value: object) -> int | None:
         return _positive_int(value)
     except InvalidSetting:
         raise InvalidSetting(f"must be None or a positive integer ({_kind(value)})") from None
+
+
+def _json_depth(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_READ_DEPTH:
+        raise InvalidSetting(f"must be an integer from 1 to {MAX_READ_DEPTH} ({_kind(value)})")
+    return value
 
 
 def _has_inner_junk(text: str) -> bool:
@@ -399,6 +406,19 @@ MAX_RESPONSE_BYTES: Final[Setting[int]] = Setting(
     "10485760",
     "Largest API response body the client reads (after decompression); a larger one is an "
     "`InvalidResponseError`.",
+)
+MAX_JSON_DEPTH: Final[Setting[int]] = Setting(
+    "MAX_JSON_DEPTH",
+    64,
+    _json_depth,
+    "E026",
+    GROUP_API,
+    "int",
+    "64",
+    f"Deepest nesting of lists and objects read in an API answer or a webhook body (at most "
+    f"{MAX_READ_DEPTH}); deeper bodies are refused unread. A stored payload nests at most "
+    f"{MAX_STORED_DEPTH} levels whatever this says (MariaDB's limit): deeper is a "
+    "`PayloadError` naming the field.",
 )
 RETRY_AFTER_MAX: Final[Setting[float]] = Setting(
     "RETRY_AFTER_MAX",
@@ -653,6 +673,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     RETRY_BACKOFF,
     FINISHED_STATUSES,
     MAX_RESPONSE_BYTES,
+    MAX_JSON_DEPTH,
     RETRY_AFTER_MAX,
     SYNC_CONCURRENCY,
     RATE_LIMIT_PER_MINUTE,
@@ -725,6 +746,11 @@ class VerilockSettings:
     def finished_statuses(self) -> frozenset[str]:
         """``VERILOCK_FINISHED_STATUSES``: the final session statuses (non-empty)."""
         return FINISHED_STATUSES.value()
+
+    @property
+    def max_json_depth(self) -> int:
+        """``VERILOCK_MAX_JSON_DEPTH``: deepest nesting read in a JSON body (1-256)."""
+        return MAX_JSON_DEPTH.value()
 
     @property
     def retry_after_max(self) -> float:

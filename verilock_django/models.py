@@ -11,6 +11,19 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
 from .statuses import SessionStatus, StepStatus, WebhookEventStatus
+from .storable import (
+    EMAIL_MAX_LENGTH,
+    EVENT_TYPE_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    NATIONALITY_MAX_LENGTH,
+    REFERENCE_MAX_LENGTH,
+    SESSION_ID_MAX_LENGTH,
+    STATUS_MAX_LENGTH,
+    STEP_MAX_LENGTH,
+    TYPE_MAX_LENGTH,
+    URL_MAX_LENGTH,
+    WEBHOOK_ID_MAX_LENGTH,
+)
 
 __all__ = [
     "Session",
@@ -69,21 +82,27 @@ class Session(models.Model):
     A row created with only ``id`` is a pending session that the next sync fills in.
     """
 
-    id = models.CharField(_("Verilock id"), max_length=128, primary_key=True)
-    type = models.CharField(_("type"), max_length=64, blank=True)
+    id = models.CharField(_("Verilock id"), max_length=SESSION_ID_MAX_LENGTH, primary_key=True)
+    type = models.CharField(_("type"), max_length=TYPE_MAX_LENGTH, blank=True)
     # Plain strings: the provider's vocabulary differs between its docs' generations.
-    status = models.CharField(_("status"), max_length=64, blank=True, db_index=True)
-    decision = models.CharField(_("decision"), max_length=64, blank=True)
-    reference_id = models.CharField(_("reference"), max_length=255, blank=True, db_index=True)
+    status = models.CharField(_("status"), max_length=STATUS_MAX_LENGTH, blank=True, db_index=True)
+    decision = models.CharField(_("decision"), max_length=STATUS_MAX_LENGTH, blank=True)
+    reference_id = models.CharField(
+        _("reference"), max_length=REFERENCE_MAX_LENGTH, blank=True, db_index=True
+    )
     steps = models.JSONField(_("steps"), default=list, blank=True)
 
-    applicant_first_name = models.CharField(_("first name"), max_length=255, blank=True)
-    applicant_last_name = models.CharField(_("last name"), max_length=255, blank=True)
-    applicant_email = models.CharField(_("email"), max_length=254, blank=True)
+    applicant_first_name = models.CharField(
+        _("first name"), max_length=NAME_MAX_LENGTH, blank=True
+    )
+    applicant_last_name = models.CharField(_("last name"), max_length=NAME_MAX_LENGTH, blank=True)
+    applicant_email = models.CharField(_("email"), max_length=EMAIL_MAX_LENGTH, blank=True)
     applicant_date_of_birth = models.DateField(_("date of birth"), null=True, blank=True)
-    applicant_nationality = models.CharField(_("nationality"), max_length=8, blank=True)
+    applicant_nationality = models.CharField(
+        _("nationality"), max_length=NATIONALITY_MAX_LENGTH, blank=True
+    )
 
-    hosted_url = models.CharField(_("hosted URL"), max_length=2048, blank=True)
+    hosted_url = models.CharField(_("hosted URL"), max_length=URL_MAX_LENGTH, blank=True)
     risk_score = models.FloatField(_("risk score"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
@@ -157,9 +176,9 @@ class StepResult(models.Model):
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, related_name="results", verbose_name=_("session")
     )
-    step = models.CharField(_("step"), max_length=64)
+    step = models.CharField(_("step"), max_length=STEP_MAX_LENGTH)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
-    status = models.CharField(_("status"), max_length=64, blank=True)
+    status = models.CharField(_("status"), max_length=STATUS_MAX_LENGTH, blank=True)
     score = models.FloatField(_("score"), null=True, blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
     payload = models.JSONField(_("step payload"), default=dict, blank=True)
@@ -211,10 +230,12 @@ class WebhookEvent(models.Model):
     """One verified webhook delivery from Verilock, stored before it is acknowledged."""
 
     # Verilock's delivery id, or one derived from the envelope when it has none.
-    webhook_id = models.CharField(_("webhook id"), max_length=255, unique=True)
-    event_type = models.CharField(_("event type"), max_length=128, db_index=True)
+    webhook_id = models.CharField(_("webhook id"), max_length=WEBHOOK_ID_MAX_LENGTH, unique=True)
+    event_type = models.CharField(_("event type"), max_length=EVENT_TYPE_MAX_LENGTH, db_index=True)
     # Not a foreign key: an event may name a session this database has never seen.
-    session_id = models.CharField(_("session id"), max_length=128, blank=True, db_index=True)
+    session_id = models.CharField(
+        _("session id"), max_length=SESSION_ID_MAX_LENGTH, blank=True, db_index=True
+    )
     occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)
     received_at = models.DateTimeField(_("received"), default=timezone.now, db_index=True)
     status = models.CharField(

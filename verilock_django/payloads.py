@@ -12,17 +12,44 @@ Both map onto the same :class:`SessionData` and :class:`StepData`. The parser re
 field under either name, keeps unknown statuses and step names as they come, and raises
 :class:`~verilock_django.exceptions.PayloadError` naming the field only for what it
 cannot use.
+
+Every value the parser returns can be stored and read back on every supported database
+(rules in ``storable.py``; the per-field table in ``docs/payloads.md``): the payload is made
+storable first (:func:`~verilock_django.storable.storable_json`) and then read, text is cut
+to its column's width, numbers no float column holds and timestamps outside
+:data:`~verilock_django.storable.STORABLE_DATETIMES` become ``None``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
-from collections.abc import Mapping
+import re
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .exceptions import PayloadError
+from .storable import (
+    EMAIL_MAX_LENGTH,
+    MAX_STEPS,
+    MAX_STORED_DEPTH,
+    NAME_MAX_LENGTH,
+    NATIONALITY_MAX_LENGTH,
+    REFERENCE_MAX_LENGTH,
+    SESSION_ID_MAX_LENGTH,
+    STATUS_MAX_LENGTH,
+    STORABLE_DATETIMES,
+    STORABLE_YEARS,
+    TYPE_MAX_LENGTH,
+    URL_MAX_LENGTH,
+    field_label,
+    number_from_text,
+    step_columns,
+    storable_json,
+)
 
 JSONObject = dict[str, Any]
 
@@ -67,9 +94,27 @@ class SessionData:
     results: list[StepData] = field(default_factory=list)
     payload: JSONObject = field(default_factory=dict)
 
+    def with_datetimes(
+        self, convert: Callable[[dt.datetime | None], dt.datetime | None]
+    ) -> SessionData:
+        """A copy with ``convert`` applied to each datetime (e.g. the store's time zone rule)."""
+        return dataclasses.replace(
+            self,
+            created_at=convert(self.created_at),
+            completed_at=convert(self.completed_at),
+            expires_at=convert(self.expires_at),
+        )
 
-#: Longest session id accepted (the ``Session.id`` column holds this many characters).
-SESSION_ID_MAX_LENGTH = 128
+
+_DATE = r"(?P<year>[0-9]{4,})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+_TIMESTAMP = re.compile(
+    _DATE + r"(?:[Tt ](?P<hour>[0-9]{2})(?::(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})"
+    r"(?:[.,](?P<fraction>[0-9]{1,9}))?)?)?"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?)?"
+)
+_DATE_ONLY = re.compile(_DATE)
+#: The width to read a text with when it is split before it is stored.
+_UNCUT = sys.maxsize
 
 
 def parse_session_id(value: object, field_name: str = "id") -> str:
@@ -94,15 +139,25 @@ def parse_session_id(value: object, field_name: str = "id") -> str:
     return text
 
 
-def parse_session(payload: object) -> SessionData:
-    """Parse one session object (either documented shape) into :class:`SessionData`."""
+def parse_session(payload: object, *, max_depth: int = MAX_STORED_DEPTH) -> SessionData:
+    """Parse one session object (either documented shape) into :class:`SessionData`.
+
+    The payload is first made storable (:func:`~verilock_django.storable.storable_json`,
+    nesting bounded by ``max_depth``), then read; every value returned fits its column.
+    Raises :class:`PayloadError` naming the field for what cannot be used.
+    """
     if not isinstance(payload, Mapping):
         raise PayloadError("(body)", f"expected a JSON object, got {_type_name(payload)}")
     session_id = parse_session_id(payload.get("id"))
-    reader = _Reader(payload, session_id)
+    try:
+        clean: JSONObject = storable_json(payload, max_depth=max_depth)
+    except PayloadError as exc:
+        exc.session_id = session_id
+        raise
+    reader = _Reader(clean, session_id)
 
-    status = reader.string("status") or DEFAULT_STATUS
-    decision = reader.string("decision")
+    status = reader.string("status", STATUS_MAX_LENGTH) or DEFAULT_STATUS
+    decision = reader.string("decision", STATUS_MAX_LENGTH)
     if status == COMPLETED_LIFECYCLE_STATUS and decision:
         status = decision
     elif not decision and status in ("approved", "declined"):
@@ -116,23 +171,25 @@ def parse_session(payload: object) -> SessionData:
 
     return SessionData(
         id=session_id,
-        type=reader.string("type"),
+        type=reader.string("type", TYPE_MAX_LENGTH),
         status=status,
         decision=decision,
-        reference_id=reader.string("reference_id") or reader.string("external_id"),
+        reference_id=reader.string("reference_id", REFERENCE_MAX_LENGTH, whole=True)
+        or reader.string("external_id", REFERENCE_MAX_LENGTH, whole=True),
         steps=steps,
         applicant_first_name=first,
         applicant_last_name=last,
         applicant_email=email,
         applicant_date_of_birth=dob,
         applicant_nationality=nationality,
-        hosted_url=reader.string("hosted_url") or reader.string("session_url"),
+        hosted_url=reader.string("hosted_url", URL_MAX_LENGTH, whole=True)
+        or reader.string("session_url", URL_MAX_LENGTH, whole=True),
         risk_score=reader.number("risk_score"),
         created_at=reader.timestamp("created_at"),
         completed_at=reader.timestamp("completed_at"),
         expires_at=reader.timestamp("expires_at"),
         results=results,
-        payload=dict(payload),
+        payload=clean,
     )
 
 
@@ -154,21 +211,67 @@ def decline_reason(payload: Mapping[str, Any]) -> str:
 
 
 def parse_timestamp(value: object, field_name: str) -> dt.datetime | None:
-    """Parse an ISO-8601 timestamp (``Z`` or an offset; naive means UTC); ``None`` passes."""
+    """An ISO-8601 timestamp as an aware UTC datetime; ``None`` for null, ``""`` and out of range.
+
+    Accepts the same forms on Python 3.10-3.13: ``YYYY-MM-DD``, optionally ``T`` (or a space)
+    and ``HH``, ``HH:MM`` or ``HH:MM:SS`` with 1-9 fractional digits (cut to microseconds),
+    then ``Z``/``z``, ``±HH``, ``±HH:MM`` or ``±HHMM``; without an offset it means UTC. A value
+    outside :data:`STORABLE_DATETIMES` is ``None`` (the payload keeps the text). Raises
+    :class:`~verilock_django.exceptions.PayloadError` naming ``field_name`` for anything else.
+    """
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise PayloadError(field_name, f"expected an ISO-8601 timestamp, got {_type_name(value)}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    match = _TIMESTAMP.fullmatch(value.strip())
+    if match is None:
+        raise PayloadError(field_name, "not an ISO-8601 timestamp")
+    part = match.groupdict()
+    offset = dt.timedelta(0)
+    if part["sign"]:
+        hours, minutes = int(part["oh"]), int(part["om"] or 0)
+        if hours > 23 or minutes > 59:
+            raise PayloadError(field_name, "not an ISO-8601 timestamp")
+        offset = dt.timedelta(hours=hours, minutes=minutes) * (-1 if part["sign"] == "-" else 1)
+    if len(part["year"]) > 4 or int(part["year"]) < 1:
+        return None  # a year Python cannot hold: outside the storable range too
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        local = dt.datetime(
+            int(part["year"]),
+            int(part["month"]),
+            int(part["day"]),
+            int(part["hour"] or 0),
+            int(part["minute"] or 0),
+            int(part["second"] or 0),
+            int((part["fraction"] or "0")[:6].ljust(6, "0")),
+        )
     except ValueError:
         raise PayloadError(field_name, "not an ISO-8601 timestamp") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed
+    try:
+        utc = (local - offset).replace(tzinfo=dt.timezone.utc)
+    except OverflowError:
+        return None
+    low, high = STORABLE_DATETIMES
+    return utc if low <= utc <= high else None
+
+
+def parse_date(value: object, field_name: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` date; ``None`` for null, ``""`` and years outside
+    :data:`STORABLE_YEARS`. Raises :class:`PayloadError` naming ``field_name`` otherwise."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(field_name, f"expected a YYYY-MM-DD date, got {_type_name(value)}")
+    match = _DATE_ONLY.fullmatch(value.strip())
+    if match is None:
+        raise PayloadError(field_name, "not a YYYY-MM-DD date")
+    year, month, day = match.group("year", "month", "day")
+    if len(year) > 4 or int(year) not in STORABLE_YEARS:
+        return None
+    try:
+        return dt.date(int(year), int(month), int(day))
+    except ValueError:
+        raise PayloadError(field_name, "not a YYYY-MM-DD date") from None
 
 
 class _Reader:
@@ -180,7 +283,7 @@ class _Reader:
         self.prefix = prefix
 
     def name(self, key: str) -> str:
-        return f"{self.prefix}{key}"
+        return f"{self.prefix}{field_label(key)}"
 
     def fail(self, key: str, problem: str) -> PayloadError:
         return PayloadError(self.name(key), problem, session_id=self.session_id)
@@ -193,23 +296,33 @@ class _Reader:
             raise self.fail(key, f"expected an object, got {_type_name(value)}")
         return _Reader(value, self.session_id, f"{self.name(key)}.")
 
-    def string(self, key: str) -> str:
+    def string(self, key: str, width: int, *, whole: bool = False) -> str:
+        """The text cut to ``width``; or ``""`` when ``whole`` and it is longer (a cut link
+        or reference would point elsewhere)."""
         value = self.data.get(key)
         if value is None:
             return ""
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self.fail(key, f"expected a string, got {_type_name(value)}")
-        return str(value)
+        text = str(value)
+        if len(text) > width:
+            return "" if whole else text[:width]
+        return text
 
     def number(self, key: str) -> float | None:
         value = self.data.get(key)
         if value is None:
             return None
+        written = number_from_text(value)  # a number storable_json had to write as text
+        if written is not None:
+            value = written
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {_type_name(value)}")
-        if not math.isfinite(value):
-            raise self.fail(key, "expected a finite number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None  # a float column holds neither
 
     def boolean(self, key: str) -> bool | None:
         value = self.data.get(key)
@@ -225,15 +338,11 @@ class _Reader:
             raise
 
     def date(self, key: str) -> dt.date | None:
-        value = self.data.get(key)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a YYYY-MM-DD date, got {_type_name(value)}")
         try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            raise self.fail(key, "not a YYYY-MM-DD date") from None
+            return parse_date(self.data.get(key), self.name(key))
+        except PayloadError as exc:
+            exc.session_id = self.session_id
+            raise
 
     def string_list(self, key: str) -> list[str]:
         value = self.data.get(key)
@@ -252,32 +361,37 @@ def _applicant(reader: _Reader) -> tuple[str, str, str, dt.date | None, str]:
     applicant = reader.child("applicant")
     if applicant is not None:
         return (
-            applicant.string("first_name"),
-            applicant.string("last_name"),
-            applicant.string("email") or reader.string("applicant_email"),
+            applicant.string("first_name", NAME_MAX_LENGTH),
+            applicant.string("last_name", NAME_MAX_LENGTH),
+            applicant.string("email", EMAIL_MAX_LENGTH, whole=True)
+            or reader.string("applicant_email", EMAIL_MAX_LENGTH, whole=True),
             applicant.date("date_of_birth"),
-            applicant.string("nationality"),
+            applicant.string("nationality", NATIONALITY_MAX_LENGTH),
         )
     # Gen B has one full-name string: the first word is taken as the first name and the
     # rest as the last name; the payload keeps the string exactly as sent.
-    first, _, last = reader.string("applicant_name").strip().partition(" ")
-    return first, last.strip(), reader.string("applicant_email"), None, ""
+    first, _, last = reader.string("applicant_name", _UNCUT).strip().partition(" ")
+    email = reader.string("applicant_email", EMAIL_MAX_LENGTH, whole=True)
+    return first[:NAME_MAX_LENGTH], last.strip()[:NAME_MAX_LENGTH], email, None, ""
 
 
 def _results(reader: _Reader) -> list[StepData]:
     results = reader.child("results")  # raises, naming the field, when not an object
     if results is None:
         return _gen_b_steps(reader)
-    return [_step_result(results, str(step)) for step in results.data]
+    if len(results.data) > MAX_STEPS:
+        raise reader.fail("results", f"more than {MAX_STEPS} steps")
+    names = list(results.data)
+    return [_step_result(results, *pair) for pair in zip(names, step_columns(names), strict=True)]
 
 
-def _step_result(results: _Reader, step: str) -> StepData:
+def _step_result(results: _Reader, step: str, column: str) -> StepData:
     item = results.child(step)
     if item is None:
-        return StepData(step=step, status="")
+        return StepData(step=column, status="")
     return StepData(
-        step=step,
-        status=item.string("status"),
+        step=column,
+        status=item.string("status", STATUS_MAX_LENGTH),
         score=item.number("score"),
         details=item.object("details"),
         payload=dict(item.data),
@@ -323,7 +437,7 @@ def _gen_b_steps(reader: _Reader) -> list[StepData]:
         steps.append(
             StepData(
                 step="aml",
-                status=aml.string("status"),
+                status=aml.string("status", STATUS_MAX_LENGTH),
                 score=aml.number("highest_score"),
                 details={
                     "matches_found": aml.data.get("matches_found"),
@@ -343,7 +457,7 @@ def _document_step(reader: _Reader, documents: list[Mapping[str, Any]]) -> StepD
     confidences: list[float] = []
     for index, document in enumerate(documents):
         item = _Reader(document, reader.session_id, f"documents[{index}].")
-        statuses.append(item.string("ocr_status"))
+        statuses.append(item.string("ocr_status", STATUS_MAX_LENGTH))
         confidence = item.number("ocr_confidence")
         if confidence is not None:
             confidences.append(confidence)

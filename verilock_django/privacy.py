@@ -40,9 +40,10 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from .conf import verilock_settings
-from .exceptions import ErasedSessionError, VerilockConfigurationError
+from .exceptions import ErasedSessionError, PayloadError, VerilockConfigurationError
 from .models import Session, StepResult, Tombstone, WebhookEvent
 from .signals import applicant_erased, erasure_requested
+from .storable import storable_json
 
 #: Rows per transaction of :func:`apply_retention`.
 CHUNK_SIZE = 500
@@ -137,11 +138,18 @@ def decision_record(payload: object) -> dict[str, Any]:
 
 
 def _minimise(payload: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    data: object = payload
+    # Cleaned and depth-checked first (iteratively, naming the field when too deep): the
+    # walks below recurse, and only over what could be stored anyway.
+    try:
+        data: object = storable_json(payload)
+    except PayloadError as exc:
+        session_id = payload.get("id")
+        exc.session_id = exc.session_id or (session_id if isinstance(session_id, str) else None)
+        raise
     scrubber = verilock_settings.payload_scrubber
     if scrubber is not None:
         # A deep copy: the scrubber may change nested objects of the caller's payload.
-        data = scrubber(copy.deepcopy(dict(payload)))
+        data = scrubber(copy.deepcopy(data))
         if not isinstance(data, dict):
             raise VerilockConfigurationError(
                 f"VERILOCK_PAYLOAD_SCRUBBER returned {type(data).__name__}, not a dict."

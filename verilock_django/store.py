@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from . import clock
 from .conf import verilock_settings
@@ -116,7 +118,7 @@ def store_session(
     that is not stored yet (then nothing is written); a database error propagates with the
     transaction rolled back.
     """
-    data = parse_session(minimise_payload(payload))
+    data = parse_session(minimise_payload(payload)).with_datetimes(stored_datetime)
     if requested_id is not None and data.id != requested_id:
         raise PayloadError(
             "id",
@@ -307,6 +309,15 @@ def release_claims(tokens: Collection[dt.datetime]) -> int:
     if not tokens:
         return 0
     return Session.objects.filter(lease_expires_at__in=list(tokens)).update(lease_expires_at=None)
+
+
+def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` as Django stores datetimes: aware with ``USE_TZ``, else naive in the default
+    time zone (an aware value in a ``USE_TZ = False`` project fails on SQLite). ``None`` passes.
+    """
+    if value is None or settings.USE_TZ or timezone.is_naive(value):
+        return value
+    return timezone.make_naive(value, timezone.get_default_timezone())
 
 
 def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:

@@ -6,18 +6,18 @@ The view does no processing itself: once the event is committed it sends
 never waits on the Verilock API.
 
 Answers: ``200`` stored (or a duplicate, or a delivery for a session erased on request: both
-change nothing); ``400`` signed body that is not a JSON object, or whose ``timestamp`` is
-further than ``VERILOCK_WEBHOOK_MAX_AGE`` from now (a stale or replayed delivery); ``403``
-missing or invalid signature; ``405`` not a POST; ``413`` body over
-``VERILOCK_WEBHOOK_MAX_BODY_SIZE``; ``503`` no ``VERILOCK_WEBHOOK_SECRETS`` configured (the
-provider retries 5xx, so deliveries resume once the secret is set).
+change nothing); ``400`` signed body that is not a JSON object, nests too deep
+(``VERILOCK_MAX_JSON_DEPTH``; 31 levels stored), or whose ``timestamp`` is further than
+``VERILOCK_WEBHOOK_MAX_AGE`` from now (a stale or replayed delivery); ``403`` missing or
+invalid signature; ``405`` not a POST; ``413`` body over ``VERILOCK_WEBHOOK_MAX_BODY_SIZE``;
+``422`` a body that can never be stored; ``503`` no ``VERILOCK_WEBHOOK_SECRETS`` configured,
+or the database is away (the provider retries 5xx, so deliveries resume).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +42,15 @@ from .privacy import ensure_not_erased, minimise_webhook_body
 from .processing import dispatch
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
+from .storable import (
+    EVENT_TYPE_MAX_LENGTH,
+    WEBHOOK_ID_MAX_LENGTH,
+    parse_json_body,
+    storable_json,
+)
+from .store import stored_datetime
 
 logger = logging.getLogger(__name__)
-
-_WEBHOOK_ID_MAX_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -60,24 +65,28 @@ class Envelope:
 
 
 class InvalidEnvelope(ValueError):
-    """A correctly signed body that is not a JSON object."""
+    """A correctly signed body that is not a JSON object, or nests too deep to store."""
 
 
 def parse_envelope(body: bytes) -> Envelope:
     """Read ``{"event", "data", "timestamp", "webhook_id"}`` tolerantly.
 
-    Only a body that is not a JSON object is refused. A missing ``webhook_id`` is derived
-    from the event, the session id and the timestamp (or, without a timestamp, from the
-    body itself), so the provider's retries of one event still collapse into one row.
+    Only a body that is not a JSON object, or nests deeper than ``VERILOCK_MAX_JSON_DEPTH`` or
+    than a stored payload may (:data:`~verilock_django.storable.MAX_STORED_DEPTH`), is
+    refused. The payload is kept as :func:`~verilock_django.storable.storable_json` makes
+    it. A missing ``webhook_id`` is derived from the event, the session id and the timestamp
+    (or, without a timestamp, from the body itself), so the provider's retries of one event
+    still collapse into one row.
     """
+    depth = verilock_settings.max_json_depth
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidEnvelope("the body is not JSON") from exc
+        payload = storable_json(parse_json_body(body, max_depth=depth))
+    except PayloadError as exc:
+        raise InvalidEnvelope(f"the body is {exc.problem}") from None
     if not isinstance(payload, dict):
         raise InvalidEnvelope("the body is not a JSON object")
     event = payload.get("event")
-    event = event[:128] if isinstance(event, str) else ""
+    event = event[:EVENT_TYPE_MAX_LENGTH] if isinstance(event, str) else ""
     data = payload.get("data")
     data = data if isinstance(data, dict) else {}
     session_id = _session_id(event, data, payload)
@@ -113,7 +122,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
                 webhook_id=envelope.webhook_id,
                 event_type=envelope.event_type,
                 session_id=envelope.session_id,
-                occurred_at=envelope.occurred_at,
+                occurred_at=stored_datetime(envelope.occurred_at),
                 payload=minimise_webhook_body(envelope.payload),
             )
             # Two callbacks: a failing signal receiver must not keep the event from processing.
@@ -215,7 +224,7 @@ def _webhook_id(value: object, event: str, session_id: str, timestamp: object, b
         value = str(value)
     if isinstance(value, str) and value.strip():
         value = value.strip()
-        if len(value) <= _WEBHOOK_ID_MAX_LENGTH:
+        if len(value) <= WEBHOOK_ID_MAX_LENGTH:
             return value
         return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
     if isinstance(timestamp, str) and timestamp:
