@@ -59,8 +59,10 @@ matrix-ci: install
 clean:
 	rm -rf $(VENV) build dist *.egg-info .nox .coverage .coverage.*
 
-# The demo needs no network once the virtualenv exists: install only when it cannot import.
-DEMO_READY = $(BIN)/python -c "import django, environ, requests, verilock_django" 2>/dev/null || $(MAKE) install
+# The demo needs only the app, Django and django-environ (the `demo` group), not the dev
+# toolchain: on a fresh clone it installs those few packages; once they import, nothing.
+DEMO_READY = $(BIN)/python -c "import django, environ, requests, verilock_django" 2>/dev/null \
+	|| $(BIN)/python -m pip install --quiet -e . --group demo
 
 demo: $(BIN)/python
 	@$(DEMO_READY)
