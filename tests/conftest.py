@@ -10,6 +10,7 @@ import responses
 
 from verilock_django.testing import FakeVerilock
 
+from .distribution import build_dist
 from .fakes import KEY
 
 pytest_plugins = ["tests.webhook_helpers"]
@@ -38,3 +39,9 @@ def fake() -> Any:
     account = FakeVerilock(api_key=KEY)
     yield account
     account.close()
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding exactly one wheel and one sdist of this checkout (built once)."""
+    return build_dist(tmp_path_factory)
