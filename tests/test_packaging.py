@@ -59,6 +59,8 @@ def test_sdist_ships_the_package_data_too(dist: Path) -> None:
     assert any(n.startswith("verilock_django/templates/") for n in names)
     assert any(n.startswith("verilock_django/static/") for n in names)
     assert "README.md" in names
+    # The README's relative links resolve inside the sdist too.
+    assert {"docs/tutorial.md", "docs/payloads.md", "CHANGELOG.md", "CONTRIBUTING.md"} <= names
 
 
 def test_twine_accepts_the_distributions(dist: Path) -> None:
