@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError
-from urllib3.util import retry as urllib3_retry
 from urllib3.util.retry import Retry
 
 from verilock_django.client import VerilockClient
@@ -42,9 +43,11 @@ def test_no_install_line_names_an_unpublished_package_without_saying_so() -> Non
 
 def backoff_waits(jitter_draw: float, monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The client's waits before retries 1..3 with the default settings, jitter fixed."""
-    monkeypatch.setattr(urllib3_retry.random, "random", lambda: jitter_draw)
+    monkeypatch.setattr(random, "random", lambda: jitter_draw)  # urllib3's jitter draw
     with override_settings(VERILOCK_MAX_RETRIES=3, VERILOCK_RETRY_BACKOFF=1.0):
-        retry = VerilockClient()._http().get_adapter("https://verilock.test/").max_retries
+        adapter = VerilockClient()._http().get_adapter("https://verilock.test/")
+    assert isinstance(adapter, HTTPAdapter)
+    retry = adapter.max_retries
     assert isinstance(retry, Retry)
     waits = []
     for _ in range(3):
