@@ -17,6 +17,7 @@ import pytest
 import requests
 import responses
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from verilock_django.models import Session
@@ -287,6 +288,20 @@ def test_a_configuration_error_exits_2_also_in_json(settings: Any) -> None:
     out, _, error = run_failing("--json")
     assert error.returncode == 2
     assert json.loads(out) == {"error": str(error), "exit_code": 2}
+
+
+def test_a_bad_setting_is_a_system_check_error_with_exit_status_2(settings: Any) -> None:
+    settings.VERILOCK_RETRY_BACKOFF = "fast"
+    Session.objects.create(id="ses_1")
+    with pytest.raises(SystemCheckError, match=r"verilock_django\.E007") as excinfo:
+        call_command("sync_verilock_sessions", skip_checks=False, stdout=StringIO())
+    assert excinfo.value.returncode == 2
+    # With the checks skipped (--skip-checks), the sync stops at once with the same status.
+    out, err, error = run_failing()
+    assert error.returncode == 2
+    assert "VERILOCK_RETRY_BACKOFF" in str(error) and "fast" not in str(error)
+    assert (out, err) == ("", "")
+    assert Session.objects.get(pk="ses_1").last_synced_at is None
 
 
 def test_one_request_is_singular(mocked: responses.RequestsMock) -> None:

@@ -64,4 +64,4 @@ def test_the_readme_backoff_figures_are_what_the_client_waits(
     assert least == [0.0, 2.0, 4.0]
     assert [round(w, 2) for w in most] == [0.0, 2.5, 4.5]
     readme = (ROOT / "README.md").read_text()
-    assert "with the defaults the waits are 0, 2\u20132.5 and 4\u20134.5 s" in readme
+    assert "with the defaults the waits are 0, 2 to 2.5 and 4 to 4.5 s" in readme

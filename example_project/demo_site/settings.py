@@ -79,10 +79,13 @@ VERILOCK_API_KEY = env("VERILOCK_API_KEY")
 VERILOCK_API_URL = env("VERILOCK_API_URL")
 VERILOCK_WEBHOOK_SECRETS = env("VERILOCK_WEBHOOK_SECRETS")
 
+# The app's log, on stderr and labelled as such: the sync command prints its own summary and
+# failure lines (the operator's view); these records are the machine's view of the same run.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"labelled": {"format": "[log] %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "labelled"}},
     "loggers": {
         "verilock_django": {
             "handlers": ["console"],

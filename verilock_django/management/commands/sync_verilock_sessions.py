@@ -11,7 +11,13 @@ import json
 import time
 from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    OutputWrapper,
+    SystemCheckError,
+)
 
 from ... import backlog, clock
 from ...exceptions import AuthenticationError, VerilockConfigurationError
@@ -83,6 +89,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Print the summary as one JSON object (for monitoring).",
         )
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        """Django's system checks; an error among them (a bad setting) exits with status 2."""
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:
+            raise SystemCheckError(str(exc), returncode=summary.USAGE) from None
 
     def handle(self, *args: Any, **options: Any) -> None:
         ids: list[str] = options["session_ids"]
