@@ -21,10 +21,24 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from ..backlog import Standings
+from ..backlog import Row, Standings
 from ..sync import SyncReport
 
 OK, FAILED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 143
+
+#: What ``-v 2`` says about a session the run did not fetch.
+STANDING_LINES = {
+    "confirmed": "confirmed unchanged by the list",
+    "not_due": "not due until {next_check}",
+    "held": "held by another run until {lease}",
+    "missing": "missing at Verilock since {missing}",
+    "left": "due, left for the next run",
+    "fetch": "would be fetched by id",
+    "new": "never fetched: would be fetched by id",
+    "due": "due: would be fetched by id",
+    "listed_due": "due: the list confirms it or it is fetched",
+    "listed": "the list confirms it or it is fetched",
+}
 
 REGISTER_HINT = (
     "register sessions by id: manage.py sync_verilock_sessions SESSION_ID [SESSION_ID ...]"
@@ -106,9 +120,12 @@ def of_ids(report: SyncReport) -> Summary:
     return Summary([fetched, _cost(report)], data, _exit_code(report))
 
 
-def of_refresh(report: SyncReport, left: Standings, *, stored: int) -> Summary:
+def of_refresh(
+    report: SyncReport, left: Standings, *, stored: int, limited: bool = False
+) -> Summary:
     """The summary of a batch refresh: ``left`` holds the standings after the run
-    (:func:`verilock_django.backlog.after_run`); ``stored`` is the number of stored sessions."""
+    (:func:`verilock_django.backlog.after_run`), ``stored`` the number of stored sessions,
+    ``limited`` whether ``--limit`` was given."""
     fetched, data = _fetched(report)
     parts = [fetched]
     if report.confirmed:
@@ -123,8 +140,8 @@ def of_refresh(report: SyncReport, left: Standings, *, stored: int) -> Summary:
     if left["missing"]:
         parts.append(f"{left['missing']} known missing at Verilock (404; a sync by id asks again)")
     if left["left"]:
-        reason = "time limit" if report.stopped else "--limit"
-        parts.append(f"{left['left']} due but left for the next run ({reason})")
+        reason = " (time limit)" if report.stopped else " (--limit)" if limited else ""
+        parts.append(f"{left['left']} due but left for the next run{reason}")
     if report.list_error is not None:
         parts.append(
             f"listing sessions failed: {report.list_error}; due sessions were checked by id"
@@ -219,3 +236,13 @@ def of_planned_ids(ids: list[str], stored: int) -> Summary:
     ]
     data = {"mode": "dry-run", "ids": len(ids), "new": new, "requests_at_least": len(ids)}
     return Summary(parts, data)
+
+
+def describe(row: Row) -> str:
+    """One ``-v 2`` line for a session the run did not fetch (or would not)."""
+    text = STANDING_LINES[row.standing].format(
+        next_check=when(row.next_check_at),
+        lease=when(row.lease_expires_at),
+        missing=when(row.missing_since),
+    )
+    return f"{row.session_id}: {text}"

@@ -29,20 +29,6 @@ from .. import summary
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
 from ..interrupt import Interrupted, stop_on_sigterm
 
-#: What ``-v 2`` says about a session the run did not fetch.
-STANDING_LINES = {
-    "confirmed": "confirmed unchanged by the list",
-    "not_due": "not due until {next_check}",
-    "held": "held by another run until {lease}",
-    "missing": "missing at Verilock since {missing}",
-    "left": "due, left for the next run",
-    "fetch": "would be fetched by id",
-    "new": "never fetched: would be fetched by id",
-    "due": "due: would be fetched by id",
-    "listed_due": "due: the list confirms it or it is fetched",
-    "listed": "the list confirms it or it is fetched",
-}
-
 
 class Command(BaseCommand):
     help = (
@@ -148,9 +134,11 @@ class Command(BaseCommand):
         finally:
             if progress is not None:
                 progress.clear()
-        self.finish(self.after(report, ids, since))
+        self.finish(self.after(report, ids, since, limited=options["limit"] is not None))
 
-    def after(self, report: SyncReport, ids: list[str], since: dt.datetime) -> summary.Summary:
+    def after(
+        self, report: SyncReport, ids: list[str], since: dt.datetime, *, limited: bool
+    ) -> summary.Summary:
         """The summary of a real run; with ``-v 2``, a line per session not fetched."""
         if ids:
             return summary.of_ids(report)
@@ -159,9 +147,9 @@ class Command(BaseCommand):
         if self.verbosity >= 2 and not self.as_json:
             for row in backlog.sessions(since, now, failed=report.failed):
                 if row.standing != "fetched":
-                    self.stdout.write(describe(row))
+                    self.stdout.write(summary.describe(row))
         stored = 0 if left.total else Session.objects.count()
-        return summary.of_refresh(report, left, stored=stored)
+        return summary.of_refresh(report, left, stored=stored, limited=limited)
 
     def dry_run(self, ids: list[str], *, full: bool, limit: int | None) -> summary.Summary:
         """What a run would do, from the database alone."""
@@ -175,7 +163,7 @@ class Command(BaseCommand):
         now = clock.now()
         if self.verbosity >= 2 and not self.as_json:
             for row in backlog.sessions(now, now, before_run=True, full=full):
-                self.stdout.write(describe(row))
+                self.stdout.write(summary.describe(row))
         return summary.of_plan(backlog.plan(now, full=full), full=full, limit=limit)
 
     def finish(self, result: summary.Summary) -> None:
@@ -198,16 +186,6 @@ class Command(BaseCommand):
                 json.dumps({"error": message, "exit_code": summary.USAGE}, sort_keys=True)
             )
         raise CommandError(message, returncode=summary.USAGE)
-
-
-def describe(row: backlog.Row) -> str:
-    """One ``-v 2`` line for a session the run did not fetch (or would not)."""
-    text = STANDING_LINES[row.standing].format(
-        next_check=summary.when(row.next_check_at),
-        lease=summary.when(row.lease_expires_at),
-        missing=summary.when(row.missing_since),
-    )
-    return f"{row.session_id}: {text}"
 
 
 class ProgressBar:
