@@ -65,3 +65,14 @@ def test_the_readme_backoff_figures_are_what_the_client_waits(
     assert [round(w, 2) for w in most] == [0.0, 2.5, 4.5]
     readme = (ROOT / "README.md").read_text()
     assert "with the defaults the waits are 0, 2 to 2.5 and 4 to 4.5 s" in readme
+
+
+def test_documented_imports_work() -> None:
+    statements = {
+        line.strip().strip("`")
+        for page in PAGES
+        for line in re.findall(r"from verilock_django[\w.]* import [\w, ]+", page.read_text())
+    }
+    assert "from verilock_django.testing import FakeVerilock, FakeVerilockServer" in statements
+    for statement in statements:
+        exec(compile(statement, "<docs>", "exec"), {})  # noqa: S102 - our own docs
