@@ -93,3 +93,23 @@ def test_a_plan_sorts_what_is_sure_from_what_the_list_decides(
 
     assert {k: v for k, v in standings.counts.items() if v} == expected
     assert set(standings.counts) == set(backlog.BEFORE_RUN)
+
+
+def test_many_failed_sessions_are_subtracted_chunk_by_chunk(
+    monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    failed = {f"ses_failed_{n}": "timeout" for n in range(5)}
+    for session_id in failed:
+        make(session_id, next_check_at=LATER)  # where a failure leaves a session
+    make("ses_not_due", next_check_at=LATER)
+    make("ses_left", next_check_at=EARLIER)
+    expected = backlog.after_run(BEFORE, NOW, failed=failed).counts
+
+    monkeypatch.setattr(backlog, "EXCLUDE_CHUNK", 2)
+    with django_assert_num_queries(1 + 3):  # everything, then 3 chunks of failed ids
+        standings = backlog.after_run(BEFORE, NOW, failed=failed)
+
+    assert standings.counts == expected
+    assert (expected["not_due"], expected["left"]) == (1, 1)
+    listed = [row.session_id for row in backlog.sessions(BEFORE, NOW, failed=failed)]
+    assert listed == ["ses_left", "ses_not_due"]

@@ -38,6 +38,9 @@ from django.db.models.expressions import Case, When
 
 from .models import Session, SessionQuerySet
 
+#: Most ids excluded by one query (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+EXCLUDE_CHUNK = 1000
+
 AFTER_RUN = ("fetched", "confirmed", "missing", "held", "not_due", "left")
 BEFORE_RUN = ("missing", "held", "fetch", "new", "listed_due", "listed", "due", "not_due")
 
@@ -74,9 +77,20 @@ def after_run(since: dt.datetime, now: dt.datetime, *, failed: Collection[str] =
     """Count the unfinished sessions by standing after a run that began at ``since``.
 
     ``since`` and ``now`` are database-clock times (:func:`verilock_django.clock.now`);
-    ``failed`` holds the ids this run failed, which are left out. One query.
+    ``failed`` holds the ids this run failed, which are left out. One query, plus one per
+    :data:`EXCLUDE_CHUNK` failed ids when more than that many failed (their counts are then
+    subtracted, and the earliest next check may be a failed session's).
     """
-    return _count(_unfinished(failed), _after_run_cases(since, now), AFTER_RUN)
+    cases = _after_run_cases(since, now)
+    if len(failed) <= EXCLUDE_CHUNK:
+        return _count(_unfinished(failed), cases, AFTER_RUN)
+    standings = _count(_unfinished(()), cases, AFTER_RUN)
+    ids = sorted(failed)
+    for start in range(0, len(ids), EXCLUDE_CHUNK):
+        chunk = Session.objects.unfinished().filter(pk__in=ids[start : start + EXCLUDE_CHUNK])
+        for standing, number in _count(chunk, cases, AFTER_RUN).counts.items():
+            standings.counts[standing] -= number
+    return standings
 
 
 def plan(now: dt.datetime, *, full: bool) -> Standings:
@@ -96,13 +110,14 @@ def sessions(
     ``before_run``; ``full`` only matters before a run)."""
     cases = _plan_cases(now, full=full) if before_run else _after_run_cases(since, now)
     rows = (
-        _unfinished(failed)
+        Session.objects.unfinished()
         .annotate(standing=_standing(cases))
         .order_by("id")
         .values_list("id", "standing", "next_check_at", "lease_expires_at", "missing_since")
     )
     for session_id, standing, next_check_at, lease, missing in rows.iterator(chunk_size=500):
-        yield Row(session_id, standing, next_check_at, lease, missing)
+        if session_id not in failed:
+            yield Row(session_id, standing, next_check_at, lease, missing)
 
 
 # -- internals -----------------------------------------------------------------------
