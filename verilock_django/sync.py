@@ -306,8 +306,10 @@ class SyncPipeline:
             raise fetched.error
         if fetched.error is None or isinstance(fetched.error, ApiError):
             self._proven = True  # the API answered and accepted the key
-        self.outstanding.discard(fetched.session_id)
         result = store_fetched(fetched, release_lease=self.leased)
+        # Only now: an interruption (SIGTERM) while storing rolls the row back, lease and
+        # all, and the run must still release it.
+        self.outstanding.discard(fetched.session_id)
         self.report.add(result)
         if self.on_result is not None:
             self.on_result(result)
