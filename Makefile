@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 
 # Installs only when the environment is new or pyproject.toml changed since the last install,
-# so a second `make test` needs no network and starts at once.
+# so a second `make test` needs no network and starts at once. (`--group` needs pip 25.1.)
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'pip>=25.1'
 	$(BIN)/python -m pip install --quiet -e . --group dev
 	touch $@
 
@@ -59,8 +59,13 @@ matrix-ci: install
 clean:
 	rm -rf $(VENV) build dist *.egg-info .nox .coverage .coverage.*
 
-# The demo needs no network once the virtualenv exists: install only when it cannot import.
-DEMO_READY = $(BIN)/python -c "import django, environ, requests, verilock_django" 2>/dev/null || $(MAKE) install
+# The demo runs the app from this checkout (example_project/manage.py puts it on sys.path), so
+# on a fresh clone it installs only the app's dependencies and the `demo` group
+# (django-environ), read from pyproject.toml, without byte-compiling them ahead: no dev
+# toolchain, no pip upgrade, no build. Once they import, it installs nothing (no network).
+DEMO_REQUIREMENTS = $(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print(*p["project"]["dependencies"], *p["dependency-groups"]["demo"])'
+DEMO_READY = $(BIN)/python -c "import django, environ, requests" 2>/dev/null \
+	|| $(BIN)/python -m pip install --quiet --no-compile $$($(DEMO_REQUIREMENTS))
 
 demo: $(BIN)/python
 	@$(DEMO_READY)

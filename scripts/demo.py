@@ -324,11 +324,15 @@ def run_demo(args: argparse.Namespace) -> None:
         print_verified()
 
         if args.admin:
-            serve_admin(env, admin_port or free_port())
+            serve_admin(env, admin_port or free_port(), database.parent / "demo-admin.log")
 
 
-def serve_admin(env: Mapping[str, str], port: int) -> None:
-    """Create a superuser, then serve the admin until Ctrl-C."""
+def serve_admin(env: Mapping[str, str], port: int, log_path: Path) -> None:
+    """Create a superuser, serve the admin until Ctrl-C; the URL and credentials come last.
+
+    The server's banner and request log go to ``log_path``, so nothing scrolls the
+    credentials away.
+    """
     from django.contrib.auth import get_user_model
 
     username, password = "admin", secrets.token_urlsafe(9)
@@ -336,21 +340,46 @@ def serve_admin(env: Mapping[str, str], port: int) -> None:
     user_model.objects.filter(username=username).delete()
     user_model.objects.create_superuser(username, "admin@example.com", password)
     admin_env = {**env, "DEBUG": "1", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
-        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=EXAMPLE,
-        env=admin_env,
-    )
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+            [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=EXAMPLE,
+            env=admin_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
+        wait_for_port(port, process, log_path)
+        say(f"\nThe admin server logs to {log_path}.")
+        say("Sessions still in progress advance every minute; press Ctrl-C to stop.")
         say(f"\n== Admin: http://127.0.0.1:{port}/admin/")
         say(f"   username: {username}")
         say(f"   password: {password}")
-        say("   Sessions still in progress advance every minute; press Ctrl-C to stop.")
         while process.poll() is None:
             time.sleep(0.5)
-        raise DemoError(f"The admin server exited with status {process.returncode}")
+        raise DemoError(
+            f"The admin server exited with status {process.returncode} (see {log_path})"
+        )
     finally:
         stop_process(process, "the admin server")
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[Any], log_path: Path, timeout: float = 30.0
+) -> None:
+    """Return once ``port`` accepts connections; raise DemoError if the server died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoError(
+                f"The admin server exited with status {process.returncode} (see {log_path})"
+            )
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise DemoError(f"The admin server did not start within {timeout:.0f}s (see {log_path})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 
 from verilock_django.testing import FakeVerilock
 
+from .distribution import build_dist
 from .fakes import KEY
 
 # Property-based tests: 100 examples locally, 500 in CI (CI=1). No deadline: examples write
@@ -59,3 +60,9 @@ def fake() -> Any:
     account = FakeVerilock(api_key=KEY)
     yield account
     account.close()
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding exactly one wheel and one sdist of this checkout (built once)."""
+    return build_dist(tmp_path_factory)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 from io import StringIO
 from typing import Any
 
@@ -94,20 +93,6 @@ def test_missing_key_aborts_without_any_request(mocked: responses.RequestsMock) 
         pytest.raises(CommandError, match="VERILOCK_API_KEY is not set"),
     ):
         run()
-    assert len(mocked.calls) == 0
-
-
-def test_dry_run_lists_without_requests(
-    seed: dict[str, Any], mocked: responses.RequestsMock
-) -> None:
-    Session.objects.create(id="ses_1", status="processing")
-    Session.objects.create(id="ses_2")
-    finished = copy.deepcopy(seed)
-    Session.objects.create(id=finished["id"], status="approved")
-
-    out, _ = run("--dry-run")
-
-    assert out.splitlines() == ["ses_1", "ses_2", "Dry run: 2 session(s) would be fetched."]
     assert len(mocked.calls) == 0
 
 

@@ -11,59 +11,17 @@ always runs it.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 import tarfile
 import textwrap
 import zipfile
 from pathlib import Path
 
-import pytest
+from .distribution import SKIP_SLOW, install_into_new_venv, only, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("VERILOCK_SKIP_PACKAGING_TEST") == "1",
-    reason="VERILOCK_SKIP_PACKAGING_TEST=1 (the packaging test is slow; CI runs it)",
-)
-
-
-def run(*args: str | Path, cwd: Path | None = None, **env: str) -> str:
-    """Run a command; fail the test with its output if it fails."""
-    result = subprocess.run(  # noqa: S603 (our own interpreters and tools)
-        [str(a) for a in args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"{' '.join(map(str, args))} exited {result.returncode}\n"
-        f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding exactly one wheel and one sdist of this checkout."""
-    given = os.environ.get("VERILOCK_DIST_DIR")
-    if given:
-        return Path(given)
-    out = tmp_path_factory.mktemp("dist")
-    # No isolated build environment: setuptools comes with the dev tools, so no network.
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT)
-    return out
-
-
-def only(dist: Path, pattern: str) -> Path:
-    found = sorted(dist.glob(pattern))
-    assert len(found) == 1, f"expected one {pattern} in {dist}, found {found}"
-    return found[0]
+pytestmark = SKIP_SLOW
 
 
 def test_wheel_ships_migrations_templates_static_files_and_py_typed(dist: Path) -> None:
@@ -101,6 +59,8 @@ def test_sdist_ships_the_package_data_too(dist: Path) -> None:
     assert any(n.startswith("verilock_django/templates/") for n in names)
     assert any(n.startswith("verilock_django/static/") for n in names)
     assert "README.md" in names
+    # The README's relative links resolve inside the sdist too.
+    assert {"docs/tutorial.md", "docs/payloads.md", "CHANGELOG.md", "CONTRIBUTING.md"} <= names
 
 
 def test_twine_accepts_the_distributions(dist: Path) -> None:
@@ -154,22 +114,6 @@ def make_project(where: Path) -> Path:
         'urlpatterns = [path("admin/", admin.site.urls)]\n'
     )
     return where
-
-
-def install_into_new_venv(where: Path, requirement: str) -> Path:
-    """A fresh virtualenv at ``where`` with ``requirement`` installed; returns its python.
-
-    Dependencies come from uv's cache when it holds them (no network needed once the suite
-    ran online), else from the package index.
-    """
-    run(sys.executable, "-m", "venv", where)
-    python = where / "bin" / "python"
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    install = [uv, "pip", "install", "--quiet", "--python", str(python), requirement]
-    offline = subprocess.run([*install, "--offline"], capture_output=True, check=False)  # noqa: S603
-    if offline.returncode != 0:
-        run(*install)
-    return python
 
 
 def test_wheel_installs_and_works_in_a_fresh_project(dist: Path, tmp_path: Path) -> None:

@@ -38,7 +38,9 @@ def test_the_examples_are_under_the_verify_your_users_heading() -> None:
 
 
 @pytest.fixture
-def readme_project(verilock_api: InProcessVerilock, settings: Any) -> Iterator[dict[str, str]]:
+def readme_project(
+    verilock_api: InProcessVerilock, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """The README's settings applied, its views module importable, its urls as the URLconf."""
     examples = readme_examples()
     environment = {
@@ -46,7 +48,9 @@ def readme_project(verilock_api: InProcessVerilock, settings: Any) -> Iterator[d
         "VERILOCK_PROFILE_ID": "7d0a5f3e-2c4b-4f6a-8e9d-1b2c3d4e5f60",
         "VERILOCK_WEBHOOK_SECRET": "whsec_readme",
     }
-    configured: dict[str, Any] = {"env": environment.__getitem__}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    configured: dict[str, Any] = {}
     exec(examples["settings"], configured)  # noqa: S102 - our own README
     package = types.ModuleType("payments")
     views = types.ModuleType("payments.views")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,35 @@ def test_demo_runs_end_to_end_and_stops_its_processes(tmp_path: Path) -> None:
     pid = int(re.search(r"Fake Verilock API \(pid (\d+)\)", output)[1])  # type: ignore[index]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_demo_admin_ends_its_start_up_output_with_the_url_and_credentials(
+    tmp_path: Path,
+) -> None:
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--admin", "--admin-port", "0",
+         "--sessions", "4", "--database", str(tmp_path / "demo.sqlite3")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("   password: "):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        url = re.fullmatch(r"== Admin: (http://127\.0\.0\.1:\d+/admin/)\n", lines[-3])
+        assert url, lines[-3:]
+        assert lines[-2] == "   username: admin\n"
+        # The server is up before the credentials are printed, and its log went elsewhere.
+        with urllib.request.urlopen(url[1] + "login/", timeout=10) as response:  # noqa: S310
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, errors = process.communicate(timeout=60)
+    assert "Performing system checks" not in "".join(lines) + rest + errors
+    assert "GET /admin/login/" in (tmp_path / "demo-admin.log").read_text()
+    assert rest.startswith("\nInterrupted") or rest.startswith("Stopped"), rest

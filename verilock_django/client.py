@@ -285,6 +285,8 @@ class VerilockClient:
                 allow_redirects=False,
                 stream=True,
             )
+        except VerilockConfigurationError:
+            raise  # a bad setting (names it, never its value): every request would fail alike
         except Exception as exc:  # anything raised in flight may hold the key
             return TransportError(
                 _transport_problem(exc, method, path, timeout), session_id=session_id

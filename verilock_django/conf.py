@@ -383,8 +383,10 @@ RETRY_BACKOFF: Final[Setting[float]] = Setting(
     GROUP_API,
     "float",
     "1.0",
-    "Backoff factor: waits 1 s, 2 s, 4 s … (capped at 8 s) plus up to 0.5 s of jitter; "
-    "`Retry-After` is honoured. `0` retries at once.",
+    "Backoff factor *f* (urllib3's `Retry`): the first retry is immediate, the *n*-th waits "
+    "*f* * 2^(*n*-1) s plus 0 to 0.5 s of jitter, at most 8 s; with the defaults the "
+    "waits are 0, 2 to 2.5 and 4 to 4.5 s. `Retry-After` is honoured instead when sent. `0` "
+    "retries at once, without jitter.",
 )
 FINISHED_STATUSES: Final[Setting[frozenset[str]]] = Setting(
     "FINISHED_STATUSES",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import ngettext
 
 from . import clock
 from .client import VerilockClient, get_client
@@ -28,6 +29,7 @@ from .exceptions import (
     ApiError,
     AuthenticationError,
     StorageError,
+    TransportError,
     VerilockError,
     describe_failure,
 )
@@ -55,6 +57,8 @@ class SyncReport:
     stopped: bool = False
     #: Why the list endpoint failed, if it did (the run then checked by id only).
     list_error: str | None = None
+    #: Failed sessions whose request never got an HTTP answer (timeout, refused connection).
+    unreachable: int = 0
 
     @property
     def synced(self) -> int:
@@ -80,21 +84,36 @@ class SyncReport:
         """Count one session's result."""
         if result.outcome is Outcome.FAILED:
             self.failed[result.session_id] = str(result.error)
+            self.unreachable += isinstance(result.error, TransportError)
         else:
             setattr(self, result.outcome.value, getattr(self, result.outcome.value) + 1)
 
-    def summary(self) -> str:
-        """One line for logs and the command's output."""
-        listed = f"{self.confirmed} unchanged in the list, " if self.confirmed else ""
-        skipped = f"{self.skipped} left to another run, " if self.skipped else ""
-        stopped = " (stopped at the time limit)" if self.stopped else ""
-        if self.list_error is not None:
-            stopped += f"; listing sessions failed: {self.list_error}"
+    @property
+    def api_unreachable(self) -> bool:
+        """True when sessions failed and not one request got an HTTP answer."""
         return (
-            f"{self.fetched} fetched: {self.synced} changed ({self.created} new), "
-            f"{self.unchanged + self.stale} unchanged, {len(self.failed)} failed; "
-            f"{listed}{skipped}{self.requests} requests in {self.elapsed:.1f}s{stopped}"
+            bool(self.failed)
+            and self.unreachable == len(self.failed)
+            and not (self.fetched or self.confirmed)
         )
+
+    def summary(self) -> str:
+        """One line for logs: what was fetched, confirmed and failed, at what cost."""
+        parts = [
+            f"{self.fetched} fetched: {self.synced} changed ({self.created} new), "
+            f"{self.unchanged + self.stale} unchanged, {len(self.failed)} failed"
+        ]
+        if self.confirmed:
+            parts.append(f"{self.confirmed} confirmed by the list")
+        if self.skipped:
+            parts.append(f"{self.skipped} changed but held by another run")
+        if self.list_error is not None:
+            parts.append(f"listing sessions failed: {self.list_error}")
+        if self.stopped:
+            parts.append("stopped at the time limit")
+        requests = ngettext("%d request", "%d requests", self.requests) % self.requests
+        parts.append(f"{requests} in {self.elapsed:.1f}s")
+        return "; ".join(parts)
 
 
 OnResult = Callable[[SyncResult], None]

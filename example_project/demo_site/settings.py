@@ -83,10 +83,13 @@ VERILOCK_PROFILE_ID = env("VERILOCK_PROFILE_ID")
 # The start flow's pages need a signed-in user: the admin's login page serves here.
 LOGIN_URL = "admin:login"
 
+# The app's log, on stderr and labelled as such: the sync command prints its own summary and
+# failure lines (the operator's view); these records are the machine's view of the same run.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"labelled": {"format": "[log] %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "labelled"}},
     "loggers": {
         "verilock_django": {
             "handlers": ["console"],

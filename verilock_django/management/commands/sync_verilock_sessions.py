@@ -1,19 +1,32 @@
-"""``manage.py sync_verilock_sessions``: refresh sessions from Verilock (cron-friendly)."""
+"""``manage.py sync_verilock_sessions``: refresh sessions from Verilock (cron-friendly).
+
+Prints one summary line (or ``--json``: one JSON object) accounting for every unfinished
+session; the exit statuses are listed in :mod:`verilock_django.management.summary`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
-from typing import Any
+from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    OutputWrapper,
+    SystemCheckError,
+)
 
+from ... import backlog, clock
 from ...discover import discover_sessions
 from ...exceptions import AuthenticationError, VerilockConfigurationError
 from ...models import Session
 from ...refresh import refresh_unfinished
 from ...store import Outcome, SyncResult
 from ...sync import SyncReport, sync_sessions
+from .. import summary
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
 from ..interrupt import Interrupted, stop_on_sigterm
 
@@ -22,7 +35,9 @@ class Command(BaseCommand):
     help = (
         "Fetch sessions from Verilock and store them. With session ids, sync those (creating "
         "unknown ones); without, refresh unfinished sessions: the list endpoint tells which "
-        "changed, and only those (plus any it cannot account for) are fetched."
+        "changed, and only those (plus any it cannot account for) are fetched. Exit status: "
+        "0 all good, 1 some sessions failed, 2 usage or configuration error, 3 the API could "
+        "not be reached at all, 143 stopped by SIGTERM."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -66,50 +81,61 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="List the unfinished sessions a by-id refresh would fetch; make no request.",
+            help="Say what a run would fetch, confirm through the list or leave; no request.",
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the summary as one JSON object (for monitoring).",
+        )
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        """Django's system checks; an error among them (a bad setting) exits with status 2."""
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:
+            raise SystemCheckError(str(exc), returncode=summary.USAGE) from None
 
     def handle(self, *args: Any, **options: Any) -> None:
         ids: list[str] = options["session_ids"]
-        limit: int | None = options["limit"]
-        concurrency: int | None = options["concurrency"]
-        verbosity: int = options["verbosity"]
+        self.verbosity: int = options["verbosity"]
+        self.as_json: bool = options["json"]
         if options["since"] is not None and not options["discover"]:
             raise CommandError("--since goes with --discover.")
         if options["discover"]:
-            self.discover(options["since"], concurrency, verbosity)
+            self.discover(options["since"], options["concurrency"], self.verbosity)
             return
-
         if options["dry_run"]:
-            count = 0
-            queryset = Session.objects.unfinished().in_refresh_order()
-            unfinished = queryset.values_list("id", flat=True)[:limit].iterator(chunk_size=500)
-            for session_id in ids or unfinished:
-                self.stdout.write(session_id)
-                count += 1
-            self.stdout.write(f"Dry run: {count} session(s) would be fetched.")
+            self.finish(self.dry_run(ids, full=options["full"], limit=options["limit"]))
             return
-
-        progress = ProgressBar(self.stdout) if verbosity == 1 and self.stdout.isatty() else None
+        progress = None
+        if self.verbosity == 1 and not self.as_json and self.stdout.isatty():
+            progress = ProgressBar(self.stdout)
 
         def on_result(result: SyncResult) -> None:
             if result.outcome is Outcome.FAILED:
                 if progress is not None:
                     progress.clear()
                 self.stderr.write(f"{result.session_id}: failed: {result.error}")
-            elif verbosity >= 2:
+            elif self.verbosity >= 2 and not self.as_json:
                 self.stdout.write(f"{result.session_id}: {result.outcome.value}")
 
+        since = clock.now()
         try:
             with stop_on_sigterm():
                 if ids:
-                    report = sync_sessions(ids, on_result=on_result, concurrency=concurrency)
+                    report = sync_sessions(
+                        ids,
+                        on_result=on_result,
+                        on_progress=progress,
+                        concurrency=options["concurrency"],
+                    )
                 else:
                     report = refresh_unfinished(
-                        limit=limit,
+                        limit=options["limit"],
                         on_result=on_result,
                         full=options["full"],
-                        concurrency=concurrency,
+                        concurrency=options["concurrency"],
                         max_runtime=options["max_runtime"],
                         on_progress=progress,
                     )
@@ -117,27 +143,67 @@ class Command(BaseCommand):
             raise CommandError(
                 "Interrupted by SIGTERM: what was stored stays stored, and the sessions this "
                 "run had claimed were released for the next run.",
-                returncode=143,
+                returncode=summary.INTERRUPTED,
             ) from None
         except VerilockConfigurationError as exc:
-            raise CommandError(str(exc)) from exc
+            self.abort(str(exc))
         except AuthenticationError as exc:
-            raise CommandError(
-                f"Aborted: Verilock refused the API key ({exc}). Check VERILOCK_API_KEY."
-            ) from exc
+            self.abort(f"Aborted: Verilock refused the API key ({exc}). Check VERILOCK_API_KEY.")
         finally:
             if progress is not None:
                 progress.clear()
+        self.finish(self.after(report, ids, since, limited=options["limit"] is not None))
 
-        if verbosity >= 1:
-            self.stdout.write(report.summary())
-        if report.list_error is not None:
-            raise CommandError(
-                f"Listing sessions failed ({report.list_error}); the run checked by id only.",
-                returncode=1,
+    def after(
+        self, report: SyncReport, ids: list[str], since: dt.datetime, *, limited: bool
+    ) -> summary.Summary:
+        """The summary of a real run; with ``-v 2``, a line per session not fetched."""
+        if ids:
+            return summary.of_ids(report)
+        now = clock.now()
+        left = backlog.after_run(since, now, failed=report.failed)
+        if self.verbosity >= 2 and not self.as_json:
+            for row in backlog.sessions(since, now, failed=report.failed):
+                if row.standing != "fetched":
+                    self.stdout.write(summary.describe(row))
+        stored = 0 if left.total else Session.objects.count()
+        return summary.of_refresh(report, left, stored=stored, limited=limited)
+
+    def dry_run(self, ids: list[str], *, full: bool, limit: int | None) -> summary.Summary:
+        """What a run would do, from the database alone."""
+        if ids:
+            known = set(Session.objects.filter(pk__in=ids).values_list("id", flat=True))
+            if self.verbosity >= 2 and not self.as_json:
+                for sid in ids:
+                    state = "stored" if sid in known else "not stored yet"
+                    self.stdout.write(f"{sid}: would be fetched by id ({state})")
+            return summary.of_planned_ids(ids, len(known))
+        now = clock.now()
+        if self.verbosity >= 2 and not self.as_json:
+            for row in backlog.sessions(now, now, before_run=True, full=full):
+                self.stdout.write(summary.describe(row))
+        return summary.of_plan(backlog.plan(now, full=full), full=full, limit=limit)
+
+    def finish(self, result: summary.Summary) -> None:
+        """Print the summary (line or JSON); exit with its status."""
+        if self.as_json:
+            self.stdout.write(json.dumps(result.as_json(), sort_keys=True))
+        elif self.verbosity >= 1:
+            self.stdout.write(result.line)
+        if result.exit_code == summary.UNREACHABLE:
+            raise CommandError("Verilock could not be reached.", returncode=result.exit_code)
+        if result.exit_code != summary.OK:
+            failed = result.data.get("failed", 0)
+            reason = f"{failed} session(s) failed to sync" if failed else "listing sessions failed"
+            raise CommandError(reason + ".", returncode=result.exit_code)
+
+    def abort(self, message: str) -> NoReturn:
+        """Stop with a configuration error (exit status 2), as JSON too when asked."""
+        if self.as_json:
+            self.stdout.write(
+                json.dumps({"error": message, "exit_code": summary.USAGE}, sort_keys=True)
             )
-        if report.failed:
-            raise CommandError(f"{len(report.failed)} session(s) failed to sync.", returncode=1)
+        raise CommandError(message, returncode=summary.USAGE)
 
     def discover(self, since: dt.date | None, concurrency: int | None, verbosity: int) -> None:
         """``--discover``: store the sessions Verilock lists and this database lacks."""
