@@ -1,4 +1,8 @@
-"""The sessions admin: read-only review, filters, webhook timeline, refresh from Verilock."""
+"""The sessions admin: read-only review, list columns, filters, timeline, sync from Verilock.
+
+The summary card, masking, history and overview have their own files (test_admin_review,
+test_admin_pii, test_admin_history, test_admin_overview).
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def change_url(session_id: str) -> str:
 
 
 def refresh_url(session_id: str) -> str:
-    return reverse("admin:verilock_django_session_refresh", args=(quote(session_id),))
+    return reverse("admin:verilock_django_session_sync", args=(quote(session_id),))
 
 
 def session_url(session_id: str) -> str:
@@ -63,7 +67,7 @@ def message_texts(response: Response) -> list[str]:
 def run_action(client: Client, *session_ids: str) -> Response:
     return client.post(
         CHANGELIST,
-        {"action": "refresh_from_verilock", "_selected_action": list(session_ids)},
+        {"action": "sync_from_verilock", "_selected_action": list(session_ids)},
     )
 
 
@@ -106,14 +110,14 @@ def test_changelist_shows_the_seed_session_with_its_five_steps(
     assert "Jean Dupont" in content
     assert "Approved" in content
     for outcome in (
-        "document ✓",
-        "selfie ✓",
-        "face_match ✓ 0.97",
-        "liveness ✓ 0.99",
-        "aml ✓ 0.02",
+        'title="document: Passed (approved)">D✓<',
+        'title="selfie: Passed (approved)">S✓<',
+        'title="face_match: Passed (approved) 97 %">F✓<',
+        'title="liveness: Passed (approved) 99 %">L✓<',
+        'title="aml: Passed (approved) 2 %">A✓<',
     ):
         assert outcome in content
-    assert content.index("document ✓") < content.index("aml ✓")  # the provider's order
+    assert content.index(">D✓<") < content.index(">A✓<")  # the provider's order
 
 
 def test_changelist_shows_unknown_statuses_as_they_come(
@@ -128,9 +132,9 @@ def test_changelist_shows_unknown_statuses_as_they_come(
     content = admin_client.get(CHANGELIST).content.decode()
 
     assert "manual_check" in content
-    assert "liveness ✗ 0.99" in content
-    assert "aml needs_human 0.02" in content
-    assert "video_call …" in content
+    assert 'title="liveness: Failed (declined) 99 %">L✗<' in content
+    assert 'title="aml: Other (needs_human) 2 %">A?<' in content
+    assert 'title="video_call: no result yet">VC\u2013<' in content
 
 
 def test_changelist_escapes_provider_text(admin_client: Client, seed: dict[str, Any]) -> None:
@@ -170,7 +174,7 @@ def test_changelist_query_count_does_not_grow_with_rows(
         response = admin_client.get(CHANGELIST)
 
     assert len(response.context["cl"].result_list) == 30
-    assert response.content.decode().count("face_match ✓ 0.97") == 30
+    assert response.content.decode().count("face_match: Passed (approved) 97 %") == 30
     assert len(thirty) == len(one), [query["sql"] for query in thirty.captured_queries]
 
 
@@ -226,31 +230,40 @@ def test_filters(
     assert shown_ids(response) == expected
 
 
-def test_status_filter_offers_unknown_statuses(admin_client: Client, seed: dict[str, Any]) -> None:
+def test_status_filter_reaches_undocumented_statuses_under_other(
+    admin_client: Client, seed: dict[str, Any]
+) -> None:
     store_session(variant(seed, 1, status="manual_check"))
+    store_session(variant(seed, 2))
 
     content = admin_client.get(CHANGELIST).content.decode()
+    response = admin_client.get(CHANGELIST, {"status": "other"})
 
-    assert "?status=manual_check" in content
+    assert "?status=other" in content
+    assert ">In review<" in content  # labels, not raw values
+    assert shown_ids(response) == {"ses_0001"}
 
 
 # -- change page ---------------------------------------------------------------------
 
 
-def test_change_page_shows_fields_steps_and_payload(admin_client: Client, stored: Session) -> None:
+def test_change_page_shows_card_steps_history_and_payload(
+    admin_client: Client, stored: Session
+) -> None:
     response = admin_client.get(change_url(SEED_ID))
 
     assert response.status_code == 200
     content = response.content.decode()
-    for heading in ("Session", "Applicant", "Provider times", "Sync bookkeeping"):
+    for heading in ("Change history", "Webhook events", "Sync bookkeeping"):
         assert f">{heading}<" in content
     assert "jean.dupont@example.com" in content
-    assert "document, selfie, face_match, liveness, aml" in content
-    # The inline: one row per step with its score and details.
-    inline = response.context["inline_admin_formsets"][0]
-    assert [form.original.step for form in inline] == STEPS
-    assert "0.97" in content
-    assert "&quot;similarity&quot;: &quot;very_high&quot;" in content
+    card = response.context["verilock_card"]
+    assert [step["step"] for step in card["steps"]] == STEPS
+    assert "97 %" in content
+    assert "<dt>similarity</dt><dd>very_high</dd>" in content
+    # The card comes before everything else, the raw payload last.
+    assert content.index('class="verilock-card"') < content.index(">Change history<")
+    assert content.index(">Change history<") < content.index(">Last payload from Verilock<")
     # The raw payload, pretty-printed.
     assert '<pre class="verilock-json">{\n  &quot;id&quot;: &quot;ses_a1b2' in content
     # Nothing to edit or save.
@@ -359,9 +372,9 @@ def test_staff_with_view_permission_reviews_steps_but_cannot_refresh(
     refresh = client.post(refresh_url(SEED_ID))
 
     assert page.status_code == 200
-    assert [form.original.step for form in page.context["inline_admin_formsets"][0]] == STEPS
+    assert [step["step"] for step in page.context["verilock_card"]["steps"]] == STEPS
     assert "Refresh from Verilock" not in page.content.decode()
-    assert "refresh_from_verilock" not in listing.content.decode()
+    assert "sync_from_verilock" not in listing.content.decode()
     assert refresh.status_code == 403
     assert len(mocked.calls) == 0
 

@@ -9,12 +9,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
-from .statuses import SessionStatus, StepStatus, WebhookEventStatus
+from .statuses import SessionStatus, StepOutcome, StepStatus, WebhookEventStatus
 
 __all__ = [
     "Session",
+    "SessionChange",
     "SessionQuerySet",
     "SessionStatus",
+    "StepOutcome",
     "StepResult",
     "StepStatus",
     "WebhookEvent",
@@ -68,10 +70,12 @@ class Session(models.Model):
     """
 
     id = models.CharField(_("Verilock id"), max_length=128, primary_key=True)
-    type = models.CharField(_("type"), max_length=64, blank=True)
+    type = models.CharField(_("type"), max_length=64, blank=True, db_index=True)
     # Plain strings: the provider's vocabulary differs between its docs' generations.
     status = models.CharField(_("status"), max_length=64, blank=True, db_index=True)
-    decision = models.CharField(_("decision"), max_length=64, blank=True)
+    decision = models.CharField(_("decision"), max_length=64, blank=True, db_index=True)
+    # The provider's reason (Gen B); Gen A sends none and its failed steps say why.
+    decline_reason = models.CharField(_("decline reason"), max_length=128, blank=True)
     reference_id = models.CharField(_("reference"), max_length=255, blank=True, db_index=True)
     steps = models.JSONField(_("steps"), default=list, blank=True)
 
@@ -82,9 +86,9 @@ class Session(models.Model):
     applicant_nationality = models.CharField(_("nationality"), max_length=8, blank=True)
 
     hosted_url = models.CharField(_("hosted URL"), max_length=2048, blank=True)
-    risk_score = models.FloatField(_("risk score"), null=True, blank=True)
+    risk_score = models.FloatField(_("risk score"), null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
-    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True, db_index=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     payload = models.JSONField(_("last payload"), default=dict, blank=True)
 
@@ -105,6 +109,9 @@ class Session(models.Model):
         verbose_name = _("Verilock session")
         verbose_name_plural = _("Verilock sessions")
         ordering = ["-created_at", "id"]
+        # The admin's default ordering; the other filters have single-column indexes.
+        indexes = [models.Index(fields=["-created_at", "id"], name="verilock_session_newest")]
+        permissions = [("view_applicant_pii", _("Can view applicants' personal data"))]
 
     def __str__(self) -> str:
         # The id only: the admin's history log stores this string, and it must hold no PII.
@@ -135,7 +142,17 @@ class StepResult(models.Model):
     step = models.CharField(_("step"), max_length=64)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     status = models.CharField(_("status"), max_length=64, blank=True)
+    # Normalised from status, decision and decline reason (see outcomes.py).
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=16,
+        choices=StepOutcome.choices,
+        default=StepOutcome.NOT_STARTED,
+        blank=True,
+    )
     score = models.FloatField(_("score"), null=True, blank=True)
+    # 1 for a 0-1 score, 100 for a 0-100 score; null without a score.
+    score_scale = models.PositiveSmallIntegerField(_("score scale"), null=True, blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
     payload = models.JSONField(_("step payload"), default=dict, blank=True)
 
@@ -146,9 +163,40 @@ class StepResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "step"], name="verilock_step_per_session")
         ]
+        # The "failed step" and "step outcome" filters.
+        indexes = [models.Index(fields=["step", "outcome"], name="verilock_step_outcome")]
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.step}"
+
+
+class SessionChange(models.Model):
+    """One changed value of a stored session, written by the store with the change itself.
+
+    ``field`` is a session column (``status``, ``decision``, ``decline_reason``, an
+    ``applicant_*`` field) or ``step:<name>`` for a step's outcome. Applicant fields record
+    only that they changed: their ``old_value`` and ``new_value`` stay empty.
+    ``trigger`` says who asked: ``sync``, ``command``, ``admin:<username>``,
+    ``webhook:<webhook id>``.
+    """
+
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="history", verbose_name=_("session")
+    )
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    trigger = models.CharField(_("trigger"), max_length=255, blank=True)
+    field = models.CharField(_("field"), max_length=80)
+    old_value = models.CharField(_("old value"), max_length=255, blank=True)
+    new_value = models.CharField(_("new value"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("session change")
+        verbose_name_plural = _("session changes")
+        ordering = ["-changed_at", "-pk"]
+        indexes = [models.Index(fields=["session", "-changed_at"], name="verilock_change_session")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.field}"
 
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):

@@ -64,7 +64,10 @@ def purge(before: dt.datetime, *, dry_run: bool = False) -> PurgeReport:
         with transaction.atomic():
             report.webhook_events += WebhookEvent.objects.filter(session_id__in=ids).delete()[0]
             report.step_results += StepResult.objects.filter(session_id__in=ids).delete()[0]
-            report.sessions += Session.objects.filter(pk__in=ids).delete()[0]
+            # Counted apart from the rows deleted with them (their history).
+            report.sessions += (
+                Session.objects.filter(pk__in=ids).delete()[1].get(Session._meta.label, 0)
+            )
     events = purgeable_events(before)
     while event_ids := list(events.order_by("pk").values_list("pk", flat=True)[:CHUNK_SIZE]):
         report.webhook_events += WebhookEvent.objects.filter(pk__in=event_ids).delete()[0]

@@ -16,9 +16,11 @@ Ordering rule (never go backwards): a payload is *stale*, and nothing is written
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -28,7 +30,8 @@ from django.utils import timezone
 
 from .conf import verilock_settings
 from .exceptions import PayloadError, VerilockError
-from .models import Session, SessionQuerySet, StepResult
+from .models import Session, SessionChange, SessionQuerySet, StepResult
+from .outcomes import Assessment, StepAssessment, assess
 from .payloads import SessionData, StepData, parse_session
 from .signals import session_finished, session_updated
 from .statuses import UNFINISHED_RANK
@@ -38,6 +41,7 @@ SESSION_FIELDS = (
     "type",
     "status",
     "decision",
+    "decline_reason",
     "reference_id",
     "steps",
     "applicant_first_name",
@@ -52,7 +56,12 @@ SESSION_FIELDS = (
     "expires_at",
     "payload",
 )
-STEP_FIELDS = ("position", "status", "score", "details", "payload")
+STEP_FIELDS = ("position", "status", "outcome", "score", "score_scale", "details", "payload")
+#: Session columns whose old and new values the history keeps; applicant fields are
+#: recorded as changed, without their values.
+HISTORY_FIELDS = ("status", "decision", "decline_reason")
+#: Who asked for the stores made inside :func:`recorded_as` (the history's ``trigger``).
+_trigger: contextvars.ContextVar[str] = contextvars.ContextVar("verilock_trigger", default="sync")
 #: Longest error text kept on a row (``Session.last_sync_error``, ``WebhookEvent.last_error``).
 ERROR_MAX_LENGTH = 2000
 
@@ -86,8 +95,13 @@ def store_session(
     requested_id: str | None = None,
     fetched_at: dt.datetime | None = None,
     release_lease: bool = False,
+    trigger: str | None = None,
 ) -> SyncResult:
     """Upsert a session and all its steps from one payload, in one transaction.
+
+    A created or updated session gets :class:`~verilock_django.models.SessionChange` rows
+    in the same transaction; ``trigger`` (default: the one set by :func:`recorded_as`, else
+    ``"sync"``) says who asked.
 
     Steps the provider no longer reports are removed. ``fetched_at`` is when the payload
     was requested (default: now); a stale payload (see the module's ordering rule) is
@@ -127,8 +141,13 @@ def store_session(
             return SyncResult(data.id, Outcome.UNCHANGED)
 
         was_finished = not created and session.is_finished
-        old_results = None if created else _stored_results(session)
-        changes = _apply(session, data)
+        old_data = None if created else _stored_data(session)
+        old_results = None if old_data is None else old_data.results
+        old_steps = {} if old_data is None else assess(old_data).steps
+        assessment = assess(data)
+        if old_steps != assessment.steps and old_results == data.results:
+            old_results = []  # same steps, new outcomes (a new decision): rewrite them
+        changes = _apply(session, data, assessment)
         if session.first_synced_at is None:
             session.first_synced_at = now
         session.last_synced_at = now
@@ -139,8 +158,9 @@ def store_session(
         if release_lease:
             session.lease_expires_at = None
         session.save(force_insert=created)
-        if _store_steps(session, data, created=created, old_results=old_results):
+        if _store_steps(session, data, assessment, created=created, old_results=old_results):
             changes["results"] = (None, None)
+        _record_history(session, changes, old_steps, assessment, trigger or _trigger.get(), now)
 
         transaction.on_commit(lambda: _send_signals(session, created, changes, was_finished))
     return SyncResult(data.id, Outcome.CREATED if created else Outcome.UPDATED, changes=changes)
@@ -222,15 +242,30 @@ def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 
-def step_rows(session: Session, data: SessionData) -> list[StepResult]:
+@contextmanager
+def recorded_as(trigger: str) -> Iterator[None]:
+    """Record the stores made inside the block with ``trigger`` (e.g. ``"admin:alice"``)."""
+    token = _trigger.set(trigger)
+    try:
+        yield
+    finally:
+        _trigger.reset(token)
+
+
+def step_rows(
+    session: Session, data: SessionData, assessment: Assessment | None = None
+) -> list[StepResult]:
     """Unsaved :class:`StepResult` rows for a session's parsed steps, in provider order."""
+    steps = (assessment or assess(data)).steps
     return [
         StepResult(
             session=session,
             step=step.step,
             position=position,
             status=step.status,
+            outcome=steps[step.step].outcome,
             score=step.score,
+            score_scale=steps[step.step].score_scale,
             details=step.details,
             payload=step.payload,
         )
@@ -255,23 +290,26 @@ def _rank(status: str) -> int | None:
     return UNFINISHED_RANK.get(status)
 
 
-def _stored_results(session: Session) -> list[StepData] | None:
-    """The step results stored for a session, read from its last payload (no query).
+def _stored_data(session: Session) -> SessionData | None:
+    """The session as stored, read from its last payload (no query).
 
     ``None`` when that payload cannot be read: the caller then rewrites every step.
     """
     if not session.payload:
-        return []  # a row registered by id only: no step was ever stored
+        return SessionData(id=session.id)  # a row registered by id only: no step stored
     try:
-        return parse_session(session.payload).results
+        return parse_session(session.payload)
     except PayloadError:
         return None
 
 
-def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
+def _apply(
+    session: Session, data: SessionData, assessment: Assessment
+) -> dict[str, tuple[Any, Any]]:
     changes: dict[str, tuple[Any, Any]] = {}
+    derived = {"decline_reason": assessment.decline_reason}
     for name in SESSION_FIELDS:
-        old, new = getattr(session, name), getattr(data, name)
+        old, new = getattr(session, name), derived.get(name, getattr(data, name, None))
         if old != new:
             if name != "payload":
                 changes[name] = (old, new)
@@ -280,7 +318,12 @@ def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
 
 
 def _store_steps(
-    session: Session, data: SessionData, *, created: bool, old_results: list[StepData] | None
+    session: Session,
+    data: SessionData,
+    assessment: Assessment,
+    *,
+    created: bool,
+    old_results: list[StepData] | None,
 ) -> bool:
     """Upsert the steps in one statement and delete the ones no longer reported.
 
@@ -289,7 +332,7 @@ def _store_steps(
     """
     if old_results is not None and old_results == data.results:
         return False
-    rows = step_rows(session, data)
+    rows = step_rows(session, data, assessment)
     if rows:
         features = connection.features
         if created:
@@ -315,6 +358,46 @@ def _store_steps(
     if not created and gone:
         StepResult.objects.filter(session=session).exclude(step__in=new_steps).delete()
     return True
+
+
+def _record_history(
+    session: Session,
+    changes: dict[str, tuple[Any, Any]],
+    old_steps: dict[str, StepAssessment],
+    assessment: Assessment,
+    trigger: str,
+    now: dt.datetime,
+) -> None:
+    """One bulk insert of the session's changed values (none when nothing worth it changed)."""
+    rows = [
+        SessionChange(
+            session=session,
+            changed_at=now,
+            trigger=trigger,
+            field=name,
+            # Applicant fields: which changed, never their values.
+            old_value="" if name.startswith("applicant_") else str(old or "")[:255],
+            new_value="" if name.startswith("applicant_") else str(new or "")[:255],
+        )
+        for name, (old, new) in changes.items()
+        if name in HISTORY_FIELDS or name.startswith("applicant_")
+    ]
+    for step, new_step in assessment.steps.items():
+        old_step = old_steps.get(step)
+        old_outcome = "" if old_step is None else old_step.outcome
+        if old_outcome != new_step.outcome:
+            rows.append(
+                SessionChange(
+                    session=session,
+                    changed_at=now,
+                    trigger=trigger,
+                    field=f"step:{step}"[:80],
+                    old_value=str(old_outcome),
+                    new_value=str(new_step.outcome),
+                )
+            )
+    if rows:
+        SessionChange.objects.bulk_create(rows)
 
 
 def _send_signals(
