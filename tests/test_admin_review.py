@@ -67,7 +67,9 @@ def test_details_are_a_key_value_list_with_aml_matches(admin_client: Client) -> 
 
     content = admin_client.get(change_url("ses_aml")).content.decode()
 
-    assert "<dt>matches 1</dt><dd>matched name: Sanctioned Person," in content
+    # (PostgreSQL's jsonb orders an object's keys its own way.)
+    assert "<dt>matches 1</dt><dd>" in content
+    assert "matched name: Sanctioned Person" in content
     assert "<dt>matches found</dt><dd>1</dd>" in content
 
 

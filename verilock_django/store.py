@@ -242,6 +242,12 @@ def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 
+def session_values(data: SessionData, assessment: Assessment | None = None) -> dict[str, Any]:
+    """The :data:`SESSION_FIELDS` column values of a parsed payload, by column name."""
+    derived = {"decline_reason": (assessment or assess(data)).decline_reason}
+    return {name: derived.get(name, getattr(data, name, None)) for name in SESSION_FIELDS}
+
+
 @contextmanager
 def recorded_as(trigger: str) -> Iterator[None]:
     """Record the stores made inside the block with ``trigger`` (e.g. ``"admin:alice"``)."""
@@ -307,9 +313,8 @@ def _apply(
     session: Session, data: SessionData, assessment: Assessment
 ) -> dict[str, tuple[Any, Any]]:
     changes: dict[str, tuple[Any, Any]] = {}
-    derived = {"decline_reason": assessment.decline_reason}
-    for name in SESSION_FIELDS:
-        old, new = getattr(session, name), derived.get(name, getattr(data, name, None))
+    for name, new in session_values(data, assessment).items():
+        old = getattr(session, name)
         if old != new:
             if name != "payload":
                 changes[name] = (old, new)

@@ -60,6 +60,22 @@ class DecisionFilter(admin.SimpleListFilter):
         return queryset.filter(decision=value) if value else queryset
 
 
+class TypeFilter(admin.SimpleListFilter):
+    """The session type (Gen A sends ``kyc``; Gen B sends none); any value is accepted."""
+
+    title = _("type")
+    parameter_name = "type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("kyc", "kyc"), (NONE, _("No type (newer payloads)"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
+        value = self.value()
+        if value == NONE:
+            return queryset.filter(type="")
+        return queryset.filter(type=value) if value else queryset
+
+
 class StepFilter(admin.SimpleListFilter):
     """Sessions with a given step; with "step outcome", that step's outcome."""
 

@@ -106,7 +106,7 @@ def build(changelist_url: str, *, now: dt.datetime | None = None) -> dict[str, A
         },
         "reasons": reasons,
         "failed_steps": failed_steps,
-        "median_to_completion": median_to_completion(window),
+        "median_to_completion": readable_duration(median_to_completion(window)),
         "health": health,
         "links": {
             "failing": link(sync="failed"),
@@ -127,6 +127,21 @@ def median_to_completion(sessions: Any) -> dt.timedelta | None:
     middle = completed.annotate(took=took).order_by("took").values_list("took", flat=True)
     value = middle[count // 2]
     return value if isinstance(value, dt.timedelta) else None
+
+
+def readable_duration(value: dt.timedelta | None) -> str:
+    """``1 d 3 h``, ``3 h 5 min``, ``15 min``, ``40 s``; ``""`` for None."""
+    if value is None:
+        return ""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{seconds} s"
 
 
 def chart(days: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,8 +178,12 @@ def chart(days: list[dict[str, Any]]) -> dict[str, Any]:
                 "segments": [s for s in segments if s["height"] > 0],
                 "day": day,
                 "open": open_count,
-                "label_x": round(x + width / 2, 1),
+                "label_x": round(x + width / 2, 1)
+                if 0 < index < len(days) - 1
+                else (round(x, 1) if index == 0 else round(x + width, 1)),
                 "show_label": index % 5 == 0 or index == len(days) - 1,
+                # The end labels stay inside the box.
+                "anchor": "start" if index == 0 else "end" if index == len(days) - 1 else "middle",
             }
         )
     return {

@@ -127,8 +127,12 @@ def _text(value: Any) -> str:
         return gettext("yes") if value else gettext("no")
     if value is None or value == "":
         return "—"
-    if isinstance(value, (dict, list)):
-        return ", ".join(_text(v) for v in (value.values() if isinstance(value, dict) else value))
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{DETAIL_LABELS.get(k, k.replace('_', ' '))} {_text(v)}" for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
     return str(value)
 
 

@@ -51,6 +51,8 @@ from . import display, filters, overview, review
 
 #: Columns and fields shown as ``<name>_masked`` to staff without ``view_applicant_pii``.
 MASKED = ("applicant", "raw_json")
+#: Searched only for staff with ``view_applicant_pii``.
+PII_SEARCH_FIELDS = ("applicant_email", "applicant_first_name", "applicant_last_name")
 #: Most events shown in a session's timeline (the newest ones).
 TIMELINE_LIMIT = 50
 
@@ -116,7 +118,7 @@ class SessionAdmin(_SessionAdminBase):
     list_filter = (
         filters.StatusFilter,
         filters.DecisionFilter,
-        "type",
+        filters.TypeFilter,
         filters.FailedStepFilter,
         filters.StepFilter,
         filters.StepOutcomeFilter,
@@ -125,9 +127,12 @@ class SessionAdmin(_SessionAdminBase):
         filters.RiskBandFilter,
         filters.SyncStateFilter,
     )
+    # Ids and references by their start; names and emails (personal data) by any part,
+    # for staff who may see them. Each has an index on PostgreSQL (migration 0002).
+    search_fields = ("^id", "^reference_id")
     search_help_text = _(
-        "Search by Verilock id or reference; by applicant name or email with the "
-        "personal-data permission."
+        "Search by the start of a Verilock id or reference; by applicant name or email "
+        "with the personal-data permission."
     )
     list_per_page = 50
     show_full_result_count = False
@@ -172,14 +177,8 @@ class SessionAdmin(_SessionAdminBase):
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         if display.can_view_pii(request):
-            return (
-                "id",
-                "reference_id",
-                "applicant_email",
-                "applicant_first_name",
-                "applicant_last_name",
-            )
-        return ("id", "reference_id")
+            return (*self.search_fields, *PII_SEARCH_FIELDS)
+        return tuple(self.search_fields)
 
     # -- permissions -----------------------------------------------------------------
 
@@ -286,7 +285,10 @@ class SessionAdmin(_SessionAdminBase):
 
     @admin.display(description=_("decline reason"), ordering="decline_reason")
     def reason(self, obj: Session) -> str:
-        return review.reason_text(obj, obj.results.all()) or ""
+        text = review.reason_text(obj, obj.results.all())
+        if not text:
+            return self.get_empty_value_display()
+        return format_html('<span title="{}">{}</span>', text, text)
 
     @admin.display(description=_("created"), ordering="created_at")
     def age(self, obj: Session) -> str:

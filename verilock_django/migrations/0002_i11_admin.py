@@ -4,10 +4,12 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models, transaction
 
-# PostgreSQL only (other databases skip these): trigram indexes so the admin's
-# "contains" search (UPPER(col) LIKE UPPER('%term%')) does not scan the table, and a
-# partial index for counting sessions whose last sync failed.
-SEARCHED = ("id", "reference_id", "applicant_email", "applicant_first_name", "applicant_last_name")
+# PostgreSQL only (other databases skip these). The admin searches ids and references by
+# prefix (UPPER(col) LIKE 'X%': a B-tree with text_pattern_ops) and names and emails by
+# "contains" (UPPER(col) LIKE '%x%': trigram GIN indexes, when pg_trgm can be installed);
+# a partial index counts the sessions whose last sync failed.
+PREFIX_SEARCHED = ("id", "reference_id")
+TRIGRAM_SEARCHED = ("applicant_email", "applicant_first_name", "applicant_last_name")
 TABLE = "verilock_django_session"
 
 
@@ -20,12 +22,17 @@ def create_postgres_indexes(apps, schema_editor):
             f"CREATE INDEX IF NOT EXISTS verilock_session_failing ON {TABLE} (id) "
             "WHERE last_sync_error <> ''"
         )
+        for column in PREFIX_SEARCHED:
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS verilock_session_{column}_prefix ON {TABLE} "
+                f"(UPPER({column}::text) text_pattern_ops)"
+            )
         try:
             with transaction.atomic(using=connection.alias):
                 cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         except Exception:  # no privilege to add the extension: search works, unindexed
             return
-        for column in SEARCHED:
+        for column in TRIGRAM_SEARCHED:
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS verilock_session_{column}_trgm ON {TABLE} "
                 f"USING gin (UPPER({column}::text) gin_trgm_ops)"
@@ -38,7 +45,9 @@ def drop_postgres_indexes(apps, schema_editor):
         return
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS verilock_session_failing")
-        for column in SEARCHED:
+        for column in PREFIX_SEARCHED:
+            cursor.execute(f"DROP INDEX IF EXISTS verilock_session_{column}_prefix")
+        for column in TRIGRAM_SEARCHED:
             cursor.execute(f"DROP INDEX IF EXISTS verilock_session_{column}_trgm")
 
 
