@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
+from verilock_django.models import WebhookEvent
 from verilock_django.store import store_session
 from verilock_django.testing.factories import session_payload
 
@@ -74,7 +75,8 @@ def test_with_the_permission_or_as_superuser_values_are_shown(
 @pytest.mark.parametrize(
     ("query", "with_permission", "without"),
     [
-        ("dupont@example", {"ses_pii"}, set()),
+        ("jean.dupont@EXAMPLE", {"ses_pii"}, set()),  # "@": the start of the email
+        ("dupont", {"ses_pii"}, set()),  # no "@": any part of a name or email
         ("Dupont", {"ses_pii"}, set()),
         ("usr_12345", {"ses_pii"}, {"ses_pii"}),
         ("ses_pii", {"ses_pii"}, {"ses_pii"}),
@@ -96,3 +98,18 @@ def test_search_by_name_or_email_needs_the_permission(
     reviewer.force_login(User.objects.get(pk=user.pk))
     found = {s.pk for s in reviewer.get(CHANGELIST, {"q": query}).context["cl"].result_list}
     assert found == with_permission
+
+
+def test_webhook_event_payloads_are_masked_too(client: Client) -> None:
+    event = WebhookEvent.objects.create(
+        webhook_id="wh_pii",
+        event_type="session.approved",
+        session_id="ses_pii",
+        payload={"data": {"applicant_email": "jean.dupont@example.com"}},
+    )
+    url = reverse("admin:verilock_django_webhookevent_change", args=(event.pk,))
+
+    masked = login(client, "view_webhookevent").get(url).content.decode()
+
+    assert "jean.dupont@example.com" not in masked
+    assert "j***@example.com" in masked

@@ -94,7 +94,7 @@ class Session(models.Model):
 
     # Local bookkeeping.
     first_synced_at = models.DateTimeField(_("first synced"), null=True, blank=True)
-    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True, db_index=True)
     last_sync_error = models.TextField(_("last sync error"), blank=True)
     # When the stored payload was requested: a response to an older request is stale.
     data_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)

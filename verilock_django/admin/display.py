@@ -100,19 +100,34 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
 
     ``COUNT(*)`` reads every row; ``pg_class.reltuples`` (kept by autovacuum/ANALYZE) costs
     one catalogue lookup. Used only when the query has no filter and the estimate is above
-    :attr:`estimate_above` rows; otherwise (and on other databases) the exact count.
+    :attr:`estimate_above` rows; otherwise (and on other databases) the exact count. A
+    filtered list is counted up to :attr:`count_limit` matches. Either way
+    :attr:`approximate` tells the templates to say "about" or "+".
     """
 
     estimate_above = 10_000
+    #: A filtered list counts its matches up to this many, then shows "1000+".
+    count_limit = 1000
+    #: ``"about"`` when :attr:`count` is an estimate, ``"more"`` when a lower bound.
+    approximate = ""
 
     @cached_property
     def count(self) -> int:
         object_list = self.object_list
-        if isinstance(object_list, QuerySet) and not object_list.query.where:
+        if not isinstance(object_list, QuerySet):
+            return int(super().count)
+        if not object_list.query.where:
             estimate = estimated_rows(object_list.model, using=object_list.db)
             if estimate is not None and estimate > self.estimate_above:
+                self.approximate = "about"
                 return estimate
-        return int(super().count)
+            return int(super().count)
+        # Counting every match of a broad filter reads every matching row: stop early.
+        bounded = object_list.order_by()[: self.count_limit + 1].count()
+        if bounded > self.count_limit:
+            self.approximate = "more"
+            return self.count_limit
+        return bounded
 
 
 def estimated_rows(model: type[Model], *, using: str) -> int | None:

@@ -3,7 +3,7 @@
 :func:`build` returns the template context: per-day sessions started and how many of them
 were approved, declined or expired (an inline SVG bar chart, with the same figures as a
 table), decline reasons and failed steps ranked, the median time from creation to
-completion, and sync health (last sync, sessions failing, oldest unfinished). Six queries
+completion, and sync health (last sync, sessions failing, oldest unfinished). Eight queries
 whatever the number of sessions; every figure links to the filtered sessions list.
 """
 
@@ -89,14 +89,14 @@ def build(changelist_url: str, *, now: dt.datetime | None = None) -> dict[str, A
         .annotate(count=Count("pk"))
         .order_by("-count", "step")[:TOP]
     ]
-    health = Session.objects.aggregate(
-        last_sync=Max("last_synced_at"),
-        failing=Count("pk", filter=~Q(last_sync_error="")),
-        unfinished=Count("pk", filter=~Q(status__in=verilock_settings.finished_statuses)),
-        oldest_unfinished=Min(
-            "created_at", filter=~Q(status__in=verilock_settings.finished_statuses)
-        ),
-    )
+    # Three small queries instead of one that reads every row: each has an index
+    # (last_synced_at; partial indexes on PostgreSQL for failing and unfinished rows).
+    unfinished = Session.objects.unfinished()
+    health = {
+        **Session.objects.aggregate(last_sync=Max("last_synced_at")),
+        "failing": Session.objects.exclude(last_sync_error="").count(),
+        **unfinished.aggregate(unfinished=Count("pk"), oldest_unfinished=Min("created_at")),
+    }
     return {
         "days": days,
         "chart": chart(days),

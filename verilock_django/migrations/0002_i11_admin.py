@@ -7,8 +7,9 @@ from django.db import migrations, models, transaction
 # PostgreSQL only (other databases skip these). The admin searches ids and references by
 # prefix (UPPER(col) LIKE 'X%': a B-tree with text_pattern_ops) and names and emails by
 # "contains" (UPPER(col) LIKE '%x%': trigram GIN indexes, when pg_trgm can be installed);
-# a partial index counts the sessions whose last sync failed.
-PREFIX_SEARCHED = ("id", "reference_id")
+# partial indexes count the sessions whose last sync failed and find the unfinished ones
+# (for the default VERILOCK_FINISHED_STATUSES; with others the planner just skips it).
+PREFIX_SEARCHED = ("id", "reference_id", "applicant_email")
 TRIGRAM_SEARCHED = ("applicant_email", "applicant_first_name", "applicant_last_name")
 TABLE = "verilock_django_session"
 
@@ -21,6 +22,10 @@ def create_postgres_indexes(apps, schema_editor):
         cursor.execute(
             f"CREATE INDEX IF NOT EXISTS verilock_session_failing ON {TABLE} (id) "
             "WHERE last_sync_error <> ''"
+        )
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS verilock_session_unfinished ON {TABLE} (created_at) "
+            "WHERE status NOT IN ('approved', 'declined', 'expired')"
         )
         for column in PREFIX_SEARCHED:
             cursor.execute(
@@ -45,6 +50,7 @@ def drop_postgres_indexes(apps, schema_editor):
         return
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS verilock_session_failing")
+        cursor.execute("DROP INDEX IF EXISTS verilock_session_unfinished")
         for column in PREFIX_SEARCHED:
             cursor.execute(f"DROP INDEX IF EXISTS verilock_session_{column}_prefix")
         for column in TRIGRAM_SEARCHED:
@@ -129,6 +135,11 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='sessionchange',
             index=models.Index(fields=['session', '-changed_at'], name='verilock_change_session'),
+        ),
+        migrations.AlterField(
+            model_name='session',
+            name='last_synced_at',
+            field=models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='last synced'),
         ),
         migrations.RunPython(create_postgres_indexes, drop_postgres_indexes, elidable=True),
     ]
