@@ -17,7 +17,6 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Mi
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from ..conf import verilock_settings
 from ..models import Session, StepResult
 from ..statuses import SessionStatus, StepOutcome
 
