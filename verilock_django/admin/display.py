@@ -117,10 +117,10 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         if not isinstance(object_list, QuerySet):
             return int(super().count)
         if not object_list.query.where:
-            estimate = estimated_rows(object_list.model, using=object_list.db)
-            if estimate is not None and estimate > self.estimate_above:
-                self.approximate = "about"
-                return estimate
+            total, estimated = table_count(object_list.model, object_list.db, self.estimate_above)
+            if total is not None:
+                self.approximate = "about" if estimated else ""
+                return total
             return int(super().count)
         # Counting every match of a broad filter reads every matching row: stop early.
         bounded = object_list.order_by()[: self.count_limit + 1].count()
@@ -130,16 +130,26 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         return bounded
 
 
-def estimated_rows(model: type[Model], *, using: str) -> int | None:
-    """PostgreSQL's row estimate for ``model``'s table; None elsewhere or when unknown."""
+def table_count(model: type[Model], using: str, estimate_above: int) -> tuple[int | None, bool]:
+    """On PostgreSQL, one query: the table's estimated size when above ``estimate_above``,
+    else its exact ``COUNT(*)``; returns ``(count, estimated)``. ``(None, False)`` elsewhere.
+
+    The estimate is ``pg_class.reltuples`` (kept by autovacuum and ``ANALYZE``; -1 for a
+    table never analysed, which is then counted). ``CASE`` evaluates only the branch taken,
+    so a big table is never read.
+    """
     connection = connections[using]
     if connection.vendor != "postgresql":
-        return None
+        return None, False
+    table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", [model._meta.db_table]
+            "SELECT CASE WHEN c.reltuples > %s THEN c.reltuples::bigint "
+            f"ELSE (SELECT COUNT(*) FROM {table}) END, c.reltuples > %s "
+            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            [estimate_above, estimate_above, model._meta.db_table],
         )
         row = cursor.fetchone()
-    if row is None or row[0] is None or row[0] < 0:
-        return None  # never analysed
-    return int(row[0])
+    if row is None:
+        return None, False
+    return int(row[0]), bool(row[1])
