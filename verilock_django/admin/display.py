@@ -145,7 +145,8 @@ def table_count(model: type[Model], using: str, estimate_above: int) -> tuple[in
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT CASE WHEN c.reltuples > %s THEN c.reltuples::bigint "
-            f"ELSE (SELECT COUNT(*) FROM {table}) END, c.reltuples > %s "
+            # The table name is the model's own, quoted: no outside input.
+            f"ELSE (SELECT COUNT(*) FROM {table}) END, c.reltuples > %s "  # noqa: S608
             "FROM pg_class c WHERE c.oid = to_regclass(%s)",
             [estimate_above, estimate_above, model._meta.db_table],
         )
