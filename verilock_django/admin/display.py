@@ -146,7 +146,7 @@ def table_count(model: type[Model], using: str, estimate_above: int) -> tuple[in
         cursor.execute(
             "SELECT CASE WHEN c.reltuples > %s THEN c.reltuples::bigint "
             # The table name is the model's own, quoted: no outside input.
-            f"ELSE (SELECT COUNT(*) FROM {table}) END, c.reltuples > %s "  # noqa: S608
+            f"ELSE (SELECT COUNT(*) FROM {table}) END, c.reltuples > %s "
             "FROM pg_class c WHERE c.oid = to_regclass(%s)",
             [estimate_above, estimate_above, model._meta.db_table],
         )
