@@ -18,6 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from verilock_django.admin.sessions import TIMELINE_LIMIT, SessionAdmin, webhook_timeline
 from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEventStatus
@@ -509,3 +510,12 @@ def test_refresh_button_is_post_only_with_csrf(
     assert client.get(refresh_url(SEED_ID)).status_code == 405
     assert client.post(refresh_url(SEED_ID)).status_code == 403  # no CSRF token
     assert len(mocked.calls) == 0
+
+
+def test_session_timeline_shows_times_in_the_admins_time_zone() -> None:
+    event_at(0, event_type="session.completed")  # 12:00 UTC
+
+    with timezone.override("Europe/Paris"):
+        html = webhook_timeline("ses_t")
+
+    assert "March 14, 2025, 1 p.m." in html
