@@ -63,7 +63,7 @@ def _read_database_time() -> dt.datetime:
         return dt.datetime.now(dt.timezone.utc)
     with connection.cursor() as cursor:
         cursor.execute(query)
-        value = cursor.fetchone()[0]
+        value: dt.datetime | str = cursor.fetchone()[0]
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if value.tzinfo is None:
