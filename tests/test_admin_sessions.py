@@ -23,6 +23,7 @@ from django.utils import timezone
 from verilock_django.admin.sessions import TIMELINE_LIMIT, SessionAdmin, webhook_timeline
 from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEventStatus
 from verilock_django.store import store_session
+from verilock_django.testing.factories import session_payload
 
 from .conftest import API_URL, SEED_ID
 
@@ -519,3 +520,57 @@ def test_session_timeline_shows_times_in_the_admins_time_zone() -> None:
         html = webhook_timeline("ses_t")
 
     assert "March 14, 2025, 1 p.m." in html
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"decision": "declined"}, {"ses_a_face", "ses_b_aml"}),
+        ({"decision": "none"}, {"ses_open"}),
+        ({"type": "none"}, {"ses_b_aml"}),
+        ({"failed_step": "face_match"}, {"ses_a_face"}),
+        ({"failed_step": "aml"}, {"ses_b_aml"}),
+        ({"step": "selfie"}, {"ses_a_face", "ses_open", "ses_ok"}),
+        ({"step_outcome": "failed"}, {"ses_a_face", "ses_b_aml"}),
+        ({"step": "aml", "step_outcome": "failed"}, {"ses_b_aml"}),
+        ({"step": "aml", "step_outcome": "pending"}, {"ses_open"}),
+        ({"risk": "critical"}, {"ses_b_aml"}),
+        ({"risk": "low"}, set()),
+        ({"risk": "none"}, {"ses_a_face", "ses_open", "ses_ok"}),
+        ({"sync": "not_found"}, {"ses_ok"}),
+        ({"decline_reason": "aml_match"}, {"ses_b_aml"}),
+    ],
+)
+def test_review_filters(admin_client: Client, params: dict[str, str], expected: set[str]) -> None:
+    store_session(
+        session_payload("a", id="ses_a_face", status="declined", declined_step="face_match")
+    )
+    store_session(session_payload("b", id="ses_b_aml", status="declined", declined_step="aml"))
+    store_session(session_payload("a", id="ses_open", status="processing"))
+    store_session(session_payload("a", id="ses_ok"))
+    Session.objects.filter(pk="ses_ok").update(
+        last_sync_error="GET /sessions/ses_ok: not found (HTTP 404)"
+    )
+
+    response = admin_client.get(CHANGELIST, params)
+
+    assert shown_ids(response) == expected
+
+
+def test_risk_bands_split_the_documented_ranges(
+    admin_client: Client, seed: dict[str, Any]
+) -> None:
+    for number, risk in enumerate((0, 25, 25.5, 50, 75, 76, 100)):
+        store_session(variant(seed, number, risk_score=risk))
+
+    bands = {
+        band: shown_ids(admin_client.get(CHANGELIST, {"risk": band}))
+        for band in ("low", "medium", "high", "critical")
+    }
+
+    assert bands == {
+        "low": {"ses_0000", "ses_0001"},
+        "medium": {"ses_0002", "ses_0003"},
+        "high": {"ses_0004"},
+        "critical": {"ses_0005", "ses_0006"},
+    }
