@@ -157,3 +157,12 @@ def test_change_page_queries_do_not_grow_with_steps_events_or_history(
 
     assert len(response.context["verilock_card"]["steps"]) > 100
     assert len(large) == len(small), [q["sql"] for q in large.captured_queries]
+
+
+def test_a_long_trigger_is_cut_to_the_column(seed: dict[str, Any]) -> None:
+    store_session(seed, trigger="command:sync_verilock_sessions " + "ses_x " * 100)
+
+    triggers = set(SessionChange.objects.values_list("trigger", flat=True))
+
+    assert len(triggers) == 1
+    assert len(triggers.pop()) == 255

@@ -160,7 +160,8 @@ def store_session(
         session.save(force_insert=created)
         if _store_steps(session, data, assessment, created=created, old_results=old_results):
             changes["results"] = (None, None)
-        _record_history(session, changes, old_steps, assessment, trigger or _trigger.get(), now)
+        who = (trigger or _trigger.get())[:255]
+        _record_history(session, changes, old_steps, assessment, who, now)
 
         transaction.on_commit(lambda: _send_signals(session, created, changes, was_finished))
     return SyncResult(data.id, Outcome.CREATED if created else Outcome.UPDATED, changes=changes)
