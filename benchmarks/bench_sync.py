@@ -186,7 +186,7 @@ def prepare(n: int, latency_ms: int, workdir: Path, server: Any) -> Path:
 
     from verilock_django.models import Session, StepResult
     from verilock_django.payloads import parse_session
-    from verilock_django.store import SESSION_FIELDS, step_rows
+    from verilock_django.store import session_values, step_rows
 
     state = server.state
     state.latency_ms = 0  # seeding goes through the state directly; latency is for the runs
@@ -210,7 +210,7 @@ def prepare(n: int, latency_ms: int, workdir: Path, server: Any) -> Path:
             first_synced_at=synced_at,
             last_synced_at=synced_at,
             data_fetched_at=synced_at,
-            **{name: getattr(data, name) for name in SESSION_FIELDS},
+            **session_values(data),
         )
         sessions.append(row)
         steps.extend(step_rows(row, data))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import RequestFactory
 from django.urls import reverse
 
@@ -72,3 +75,62 @@ def test_change_url_points_to_the_admin_page_or_is_none_without_one() -> None:
 
     assert url == reverse("admin:verilock_django_session_change", args=("ses_5Fa_2Fb",))
     assert display.change_url(StepResult, 1, admin_site="admin") is None  # no admin of its own
+
+
+def make_sessions(count: int, **fields: str) -> None:
+    Session.objects.bulk_create(Session(id=f"ses_{n:04d}", **fields) for n in range(count))
+
+
+@pytest.mark.django_db
+def test_paginator_counts_a_filtered_list_only_up_to_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(display.EstimatedCountPaginator, "count_limit", 5)
+    make_sessions(8, status="declined")
+
+    broad = display.EstimatedCountPaginator(Session.objects.filter(status="declined"), 2)
+    narrow = display.EstimatedCountPaginator(Session.objects.filter(pk="ses_0001"), 2)
+
+    assert (broad.count, broad.approximate) == (5, "more")
+    assert (narrow.count, narrow.approximate) == (1, "")
+
+
+@pytest.mark.django_db
+def test_paginator_counts_an_unfiltered_small_table_exactly() -> None:
+    make_sessions(3)
+
+    paginator = display.EstimatedCountPaginator(Session.objects.all(), 2)
+
+    assert (paginator.count, paginator.approximate) == (3, "")
+
+
+@pytest.mark.django_db(transaction=True)  # ANALYZE sees committed rows only
+def test_paginator_estimates_a_big_unfiltered_table_on_postgresql(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: the estimate comes from pg_class.reltuples")
+    monkeypatch.setattr(display.EstimatedCountPaginator, "estimate_above", 0)
+    make_sessions(40)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE verilock_django_session")
+
+    paginator = display.EstimatedCountPaginator(Session.objects.all(), 2)
+
+    assert paginator.count == 40  # ANALYZE of a small table counts every row
+    assert paginator.approximate == "about"
+
+
+@pytest.mark.django_db
+def test_changelist_says_when_its_count_is_a_lower_bound(
+    admin_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(display.EstimatedCountPaginator, "count_limit", 5)
+    make_sessions(8, status="declined")
+
+    content = admin_client.get(
+        reverse("admin:verilock_django_session_changelist"), {"status": "declined"}
+    ).content.decode()
+
+    assert "5+ results" in content
+    assert "5+ Verilock sessions" in content

@@ -1,4 +1,8 @@
-"""The sessions admin: read-only review, filters, webhook timeline, refresh from Verilock."""
+"""The sessions admin: read-only review, list columns, filters, timeline, sync from Verilock.
+
+The summary card, masking, history and overview have their own files (test_admin_review,
+test_admin_pii, test_admin_history, test_admin_overview).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from verilock_django.admin.sessions import TIMELINE_LIMIT, SessionAdmin, webhook_timeline
 from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEventStatus
 from verilock_django.store import store_session
+from verilock_django.testing.factories import session_payload
 
 from .conftest import API_URL, SEED_ID
 
@@ -38,7 +44,7 @@ def change_url(session_id: str) -> str:
 
 
 def refresh_url(session_id: str) -> str:
-    return reverse("admin:verilock_django_session_refresh", args=(quote(session_id),))
+    return reverse("admin:verilock_django_session_sync", args=(quote(session_id),))
 
 
 def session_url(session_id: str) -> str:
@@ -63,7 +69,7 @@ def message_texts(response: Response) -> list[str]:
 def run_action(client: Client, *session_ids: str) -> Response:
     return client.post(
         CHANGELIST,
-        {"action": "refresh_from_verilock", "_selected_action": list(session_ids)},
+        {"action": "sync_from_verilock", "_selected_action": list(session_ids)},
     )
 
 
@@ -106,14 +112,14 @@ def test_changelist_shows_the_seed_session_with_its_five_steps(
     assert "Jean Dupont" in content
     assert "Approved" in content
     for outcome in (
-        "document ✓",
-        "selfie ✓",
-        "face_match ✓ 0.97",
-        "liveness ✓ 0.99",
-        "aml ✓ 0.02",
+        'title="document: Passed (approved)">D✓<',
+        'title="selfie: Passed (approved)">S✓<',
+        'title="face_match: Passed (approved) 97 %">F✓<',
+        'title="liveness: Passed (approved) 99 %">L✓<',
+        'title="aml: Passed (approved) 2 %">A✓<',
     ):
         assert outcome in content
-    assert content.index("document ✓") < content.index("aml ✓")  # the provider's order
+    assert content.index(">D✓<") < content.index(">A✓<")  # the provider's order
 
 
 def test_changelist_shows_unknown_statuses_as_they_come(
@@ -128,9 +134,9 @@ def test_changelist_shows_unknown_statuses_as_they_come(
     content = admin_client.get(CHANGELIST).content.decode()
 
     assert "manual_check" in content
-    assert "liveness ✗ 0.99" in content
-    assert "aml needs_human 0.02" in content
-    assert "video_call …" in content
+    assert 'title="liveness: Failed (declined) 99 %">L✗<' in content
+    assert 'title="aml: Other (needs_human) 2 %">A?<' in content
+    assert 'title="video_call: no result yet">VC\u2013<' in content
 
 
 def test_changelist_escapes_provider_text(admin_client: Client, seed: dict[str, Any]) -> None:
@@ -164,14 +170,14 @@ def test_changelist_query_count_does_not_grow_with_rows(
 
     with CaptureQueriesContext(connection) as one:
         assert admin_client.get(CHANGELIST).status_code == 200
-    for number in range(1, 30):
+    for number in range(1, 100):
         store_session(variant(seed, number))
-    with CaptureQueriesContext(connection) as thirty:
-        response = admin_client.get(CHANGELIST)
+    with CaptureQueriesContext(connection) as hundred:
+        response = admin_client.get(CHANGELIST, {"all": ""})
 
-    assert len(response.context["cl"].result_list) == 30
-    assert response.content.decode().count("face_match ✓ 0.97") == 30
-    assert len(thirty) == len(one), [query["sql"] for query in thirty.captured_queries]
+    assert len(response.context["cl"].result_list) == 100
+    assert response.content.decode().count("face_match: Passed (approved) 97 %") == 100
+    assert len(hundred) == len(one), [query["sql"] for query in hundred.captured_queries]
 
 
 @pytest.mark.parametrize(
@@ -226,31 +232,40 @@ def test_filters(
     assert shown_ids(response) == expected
 
 
-def test_status_filter_offers_unknown_statuses(admin_client: Client, seed: dict[str, Any]) -> None:
+def test_status_filter_reaches_undocumented_statuses_under_other(
+    admin_client: Client, seed: dict[str, Any]
+) -> None:
     store_session(variant(seed, 1, status="manual_check"))
+    store_session(variant(seed, 2))
 
     content = admin_client.get(CHANGELIST).content.decode()
+    response = admin_client.get(CHANGELIST, {"status": "other"})
 
-    assert "?status=manual_check" in content
+    assert "?status=other" in content
+    assert ">In review<" in content  # labels, not raw values
+    assert shown_ids(response) == {"ses_0001"}
 
 
 # -- change page ---------------------------------------------------------------------
 
 
-def test_change_page_shows_fields_steps_and_payload(admin_client: Client, stored: Session) -> None:
+def test_change_page_shows_card_steps_history_and_payload(
+    admin_client: Client, stored: Session
+) -> None:
     response = admin_client.get(change_url(SEED_ID))
 
     assert response.status_code == 200
     content = response.content.decode()
-    for heading in ("Session", "Applicant", "Provider times", "Sync bookkeeping"):
+    for heading in ("Change history", "Webhook events", "Sync bookkeeping"):
         assert f">{heading}<" in content
     assert "jean.dupont@example.com" in content
-    assert "document, selfie, face_match, liveness, aml" in content
-    # The inline: one row per step with its score and details.
-    inline = response.context["inline_admin_formsets"][0]
-    assert [form.original.step for form in inline] == STEPS
-    assert "0.97" in content
-    assert "&quot;similarity&quot;: &quot;very_high&quot;" in content
+    card = response.context["verilock_card"]
+    assert [step["step"] for step in card["steps"]] == STEPS
+    assert "97 %" in content
+    assert "<dt>similarity</dt><dd>very_high</dd>" in content
+    # The card comes before everything else, the raw payload last.
+    assert content.index('class="verilock-card"') < content.index(">Change history<")
+    assert content.index(">Change history<") < content.index(">Last payload from Verilock<")
     # The raw payload, pretty-printed.
     assert '<pre class="verilock-json">{\n  &quot;id&quot;: &quot;ses_a1b2' in content
     # Nothing to edit or save.
@@ -359,9 +374,9 @@ def test_staff_with_view_permission_reviews_steps_but_cannot_refresh(
     refresh = client.post(refresh_url(SEED_ID))
 
     assert page.status_code == 200
-    assert [form.original.step for form in page.context["inline_admin_formsets"][0]] == STEPS
+    assert [step["step"] for step in page.context["verilock_card"]["steps"]] == STEPS
     assert "Refresh from Verilock" not in page.content.decode()
-    assert "refresh_from_verilock" not in listing.content.decode()
+    assert "sync_from_verilock" not in listing.content.decode()
     assert refresh.status_code == 403
     assert len(mocked.calls) == 0
 
@@ -496,3 +511,66 @@ def test_refresh_button_is_post_only_with_csrf(
     assert client.get(refresh_url(SEED_ID)).status_code == 405
     assert client.post(refresh_url(SEED_ID)).status_code == 403  # no CSRF token
     assert len(mocked.calls) == 0
+
+
+def test_session_timeline_shows_times_in_the_admins_time_zone() -> None:
+    event_at(0, event_type="session.completed")  # 12:00 UTC
+
+    with timezone.override("Europe/Paris"):
+        html = webhook_timeline("ses_t")
+
+    assert "March 14, 2025, 1 p.m." in html
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"decision": "declined"}, {"ses_a_face", "ses_b_aml"}),
+        ({"decision": "none"}, {"ses_open"}),
+        ({"type": "none"}, {"ses_b_aml"}),
+        ({"failed_step": "face_match"}, {"ses_a_face"}),
+        ({"failed_step": "aml"}, {"ses_b_aml"}),
+        ({"step": "selfie"}, {"ses_a_face", "ses_open", "ses_ok"}),
+        ({"step_outcome": "failed"}, {"ses_a_face", "ses_b_aml"}),
+        ({"step": "aml", "step_outcome": "failed"}, {"ses_b_aml"}),
+        ({"step": "aml", "step_outcome": "pending"}, {"ses_open"}),
+        ({"risk": "critical"}, {"ses_b_aml"}),
+        ({"risk": "low"}, set()),
+        ({"risk": "none"}, {"ses_a_face", "ses_open", "ses_ok"}),
+        ({"sync": "not_found"}, {"ses_ok"}),
+        ({"decline_reason": "aml_match"}, {"ses_b_aml"}),
+    ],
+)
+def test_review_filters(admin_client: Client, params: dict[str, str], expected: set[str]) -> None:
+    store_session(
+        session_payload("a", id="ses_a_face", status="declined", declined_step="face_match")
+    )
+    store_session(session_payload("b", id="ses_b_aml", status="declined", declined_step="aml"))
+    store_session(session_payload("a", id="ses_open", status="processing"))
+    store_session(session_payload("a", id="ses_ok"))
+    Session.objects.filter(pk="ses_ok").update(
+        last_sync_error="GET /sessions/ses_ok: not found (HTTP 404)"
+    )
+
+    response = admin_client.get(CHANGELIST, params)
+
+    assert shown_ids(response) == expected
+
+
+def test_risk_bands_split_the_documented_ranges(
+    admin_client: Client, seed: dict[str, Any]
+) -> None:
+    for number, risk in enumerate((0, 25, 25.5, 50, 75, 76, 100)):
+        store_session(variant(seed, number, risk_score=risk))
+
+    bands = {
+        band: shown_ids(admin_client.get(CHANGELIST, {"risk": band}))
+        for band in ("low", "medium", "high", "critical")
+    }
+
+    assert bands == {
+        "low": {"ses_0000", "ses_0001"},
+        "medium": {"ses_0002", "ses_0003"},
+        "high": {"ses_0004"},
+        "critical": {"ses_0005", "ses_0006"},
+    }

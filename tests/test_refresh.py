@@ -242,7 +242,7 @@ def test_explicit_ids_are_fetched_in_parallel_and_all_stored(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_at_most_four_queries_per_synced_session(verilock_api: InProcessVerilock) -> None:
+def test_at_most_five_queries_per_synced_session(verilock_api: InProcessVerilock) -> None:
     ids = mirror(verilock_api, 120)
     changed = ids[::4]  # k = 30 of 120
     verilock_api.advance_many(ids=changed)
@@ -255,7 +255,8 @@ def test_at_most_four_queries_per_synced_session(verilock_api: InProcessVerilock
     statements = [
         q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(CONTROL)
     ]
-    assert len(statements) <= 4 * report.synced
+    # Lock, session, steps, history row(s) (one bulk insert), plus the batch's bookkeeping.
+    assert len(statements) <= 5 * report.synced
 
 
 def test_an_old_response_arriving_after_a_newer_one_is_ignored(

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
-from .statuses import SessionStatus, StepStatus, WebhookEventStatus
+from .statuses import SessionStatus, StepOutcome, StepStatus, WebhookEventStatus
 from .storable import (
     EMAIL_MAX_LENGTH,
     EVENT_TYPE_MAX_LENGTH,
@@ -27,8 +27,10 @@ from .storable import (
 
 __all__ = [
     "Session",
+    "SessionChange",
     "SessionQuerySet",
     "SessionStatus",
+    "StepOutcome",
     "StepResult",
     "StepStatus",
     "Tombstone",
@@ -83,10 +85,14 @@ class Session(models.Model):
     """
 
     id = models.CharField(_("Verilock id"), max_length=SESSION_ID_MAX_LENGTH, primary_key=True)
-    type = models.CharField(_("type"), max_length=TYPE_MAX_LENGTH, blank=True)
+    type = models.CharField(_("type"), max_length=TYPE_MAX_LENGTH, blank=True, db_index=True)
     # Plain strings: the provider's vocabulary differs between its docs' generations.
     status = models.CharField(_("status"), max_length=STATUS_MAX_LENGTH, blank=True, db_index=True)
-    decision = models.CharField(_("decision"), max_length=STATUS_MAX_LENGTH, blank=True)
+    decision = models.CharField(
+        _("decision"), max_length=STATUS_MAX_LENGTH, blank=True, db_index=True
+    )
+    # The provider's reason (Gen B); Gen A sends none and its failed steps say why.
+    decline_reason = models.CharField(_("decline reason"), max_length=128, blank=True)
     reference_id = models.CharField(
         _("reference"), max_length=REFERENCE_MAX_LENGTH, blank=True, db_index=True
     )
@@ -103,9 +109,9 @@ class Session(models.Model):
     )
 
     hosted_url = models.CharField(_("hosted URL"), max_length=URL_MAX_LENGTH, blank=True)
-    risk_score = models.FloatField(_("risk score"), null=True, blank=True)
+    risk_score = models.FloatField(_("risk score"), null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
-    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True, db_index=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     payload = models.JSONField(_("last payload"), default=dict, blank=True)
 
@@ -122,7 +128,7 @@ class Session(models.Model):
 
     # Local bookkeeping.
     first_synced_at = models.DateTimeField(_("first synced"), null=True, blank=True)
-    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True, db_index=True)
     last_sync_error = models.TextField(_("last sync error"), blank=True)
     # When the stored payload was requested: a response to an older request is stale.
     data_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -149,6 +155,9 @@ class Session(models.Model):
         verbose_name = _("Verilock session")
         verbose_name_plural = _("Verilock sessions")
         ordering = ["-created_at", "id"]
+        # The admin's default ordering; the other filters have single-column indexes.
+        indexes = [models.Index(fields=["-created_at", "id"], name="verilock_session_newest")]
+        permissions = [("view_applicant_pii", _("Can view applicants' personal data"))]
 
     def __str__(self) -> str:
         # The id only: the admin's history log stores this string, and it must hold no PII.
@@ -179,7 +188,17 @@ class StepResult(models.Model):
     step = models.CharField(_("step"), max_length=STEP_MAX_LENGTH)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     status = models.CharField(_("status"), max_length=STATUS_MAX_LENGTH, blank=True)
+    # Normalised from status, decision and decline reason (see outcomes.py).
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=16,
+        choices=StepOutcome.choices,
+        default=StepOutcome.NOT_STARTED,
+        blank=True,
+    )
     score = models.FloatField(_("score"), null=True, blank=True)
+    # 1 for a 0-1 score, 100 for a 0-100 score; null without a score.
+    score_scale = models.PositiveSmallIntegerField(_("score scale"), null=True, blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
     payload = models.JSONField(_("step payload"), default=dict, blank=True)
 
@@ -190,9 +209,40 @@ class StepResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "step"], name="verilock_step_per_session")
         ]
+        # The "failed step" and "step outcome" filters.
+        indexes = [models.Index(fields=["step", "outcome"], name="verilock_step_outcome")]
 
     def __str__(self) -> str:
         return f"{self.session_id}:{self.step}"
+
+
+class SessionChange(models.Model):
+    """One changed value of a stored session, written by the store with the change itself.
+
+    ``field`` is a session column (``status``, ``decision``, ``decline_reason``, an
+    ``applicant_*`` field) or ``step:<name>`` for a step's outcome. Applicant fields record
+    only that they changed: their ``old_value`` and ``new_value`` stay empty.
+    ``trigger`` says who asked: ``sync``, ``command``, ``admin:<username>``,
+    ``webhook:<webhook id>``.
+    """
+
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="history", verbose_name=_("session")
+    )
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    trigger = models.CharField(_("trigger"), max_length=255, blank=True)
+    field = models.CharField(_("field"), max_length=80)
+    old_value = models.CharField(_("old value"), max_length=255, blank=True)
+    new_value = models.CharField(_("new value"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("session change")
+        verbose_name_plural = _("session changes")
+        ordering = ["-changed_at", "-pk"]
+        indexes = [models.Index(fields=["session", "-changed_at"], name="verilock_change_session")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}:{self.field}"
 
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):

@@ -37,6 +37,39 @@ class StepStatus(models.TextChoices):
     DECLINED = "declined", _("Declined")
 
 
+class StepOutcome(models.TextChoices):
+    """A step's outcome normalised from the provider's raw status (see :mod:`..outcomes`)."""
+
+    PASSED = "passed", _("Passed")
+    FAILED = "failed", _("Failed")
+    NEEDS_REVIEW = "needs_review", _("Needs review")
+    PENDING = "pending", _("Pending")
+    NOT_STARTED = "not_started", _("Not started")
+    OTHER = "other", _("Other")
+
+
+#: The steps Verilock documents, in their usual order (others are stored as they come).
+KNOWN_STEPS: Final[tuple[str, ...]] = ("document", "selfie", "face_match", "liveness", "aml")
+
+#: Display tone and colour-blind-safe mark (shape, not only colour) of each step outcome.
+OUTCOME_TONES: Final[dict[str, str]] = {
+    StepOutcome.PASSED: "ok",
+    StepOutcome.FAILED: "bad",
+    StepOutcome.NEEDS_REVIEW: "warn",
+    StepOutcome.PENDING: "pending",
+    StepOutcome.NOT_STARTED: "muted",
+    StepOutcome.OTHER: "other",
+}
+OUTCOME_MARKS: Final[dict[str, str]] = {
+    StepOutcome.PASSED: "✓",
+    StepOutcome.FAILED: "✗",
+    StepOutcome.NEEDS_REVIEW: "!",
+    StepOutcome.PENDING: "…",
+    StepOutcome.NOT_STARTED: "\u2013",
+    StepOutcome.OTHER: "?",
+}
+
+
 class WebhookEventStatus(models.TextChoices):
     """Where a stored webhook delivery is in its processing."""
 

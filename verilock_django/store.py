@@ -25,10 +25,12 @@ server's clock, so machines whose own clocks disagree still agree on the order.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -42,7 +44,8 @@ from django.utils import timezone
 from . import clock
 from .conf import verilock_settings
 from .exceptions import NotFoundError, PayloadError, VerilockError, describe_failure
-from .models import Session, SessionQuerySet, StepResult
+from .models import Session, SessionChange, SessionQuerySet, StepResult
+from .outcomes import Assessment, StepAssessment, assess
 from .payloads import SessionData, StepData, parse_session
 from .privacy import ensure_not_erased, minimise_payload
 from .signals import session_finished, session_updated
@@ -55,6 +58,7 @@ SESSION_FIELDS = (
     "type",
     "status",
     "decision",
+    "decline_reason",
     "reference_id",
     "steps",
     "applicant_first_name",
@@ -69,7 +73,12 @@ SESSION_FIELDS = (
     "expires_at",
     "payload",
 )
-STEP_FIELDS = ("position", "status", "score", "details", "payload")
+STEP_FIELDS = ("position", "status", "outcome", "score", "score_scale", "details", "payload")
+#: Session columns whose old and new values the history keeps; applicant fields are
+#: recorded as changed, without their values.
+HISTORY_FIELDS = ("status", "decision", "decline_reason")
+#: Who asked for the stores made inside :func:`recorded_as` (the history's ``trigger``).
+_trigger: contextvars.ContextVar[str] = contextvars.ContextVar("verilock_trigger", default="sync")
 #: Longest error text kept on a row (``Session.last_sync_error``, ``WebhookEvent.last_error``).
 ERROR_MAX_LENGTH = 2000
 
@@ -103,8 +112,13 @@ def store_session(
     requested_id: str | None = None,
     fetched_at: dt.datetime | None = None,
     release_lease: bool = False,
+    trigger: str | None = None,
 ) -> SyncResult:
     """Upsert a session and all its steps from one payload, in one transaction.
+
+    A created or updated session gets :class:`~verilock_django.models.SessionChange` rows
+    in the same transaction; ``trigger`` (default: the one set by :func:`recorded_as`, else
+    ``"sync"``) says who asked.
 
     Steps the provider no longer reports are removed. ``fetched_at`` is when the payload
     was requested, on the database's clock (:func:`verilock_django.clock.now`; default:
@@ -118,7 +132,7 @@ def store_session(
     that is not stored yet (then nothing is written); a database error propagates with the
     transaction rolled back.
     """
-    data = parse_session(minimise_payload(payload)).with_datetimes(stored_datetime)
+    data = _parse(payload)
     if requested_id is not None and data.id != requested_id:
         raise PayloadError(
             "id",
@@ -128,13 +142,15 @@ def store_session(
     now = clock.now()
     fetched_at = fetched_at or now
     lease: dict[str, Any] = {"lease_expires_at": None} if release_lease else {}
+    assessment = assess(data)
+    who = (trigger or _trigger.get())[:255]
     with transaction.atomic():
         session = _locked(data.id)
         if session is None:
             ensure_not_erased(data.id)  # one query, only for a session not stored yet
             new = Session(id=data.id, first_synced_at=now)
-            changes = _write(new, data, now, fetched_at, created=True, old_results=[])
-            if _insert(new, data, changes):
+            changes = _write(new, data, assessment, now, fetched_at, created=True)
+            if _insert(new, data, assessment, changes, who, now):
                 return SyncResult(data.id, Outcome.CREATED, changes=changes)
             session = _locked(data.id)  # the concurrent writer's row, now committed
             assert session is not None  # _insert re-raises when no row holds the id
@@ -158,13 +174,18 @@ def store_session(
                 _after_commit(session, created=False, changes={}, updated=False)
             return SyncResult(data.id, Outcome.UNCHANGED)
 
-        old_results = _stored_results(session)
-        changes = _write(session, data, now, fetched_at, created=False, old_results=old_results)
+        old_data = _stored_data(session)
+        old_results = None if old_data is None else old_data.results
+        old_steps = {} if old_data is None else assess(old_data).steps
+        if old_steps != assessment.steps and old_results == data.results:
+            old_results = []  # same steps, new outcomes (a new decision): rewrite them
+        changes = _write(session, data, assessment, now, fetched_at, created=False)
         if release_lease:
             session.lease_expires_at = None
         session.save()
-        if _store_steps(session, data, old_results=old_results):
+        if _store_steps(session, data, assessment, old_results=old_results):
             changes["results"] = (None, None)
+        _record_history(session, changes, old_steps, assessment, who, now)
         _after_commit(session, created=False, changes=changes)
     return SyncResult(data.id, Outcome.UPDATED, changes=changes)
 
@@ -181,15 +202,21 @@ def store_created(
     the short response must not replace a fuller payload. Raises
     :class:`~verilock_django.exceptions.PayloadError` when the response has no usable id.
     """
-    data = parse_session(payload)
+    data = _parse(payload)
+    # The one place a hosted URL is kept: the start flow sends its user back to it while the
+    # session is open (minimising keeps it out of every stored payload; it is cleared when
+    # the session finishes).
+    hosted_url = parse_session(payload).hosted_url
+    assessment = assess(data)
     now = clock.now()
     with transaction.atomic():
         if _locked(data.id) is None:
             new = Session(id=data.id, first_synced_at=now, user_id=user_id)
-            changes = _write(new, data, now, now, created=True, old_results=[])
+            changes = _write(new, data, assessment, now, now, created=True)
+            new.hosted_url = "" if new.is_finished else hosted_url
             new.reference_id = new.reference_id or reference_id[:255]
             new.created_at = new.created_at or now
-            if _insert(new, data, changes):
+            if _insert(new, data, assessment, changes, "create", now):
                 return SyncResult(data.id, Outcome.CREATED, changes=changes)
         if user_id is not None:
             Session.objects.filter(pk=data.id, user__isnull=True).update(user_id=user_id)
@@ -205,14 +232,16 @@ def store_discovered(payload: object, *, fetched_at: dt.datetime | None = None) 
     details of an unfinished session like any other. Raises
     :class:`~verilock_django.exceptions.PayloadError` for an unusable item.
     """
-    data = parse_session(payload)
+    data = _parse(payload)
+    assessment = assess(data)
     now = clock.now()
     with transaction.atomic():
         if _locked(data.id) is not None:
             return SyncResult(data.id, Outcome.UNCHANGED)
+        ensure_not_erased(data.id)
         new = Session(id=data.id, first_synced_at=now)
-        changes = _write(new, data, now, fetched_at or now, created=True, old_results=[])
-        if not _insert(new, data, changes):
+        changes = _write(new, data, assessment, now, fetched_at or now, created=True)
+        if not _insert(new, data, assessment, changes, "discover", now):
             return SyncResult(data.id, Outcome.UNCHANGED)
     return SyncResult(data.id, Outcome.CREATED, changes=changes)
 
@@ -331,15 +360,36 @@ def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
 
 
-def step_rows(session: Session, data: SessionData) -> list[StepResult]:
+def session_values(data: SessionData, assessment: Assessment | None = None) -> dict[str, Any]:
+    """The :data:`SESSION_FIELDS` column values of a parsed payload, by column name."""
+    derived = {"decline_reason": (assessment or assess(data)).decline_reason}
+    return {name: derived.get(name, getattr(data, name, None)) for name in SESSION_FIELDS}
+
+
+@contextmanager
+def recorded_as(trigger: str) -> Iterator[None]:
+    """Record the stores made inside the block with ``trigger`` (e.g. ``"admin:alice"``)."""
+    token = _trigger.set(trigger)
+    try:
+        yield
+    finally:
+        _trigger.reset(token)
+
+
+def step_rows(
+    session: Session, data: SessionData, assessment: Assessment | None = None
+) -> list[StepResult]:
     """Unsaved :class:`StepResult` rows for a session's parsed steps, in provider order."""
+    steps = (assessment or assess(data)).steps
     return [
         StepResult(
             session=session,
             step=step.step,
             position=position,
             status=step.status,
+            outcome=steps[step.step].outcome,
             score=step.score,
+            score_scale=steps[step.step].score_scale,
             details=step.details,
             payload=step.payload,
         )
@@ -350,11 +400,23 @@ def step_rows(session: Session, data: SessionData) -> list[StepResult]:
 # -- internals -----------------------------------------------------------------------
 
 
+def _parse(payload: object) -> SessionData:
+    """A payload as it may be stored: minimised (privacy), cleaned, datetimes as Django's."""
+    return parse_session(minimise_payload(payload)).with_datetimes(stored_datetime)
+
+
 def _locked(session_id: str) -> Session | None:
     return Session.objects.select_for_update().filter(pk=session_id).first()
 
 
-def _insert(session: Session, data: SessionData, changes: dict[str, tuple[Any, Any]]) -> bool:
+def _insert(
+    session: Session,
+    data: SessionData,
+    assessment: Assessment,
+    changes: dict[str, tuple[Any, Any]],
+    trigger: str,
+    now: dt.datetime,
+) -> bool:
     """Insert a new session and its steps in a savepoint; False if the id exists already.
 
     Two writers storing the same new session at once: the second one's insert loses here,
@@ -363,7 +425,8 @@ def _insert(session: Session, data: SessionData, changes: dict[str, tuple[Any, A
     try:
         with transaction.atomic():
             session.save(force_insert=True)
-            StepResult.objects.bulk_create(step_rows(session, data))
+            StepResult.objects.bulk_create(step_rows(session, data, assessment))
+            _record_history(session, changes, {}, assessment, trigger, now)
     except IntegrityError:
         if not Session.objects.filter(pk=session.pk).exists():
             raise  # not a concurrent insert of the same id
@@ -383,16 +446,16 @@ def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> b
 def _write(
     session: Session,
     data: SessionData,
+    assessment: Assessment,
     now: dt.datetime,
     fetched_at: dt.datetime,
     *,
     created: bool,
-    old_results: list[StepData] | None,
 ) -> dict[str, tuple[Any, Any]]:
     """Copy the payload's fields and the bookkeeping onto ``session`` (unsaved)."""
     status_before = session.status
     was_finished = not created and session.is_finished
-    changes = _apply(session, data)
+    changes = _apply(session, data, assessment)
     if session.user_id is None and session.reference_id and (created or "reference_id" in changes):
         session.user = resolve_user(session.id, session.reference_id)
     if session.first_synced_at is None:
@@ -403,6 +466,8 @@ def _write(
     session.data_fetched_at = fetched_at
     session.unchanged_checks = 0
     session.next_check_at = None if session.is_finished else next_check_time(0, now)
+    if session.is_finished:
+        session.hosted_url = ""  # the link to an open flow is kept only while it is open
     # Entering a final status, or a decision overturned (one final status to another).
     # With no receiver connected there is nothing to deliver, and no mark to clear later.
     if (
@@ -414,23 +479,25 @@ def _write(
     return changes
 
 
-def _stored_results(session: Session) -> list[StepData] | None:
-    """The step results stored for a session, read from its last payload (no query).
+def _stored_data(session: Session) -> SessionData | None:
+    """The session as stored, read from its last payload (no query).
 
     ``None`` when that payload cannot be read: the caller then rewrites every step.
     """
     if not session.payload:
-        return []  # a row registered by id only: no step was ever stored
+        return SessionData(id=session.id)  # a row registered by id only: no step stored
     try:
-        return parse_session(session.payload).results
+        return parse_session(session.payload)
     except PayloadError:
         return None
 
 
-def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
+def _apply(
+    session: Session, data: SessionData, assessment: Assessment
+) -> dict[str, tuple[Any, Any]]:
     changes: dict[str, tuple[Any, Any]] = {}
-    for name in SESSION_FIELDS:
-        old, new = getattr(session, name), getattr(data, name)
+    for name, new in session_values(data, assessment).items():
+        old = getattr(session, name)
         if name == "hosted_url" and not new:
             continue  # issued once; the SDK's read model does not repeat it
         if old != new:
@@ -441,7 +508,11 @@ def _apply(session: Session, data: SessionData) -> dict[str, tuple[Any, Any]]:
 
 
 def _store_steps(
-    session: Session, data: SessionData, *, old_results: list[StepData] | None
+    session: Session,
+    data: SessionData,
+    assessment: Assessment,
+    *,
+    old_results: list[StepData] | None,
 ) -> bool:
     """Upsert an existing session's steps in one statement; delete the ones no longer reported.
 
@@ -450,7 +521,7 @@ def _store_steps(
     """
     if old_results is not None and old_results == data.results:
         return False
-    rows = step_rows(session, data)
+    rows = step_rows(session, data, assessment)
     if rows:
         features = connection.features
         if features.supports_update_conflicts:
@@ -473,6 +544,46 @@ def _store_steps(
     if old_results is None or any(step.step not in new_steps for step in old_results):
         StepResult.objects.filter(session=session).exclude(step__in=new_steps).delete()
     return True
+
+
+def _record_history(
+    session: Session,
+    changes: dict[str, tuple[Any, Any]],
+    old_steps: dict[str, StepAssessment],
+    assessment: Assessment,
+    trigger: str,
+    now: dt.datetime,
+) -> None:
+    """One bulk insert of the session's changed values (none when nothing worth it changed)."""
+    rows = [
+        SessionChange(
+            session=session,
+            changed_at=now,
+            trigger=trigger,
+            field=name,
+            # Applicant fields: which changed, never their values.
+            old_value="" if name.startswith("applicant_") else str(old or "")[:255],
+            new_value="" if name.startswith("applicant_") else str(new or "")[:255],
+        )
+        for name, (old, new) in changes.items()
+        if name in HISTORY_FIELDS or name.startswith("applicant_")
+    ]
+    for step, new_step in assessment.steps.items():
+        old_step = old_steps.get(step)
+        old_outcome = "" if old_step is None else old_step.outcome
+        if old_outcome != new_step.outcome:
+            rows.append(
+                SessionChange(
+                    session=session,
+                    changed_at=now,
+                    trigger=trigger,
+                    field=f"step:{step}"[:80],
+                    old_value=str(old_outcome),
+                    new_value=str(new_step.outcome),
+                )
+            )
+    if rows:
+        SessionChange.objects.bulk_create(rows)
 
 
 def _after_commit(

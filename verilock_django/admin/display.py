@@ -1,4 +1,4 @@
-"""What the app's admin pages share: badges, JSON blocks, the permission test, admin links.
+"""What the app's admin pages share: badges, JSON blocks, permissions, links, the paginator.
 
 Every helper returning HTML builds it with ``format_html``, so provider text (statuses,
 errors, payloads) is always escaped. The badge classes come from :data:`STYLESHEET`.
@@ -12,14 +12,21 @@ from typing import Any
 
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename
-from django.db.models import Model
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from ..statuses import status_label, status_tone
+from ..models import Session
+from ..outcomes import as_percent
+from ..statuses import OUTCOME_MARKS, OUTCOME_TONES, StepOutcome, status_label, status_tone
 
+#: The permission that shows applicants' personal data unmasked.
+PII_PERMISSION = "view_applicant_pii"
 #: The admin pages' stylesheet (badges, step marks, JSON blocks, the refresh button).
 STYLESHEET = "verilock_django/admin.css"
 
@@ -61,3 +68,89 @@ def change_url(model: type[Model], pk: Any, *, admin_site: str) -> str | None:
         )
     except NoReverseMatch:  # the host unregistered that admin
         return None
+
+
+def can_view_pii(request: HttpRequest) -> bool:
+    """Whether the user may see applicants' personal data unmasked (superusers always)."""
+    return request.user.has_perm(f"{Session._meta.app_label}.{PII_PERMISSION}")
+
+
+def outcome_badge(outcome: str, *, title: str = "") -> SafeString:
+    """A step outcome's badge: its mark and label (shape and text, not colour alone)."""
+    known = outcome in StepOutcome.values
+    label = f"{OUTCOME_MARKS[outcome]} {StepOutcome(outcome).label}" if known else outcome
+    return badge(OUTCOME_TONES.get(outcome, "other"), label, title=title)
+
+
+def percent(score: float | None, scale: int | None) -> str:
+    """A score on its scale (1 or 100) as a percentage (``31 %``); ``""`` without one."""
+    value = as_percent(score, scale)
+    if value is None or score is None:
+        return ""
+    return f"{value:.0f} %"
+
+
+def short_id(session_id: str, length: int = 12) -> str:
+    """The start of a long session id, with an ellipsis when cut."""
+    return session_id if len(session_id) <= length + 1 else f"{session_id[:length]}…"
+
+
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
+    """A paginator that, on PostgreSQL, takes an unfiltered big table's size from statistics.
+
+    ``COUNT(*)`` reads every row; ``pg_class.reltuples`` (kept by autovacuum/ANALYZE) costs
+    one catalogue lookup. Used only when the query has no filter and the estimate is above
+    :attr:`estimate_above` rows; otherwise (and on other databases) the exact count. A
+    filtered list is counted up to :attr:`count_limit` matches. Either way
+    :attr:`approximate` tells the templates to say "about" or "+".
+    """
+
+    estimate_above = 10_000
+    #: A filtered list counts its matches up to this many, then shows "1000+".
+    count_limit = 1000
+    #: ``"about"`` when :attr:`count` is an estimate, ``"more"`` when a lower bound.
+    approximate = ""
+
+    @cached_property
+    def count(self) -> int:
+        object_list = self.object_list
+        if not isinstance(object_list, QuerySet):
+            return int(super().count)
+        if not object_list.query.where:
+            total, estimated = table_count(object_list.model, object_list.db, self.estimate_above)
+            if total is not None:
+                self.approximate = "about" if estimated else ""
+                return total
+            return int(super().count)
+        # Counting every match of a broad filter reads every matching row: stop early.
+        bounded = object_list.order_by()[: self.count_limit + 1].count()
+        if bounded > self.count_limit:
+            self.approximate = "more"
+            return self.count_limit
+        return bounded
+
+
+def table_count(model: type[Model], using: str, estimate_above: int) -> tuple[int | None, bool]:
+    """On PostgreSQL, one query: the table's estimated size when above ``estimate_above``,
+    else its exact ``COUNT(*)``; returns ``(count, estimated)``. ``(None, False)`` elsewhere.
+
+    The estimate is ``pg_class.reltuples`` (kept by autovacuum and ``ANALYZE``; -1 for a
+    table never analysed, which is then counted). ``CASE`` evaluates only the branch taken,
+    so a big table is never read.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None, False
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        # The table name is the model's own, quoted: no outside input reaches the SQL.
+        cursor.execute(
+            "SELECT CASE WHEN c.reltuples > %s THEN c.reltuples::bigint "  # noqa: S608
+            f"ELSE (SELECT COUNT(*) FROM {table}) END, c.reltuples > %s "
+            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            [estimate_above, estimate_above, model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    return int(row[0]), bool(row[1])

@@ -1,9 +1,17 @@
-"""Admin for reviewing mirrored Verilock sessions, with their step results and webhook events.
+"""Admin for reviewing mirrored Verilock sessions: scan the list, decide on the page.
 
-Everything here is read-only: the data belongs to Verilock. Staff may refresh sessions from
-the API (an action on the list, a button on the page), which goes through
-:func:`verilock_django.sync.sync_sessions` like every other way in. The change page shows
-the session's webhook timeline (one query, the newest :data:`TIMELINE_LIMIT` events).
+Everything here is read-only: the data belongs to Verilock. Staff may sync sessions from
+the API ("Refresh from Verilock": an action on the list, a button on the page), which goes
+through :func:`verilock_django.sync.sync_sessions` like every other way in, recorded in the
+history as ``admin:<username>``.
+
+The change page opens on a summary card and the steps table (:mod:`.review`); below come
+the change history, the webhook timeline (one query, the newest :data:`TIMELINE_LIMIT`
+events) and the raw payload, collapsed. Without ``view_applicant_pii`` personal data is
+masked everywhere (:mod:`verilock_django.masking`) and cannot be searched.
+
+Query cost is constant whatever the page size: the list prefetches its steps in one query
+and, on PostgreSQL, estimates an unfiltered total (:class:`.display.EstimatedCountPaginator`).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import display_for_value, flatten_fieldsets, quote, unquote
+from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import (
@@ -23,35 +31,35 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import AuthenticationError, ErasureRefused, VerilockConfigurationError
+from ..masking import mask_json, mask_name
 from ..models import Session, StepResult, WebhookEvent
 from ..privacy import erase_applicant, erase_sessions
-from ..statuses import status_label, status_tone
-from ..store import SyncResult
+from ..statuses import OUTCOME_MARKS, OUTCOME_TONES, StepOutcome
+from ..store import SyncResult, recorded_as
 from ..sync import sync_sessions
-from . import display
+from . import display, filters, overview, review
 
-#: Compact marks for the list's step column; other statuses are shown as they come.
-STEP_MARKS: dict[str, str] = {
-    "approved": "✓",
-    "declined": "✗",
-    "pending": "…",
-    "not_started": "…",
-}
+#: Columns and fields shown as ``<name>_masked`` to staff without ``view_applicant_pii``.
+MASKED = ("applicant", "raw_json")
+#: Searched only for staff with ``view_applicant_pii``.
+PII_SEARCH_FIELDS = ("applicant_email", "applicant_first_name", "applicant_last_name")
 #: Most events shown in a session's timeline (the newest ones).
 TIMELINE_LIMIT = 50
 
 if TYPE_CHECKING:
-    _StepResultInlineBase = admin.TabularInline[StepResult, Session]
     _SessionAdminBase = admin.ModelAdmin[Session]
 else:  # the admin classes are not subscriptable at runtime
-    _StepResultInlineBase = admin.TabularInline
     _SessionAdminBase = admin.ModelAdmin
 
 
@@ -75,118 +83,64 @@ def webhook_timeline(session_id: str, *, admin_site: str = "admin") -> SafeStrin
     return render_to_string("admin/verilock_django/session/webhook_timeline.html", {"rows": rows})
 
 
-class SyncStateFilter(admin.SimpleListFilter):
-    """Sessions whose last sync failed, succeeded, or never happened."""
-
-    title = _("last sync")
-    parameter_name = "sync"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [
-            ("failed", _("Failed")),
-            ("ok", _("Succeeded")),
-            ("never", _("Never fetched")),
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
-        value = self.value()
-        if value == "failed":
-            return queryset.exclude(last_sync_error="")
-        if value == "ok":
-            return queryset.filter(last_sync_error="", last_synced_at__isnull=False)
-        if value == "never":
-            return queryset.filter(last_synced_at__isnull=True)
-        return queryset
+def outcome_label(outcome: str) -> str:
+    """The readable label of a step outcome, or the value as stored."""
+    return str(StepOutcome(outcome).label) if outcome in StepOutcome.values else outcome
 
 
-class StepResultInline(_StepResultInlineBase):
-    """The session's step results, read-only, in the provider's order."""
-
-    model = StepResult
-    fields = ("step", "step_status", "score", "details_json")
-    readonly_fields = fields
-    ordering = ("position", "step")
-    extra = 0
-    can_delete = False
-    show_change_link = False
-    classes = ("verilock-steps",)
-
-    @admin.display(description=_("status"), ordering="status")
-    def step_status(self, obj: StepResult) -> SafeString:
-        return display.status_badge(obj.status)
-
-    @admin.display(description=_("details"))
-    def details_json(self, obj: StepResult) -> SafeString:
-        return display.json_block(obj.details)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Step results are part of the session: whoever may view a session sees its steps,
-        # without a separate permission on StepResult.
-        return display.has_model_permission(
-            request, "view", Session
-        ) or display.has_model_permission(request, "change", Session)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+def step_letter(step: str) -> str:
+    """A step's one- or two-letter tag for the list (``face_match`` → ``F``)."""
+    parts = [part for part in step.split("_") if part]
+    return (
+        parts[0][:1] + (parts[1][:1] if len(parts) > 1 and step != "face_match" else "")
+    ).upper() or "?"
 
 
 @admin.register(Session)
 class SessionAdmin(_SessionAdminBase):
-    """Read-only review of sessions, with a refresh from Verilock.
+    """Read-only review of sessions, with a sync from Verilock.
 
-    The page is Django's view-only page; refreshing needs the ``change_session``
-    permission; deleting (to purge an applicant's data) is for superusers only.
+    The page is Django's view-only page; syncing needs the ``change_session`` permission;
+    deleting (to purge an applicant's data) is for superusers only; unmasked personal data
+    needs ``view_applicant_pii``.
     """
 
     list_display = (
-        "id",
-        "reference_id",
+        "short_id",
         "applicant",
-        "status_badge",
-        "step_outcomes",
-        "completed_at",
-        "last_sync",
+        "reference_id",
+        "status_badges",
+        "step_badges",
+        "reason",
+        "age",
+        "sync_health",
     )
-    list_display_links = ("id",)
-    list_filter = ("status", "type", SyncStateFilter)
-    search_fields = ("id", "reference_id", "applicant_email")
-    search_help_text = _("Search by Verilock id, reference or applicant email.")
+    list_display_links = ("short_id",)
+    list_filter = (
+        filters.StatusFilter,
+        filters.DecisionFilter,
+        filters.TypeFilter,
+        filters.FailedStepFilter,
+        filters.StepFilter,
+        filters.StepOutcomeFilter,
+        ("created_at", admin.DateFieldListFilter),
+        ("completed_at", admin.DateFieldListFilter),
+        filters.RiskBandFilter,
+        filters.SyncStateFilter,
+    )
+    # Ids and references by their start; names and emails (personal data) by any part,
+    # for staff who may see them. Each has an index on PostgreSQL (migration 0002).
+    search_fields = ("^id", "^reference_id")
+    search_help_text = _(
+        "Search by the start of a Verilock id or reference; by applicant name or email "
+        "with the personal-data permission."
+    )
+    list_per_page = 50
+    show_full_result_count = False
+    paginator = display.EstimatedCountPaginator
     fieldsets = (
-        (
-            _("Session"),
-            {
-                "fields": (
-                    "id",
-                    "type",
-                    "status_badge",
-                    "decision",
-                    "reference_id",
-                    "user",
-                    "step_list",
-                    "risk_score",
-                    "hosted_url",
-                )
-            },
-        ),
-        (
-            _("Applicant"),
-            {
-                "fields": (
-                    "applicant_first_name",
-                    "applicant_last_name",
-                    "applicant_email",
-                    "applicant_date_of_birth",
-                    "applicant_nationality",
-                )
-            },
-        ),
-        (_("Provider times"), {"fields": ("created_at", "completed_at", "expires_at")}),
+        (_("Change history"), {"fields": ("change_history",)}),
+        (_("Webhook events"), {"fields": ("webhook_events",)}),
         (
             _("Sync bookkeeping"),
             {
@@ -202,13 +156,11 @@ class SessionAdmin(_SessionAdminBase):
             },
         ),
         (_("Last payload from Verilock"), {"fields": ("raw_json",), "classes": ("collapse",)}),
-        (_("Webhook events"), {"fields": ("webhook_events",)}),
     )
-    readonly_fields = flatten_fieldsets(fieldsets)
-    inlines = (StepResultInline,)
-    actions = ("refresh_from_verilock", "erase_applicants")
-    #: Most sessions one refresh may fetch: it runs inside the web request. Larger
-    #: batches belong to the ``sync_verilock_sessions`` command.
+    readonly_fields = (*flatten_fieldsets(fieldsets), *(f"{name}_masked" for name in MASKED))
+    actions = ("sync_from_verilock", "erase_applicants")
+    #: Most sessions one sync may fetch: it runs inside the web request. Larger batches
+    #: belong to the ``sync_verilock_sessions`` command.
     refresh_limit = 100
 
     class Media:
@@ -218,11 +170,19 @@ class SessionAdmin(_SessionAdminBase):
         # One query for all rows' step results, whatever the page size; the list needs
         # neither the details nor the raw step objects.
         results = StepResult.objects.order_by("position", "step").only(
-            "session", "step", "position", "status", "score"
+            "session", "step", "position", "status", "outcome", "score", "score_scale"
         )
         return (
             super().get_queryset(request).prefetch_related(Prefetch("results", queryset=results))
         )
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        if not display.can_view_pii(request):
+            return tuple(self.search_fields)
+        if "@" in request.GET.get("q", ""):
+            # An email address: its start, on a B-tree index, not the names' trigrams.
+            return (*self.search_fields, "^applicant_email")
+        return (*self.search_fields, *PII_SEARCH_FIELDS)
 
     # -- permissions -----------------------------------------------------------------
 
@@ -238,77 +198,144 @@ class SessionAdmin(_SessionAdminBase):
         # Deleting only purges the local copy of an applicant's data; keep it to superusers.
         return bool(request.user.is_active and request.user.is_superuser)
 
-    def has_refresh_permission(self, request: HttpRequest) -> bool:
-        """Refreshing writes the provider's data, so it takes the change permission."""
+    def has_sync_permission(self, request: HttpRequest) -> bool:
+        """Syncing writes the provider's data, so it takes the change permission."""
         return display.has_model_permission(request, "change", Session)
 
-    # -- columns and read-only fields ---------------------------------------------------
+    # -- list columns -------------------------------------------------------------------
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # Per request, never as state on this shared instance: which applicant column.
+        if display.can_view_pii(request):
+            return self.list_display
+        return [name + "_masked" if name in MASKED else name for name in self.list_display]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if display.can_view_pii(request):
+            return self.fieldsets
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [f + "_masked" if f in MASKED else f for f in options["fields"]],
+                },
+            )
+            for title, options in self.fieldsets
+        ]
+
+    @admin.display(description=_("session"), ordering="id")
+    def short_id(self, obj: Session) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.id, display.short_id(obj.id))
 
     @admin.display(description=_("applicant"), ordering="applicant_last_name")
     def applicant(self, obj: Session) -> str:
         return obj.applicant_name
 
+    @admin.display(description=_("applicant"), ordering="applicant_last_name")
+    def applicant_masked(self, obj: Session) -> str:
+        return mask_name(obj.applicant_name)
+
     @admin.display(description=_("status"), ordering="status")
-    def status_badge(self, obj: Session) -> SafeString:
+    def status_badges(self, obj: Session) -> SafeString:
         if obj.never_synced and not obj.status:
             return display.status_badge("", gettext("not fetched yet"))
+        if obj.decision and obj.decision != obj.status:
+            return format_html(
+                "{} {}",
+                display.status_badge(obj.status),
+                display.status_badge(obj.decision, f"{gettext('decision')}: {obj.decision}"),
+            )
         return display.status_badge(obj.status)
 
     @admin.display(description=_("steps"))
-    def step_outcomes(self, obj: Session) -> str:
-        rows: list[tuple[str, str, str, str, str]] = []
+    def step_badges(self, obj: Session) -> str:
+        rows: list[tuple[str, str, str, str]] = []
         reported = set()
         for result in obj.results.all():  # prefetched by get_queryset
             reported.add(result.step)
-            score = "" if result.score is None else f" {result.score:.2f}"
+            score = display.percent(result.score, result.score_scale)
+            title = " ".join(
+                part
+                for part in (
+                    f"{result.step}: {outcome_label(result.outcome)}",
+                    f"({result.status or '-'})",
+                    score,
+                )
+                if part
+            )
             rows.append(
                 (
-                    status_tone(result.status),
-                    f"{result.step}: {status_label(result.status)}",
-                    result.step,
-                    STEP_MARKS.get(result.status, result.status or "?"),
-                    score,
+                    OUTCOME_TONES.get(result.outcome, "other"),
+                    title,
+                    step_letter(result.step),
+                    OUTCOME_MARKS.get(result.outcome, "?"),
                 )
             )
         # Steps the session asks for that have no result yet.
         steps = obj.steps if isinstance(obj.steps, list) else []
         for step in steps:
             if isinstance(step, str) and step not in reported:
-                rows.append(("pending", f"{step}: {gettext('no result yet')}", step, "…", ""))
+                rows.append(
+                    ("muted", f"{step}: {gettext('no result yet')}", step_letter(step), "\u2013")
+                )
         if not rows:
             return self.get_empty_value_display()
         return format_html_join(
-            " · ",
-            '<span class="verilock-step verilock-{}" title="{}">{} {}{}</span>',
+            "",
+            '<span class="verilock-step verilock-{}" title="{}">{}{}</span>',
             rows,
         )
 
-    @admin.display(description=_("last sync"), ordering="last_synced_at")
-    def last_sync(self, obj: Session) -> str:
-        when = (
-            display_for_value(obj.last_synced_at, "") if obj.last_synced_at else gettext("never")
+    @admin.display(description=_("decline reason"), ordering="decline_reason")
+    def reason(self, obj: Session) -> str:
+        text = review.reason_text(obj, obj.results.all())
+        if not text:
+            return self.get_empty_value_display()
+        return format_html('<span title="{}">{}</span>', text, text)
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def age(self, obj: Session) -> str:
+        if obj.created_at is None:
+            return self.get_empty_value_display()
+        local = timezone.localtime(obj.created_at)
+        return format_html(
+            '<span title="{}">{}</span>',
+            date_format(local, "DATETIME_FORMAT"),
+            gettext("%(time)s ago") % {"time": timesince(obj.created_at, depth=1)},
         )
+
+    @admin.display(description=_("sync"), ordering="last_synced_at")
+    def sync_health(self, obj: Session) -> SafeString:
         if obj.last_sync_error:
             # The error text (no applicant data by design) shows on hover.
-            return format_html(
-                "{} {}",
-                when,
-                display.badge("bad", f"⚠ {gettext('failed')}", title=obj.last_sync_error),
-            )
-        return str(when)
+            return display.badge("bad", f"⚠ {gettext('failed')}", title=obj.last_sync_error)
+        if obj.last_synced_at is None:
+            return display.badge("muted", gettext("never"))
+        return display.badge(
+            "ok", "✓", title=date_format(timezone.localtime(obj.last_synced_at), "DATETIME_FORMAT")
+        )
 
-    @admin.display(description=_("steps"))
-    def step_list(self, obj: Session) -> str:
-        steps = obj.steps if isinstance(obj.steps, list) else []
-        return ", ".join(str(step) for step in steps) or self.get_empty_value_display()
+    # -- change page ---------------------------------------------------------------------
 
     @admin.display(description=_("payload"))
     def raw_json(self, obj: Session) -> SafeString:
         return display.json_block(obj.payload)
 
+    @admin.display(description=_("payload (personal data masked)"))
+    def raw_json_masked(self, obj: Session) -> SafeString:
+        return display.json_block(mask_json(obj.payload))
+
     @admin.display(description=_("timeline"))
     def webhook_events(self, obj: Session) -> SafeString:
         return webhook_timeline(obj.pk, admin_site=self.admin_site.name)
+
+    @admin.display(description=_("changes"))
+    def change_history(self, obj: Session) -> SafeString:
+        return render_to_string(
+            "admin/verilock_django/session/change_history.html",
+            {"rows": review.history_rows(obj.pk)},
+        )
 
     # -- erasure on request (superusers) --------------------------------------------------
 
@@ -332,10 +359,55 @@ class SessionAdmin(_SessionAdminBase):
         for report in reports:
             self.message_user(request, report.summary(), messages.SUCCESS)
 
-    # -- refreshing --------------------------------------------------------------------
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Session | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["verilock_card"] = review.summary(obj, pii=display.can_view_pii(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(description=_("Refresh from Verilock"), permissions=["refresh"])
-    def refresh_from_verilock(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_sync": self.has_sync_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's history (admin actions) with the stored changes above it."""
+        extra_context = {
+            **(extra_context or {}),
+            "verilock_history": review.history_rows(unquote(object_id)),
+        }
+        return super().history_view(request, object_id, extra_context)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        info = (self.opts.app_label, self.opts.model_name)
+        extra_context = {
+            **(extra_context or {}),
+            "overview_url": reverse(
+                "admin:{}_{}_overview".format(*info), current_app=self.admin_site.name
+            ),
+        }
+        return super().changelist_view(request, extra_context)
+
+    # -- syncing -----------------------------------------------------------------------
+
+    @admin.action(description=_("Refresh from Verilock"), permissions=["sync"])
+    def sync_from_verilock(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
         """Fetch the selected sessions again and store what Verilock answers."""
         session_ids = list(
             queryset.prefetch_related(None)
@@ -353,13 +425,14 @@ class SessionAdmin(_SessionAdminBase):
                 messages.ERROR,
             )
             return
-        self.refresh(request, session_ids)
+        self.sync(request, session_ids)
 
-    def refresh(self, request: HttpRequest, session_ids: Sequence[str]) -> None:
+    def sync(self, request: HttpRequest, session_ids: Sequence[str]) -> None:
         """Sync the sessions and tell the user how it went (ids and errors, no PII)."""
         done: list[SyncResult] = []
         try:
-            report = sync_sessions(session_ids, on_result=done.append)
+            with recorded_as(f"admin:{request.user.get_username()}"):
+                report = sync_sessions(session_ids, on_result=done.append)
         except VerilockConfigurationError as exc:
             self.message_user(
                 request, gettext("Refresh stopped: %(error)s") % {"error": exc}, messages.ERROR
@@ -407,23 +480,28 @@ class SessionAdmin(_SessionAdminBase):
         info = (self.opts.app_label, self.opts.model_name)
         return [
             path(
-                "<path:object_id>/refresh/",
-                self.admin_site.admin_view(self.refresh_view),
-                name="{}_{}_refresh".format(*info),
+                "overview/",
+                self.admin_site.admin_view(self.overview_view),
+                name="{}_{}_overview".format(*info),
+            ),
+            path(
+                "<path:object_id>/sync/",
+                self.admin_site.admin_view(self.sync_view),
+                name="{}_{}_sync".format(*info),
             ),
             *super().get_urls(),
         ]
 
-    def refresh_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """POST-only: refresh one session, then go back to its page."""
+    def sync_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST-only: sync one session, then go back to its page."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_refresh_permission(request):
+        if not self.has_sync_permission(request):
             raise PermissionDenied
         session = self.get_object(request, unquote(object_id))
         if session is None:
             raise Http404
-        self.refresh(request, [session.pk])
+        self.sync(request, [session.pk])
         url = reverse(
             f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
             args=(quote(session.pk),),
@@ -431,15 +509,18 @@ class SessionAdmin(_SessionAdminBase):
         )
         return HttpResponseRedirect(url)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        extra_context = {
-            **(extra_context or {}),
-            "can_refresh": self.has_refresh_permission(request),
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """The overview page: last 30 days, decline reasons, failed steps, sync health."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
+            current_app=self.admin_site.name,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": gettext("Verilock overview"),
+            **overview.build(changelist),
         }
-        return super().change_view(request, object_id, form_url, extra_context)
+        return TemplateResponse(request, "admin/verilock_django/overview.html", context)

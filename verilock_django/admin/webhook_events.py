@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from ..masking import mask_json
 from ..models import Session, WebhookEvent
 from ..processing import process_events
 from . import display
@@ -57,7 +58,7 @@ class WebhookEventAdmin(_WebhookEventAdminBase):
         "processed_at",
         "payload_json",
     )
-    readonly_fields = fields
+    readonly_fields = (*fields, "payload_json_masked")
     actions = ("reprocess",)
     #: Most events one reprocess may handle: it runs inside the web request.
     reprocess_limit = 100
@@ -91,6 +92,16 @@ class WebhookEventAdmin(_WebhookEventAdminBase):
     @admin.display(description=_("payload"))
     def payload_json(self, obj: WebhookEvent) -> SafeString:
         return display.json_block(obj.payload)
+
+    @admin.display(description=_("payload (personal data masked)"))
+    def payload_json_masked(self, obj: WebhookEvent) -> SafeString:
+        return display.json_block(mask_json(obj.payload))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A delivery may carry applicant data: masked without view_applicant_pii.
+        if display.can_view_pii(request):
+            return self.fields
+        return [f"{name}_masked" if name == "payload_json" else name for name in self.fields]
 
     @admin.action(description=_("Reprocess"), permissions=["reprocess"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
