@@ -245,3 +245,28 @@ def test_a_session_the_list_confirms_loses_its_old_error(seed: dict[str, Any]) -
     assert confirm_listed([SEED_ID]) == 1
 
     assert Session.objects.get().last_sync_error == ""
+
+
+def test_the_history_names_what_triggered_each_change(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from verilock_django.models import SessionChange
+    from verilock_django.processing import process_event
+    from verilock_django.testing.webhooks import webhook_payload
+
+    from .webhook_helpers import stored
+
+    remote = verilock_api.add_session(status="processing")
+    call_command("sync_verilock_sessions", remote.id, stdout=StringIO())
+    verilock_api.complete(remote.id, "approved")
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
+    event = stored(webhook_payload(session_id=remote.id, webhook_id="wh_trigger"))
+    process_event(event.pk)
+
+    triggers = set(SessionChange.objects.values_list("trigger", "field"))
+    assert ("command:sync_verilock_sessions " + remote.id, "status") in triggers
+    assert ("webhook:wh_trigger", "status") in triggers

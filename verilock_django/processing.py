@@ -35,7 +35,7 @@ from .client import VerilockClient
 from .conf import verilock_settings
 from .exceptions import VerilockError, describe_failure
 from .models import WebhookEvent, WebhookEventStatus
-from .store import ERROR_MAX_LENGTH
+from .store import ERROR_MAX_LENGTH, recorded_as
 from .sync import sync_session
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ def process_event(
         _finish(event, WebhookEventStatus.IGNORED)
         return ProcessOutcome.IGNORED
     try:
-        sync_session(event.session_id, client=client)
+        with recorded_as(f"webhook:{event.webhook_id}"):
+            sync_session(event.session_id, client=client)
     except Exception as exc:  # anything unexpected must still be recorded, never lost
         error = describe_failure(exc)
         if _is_expected(exc):

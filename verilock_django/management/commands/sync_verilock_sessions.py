@@ -24,7 +24,7 @@ from ...discover import discover_sessions
 from ...exceptions import AuthenticationError, VerilockConfigurationError
 from ...models import Session
 from ...refresh import refresh_unfinished
-from ...store import Outcome, SyncResult
+from ...store import Outcome, SyncResult, recorded_as
 from ...sync import SyncReport, sync_sessions
 from .. import summary
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
@@ -122,7 +122,7 @@ class Command(BaseCommand):
 
         since = clock.now()
         try:
-            with stop_on_sigterm():
+            with stop_on_sigterm(), recorded_as(self.trigger(ids)):
                 if ids:
                     report = sync_sessions(
                         ids,
@@ -153,6 +153,14 @@ class Command(BaseCommand):
             if progress is not None:
                 progress.clear()
         self.finish(self.after(report, ids, since, limited=options["limit"] is not None))
+
+    @staticmethod
+    def trigger(ids: list[str]) -> str:
+        """What the change history records for this run (ids named, at most a few)."""
+        if not ids:
+            return "command:sync_verilock_sessions"
+        named = " ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
+        return f"command:sync_verilock_sessions {named}"
 
     def after(
         self, report: SyncReport, ids: list[str], since: dt.datetime, *, limited: bool
