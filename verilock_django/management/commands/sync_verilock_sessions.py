@@ -156,11 +156,11 @@ class Command(BaseCommand):
 
     @staticmethod
     def trigger(ids: list[str]) -> str:
-        """What the change history records for this run (ids named, at most a few)."""
+        """What the change history records for this run (the first id and how many more)."""
         if not ids:
             return "command:sync_verilock_sessions"
-        named = " ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
-        return f"command:sync_verilock_sessions {named}"
+        more = f" +{len(ids) - 1} more" if len(ids) > 1 else ""
+        return f"command:sync_verilock_sessions {ids[0]}{more}"
 
     def after(
         self, report: SyncReport, ids: list[str], since: dt.datetime, *, limited: bool
