@@ -20,7 +20,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from verilock_django.admin.sessions import TIMELINE_LIMIT, SessionAdmin, webhook_timeline
+from verilock_django.admin.review import TIMELINE_LIMIT, webhook_timeline
+from verilock_django.admin.sessions import SessionAdmin
 from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEventStatus
 from verilock_django.store import store_session
 from verilock_django.testing.factories import session_payload

@@ -154,3 +154,16 @@ def table_count(model: type[Model], using: str, estimate_above: int) -> tuple[in
     if row is None:
         return None, False
     return int(row[0]), bool(row[1])
+
+
+def outcome_label(outcome: str) -> str:
+    """The readable label of a step outcome, or the value as stored."""
+    return str(StepOutcome(outcome).label) if outcome in StepOutcome.values else outcome
+
+
+def step_letter(step: str) -> str:
+    """A step's one- or two-letter tag for the list (``face_match`` → ``F``)."""
+    parts = [part for part in step.split("_") if part]
+    return (
+        parts[0][:1] + (parts[1][:1] if len(parts) > 1 and step != "face_match" else "")
+    ).upper() or "?"

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from ..masking import mask_date, mask_email, mask_json, mask_name
-from ..models import Session, SessionChange, StepResult
+from ..models import Session, SessionChange, StepResult, WebhookEvent
 from ..outcomes import RISK_SCALE, as_percent, risk_band
 from ..statuses import StepOutcome, status_label
 from . import display
@@ -158,3 +160,27 @@ def history_rows(session_id: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+#: Most events shown in a session's timeline (the newest ones).
+TIMELINE_LIMIT = 50
+
+
+def webhook_timeline(session_id: str, *, admin_site: str = "admin") -> SafeString:
+    """A session's webhook events, oldest first, rendered from a template (one query)."""
+    events = list(
+        WebhookEvent.objects.for_session(session_id)
+        .reverse()
+        .only("webhook_id", "event_type", "status", "attempts", "received_at", "last_error")[
+            :TIMELINE_LIMIT
+        ]
+    )[::-1]
+    rows = [
+        {
+            "event": event,
+            "url": display.change_url(WebhookEvent, event.pk, admin_site=admin_site),
+            "status": display.status_badge(event.status),
+        }
+        for event in events
+    ]
+    return render_to_string("admin/verilock_django/session/webhook_timeline.html", {"rows": rows})

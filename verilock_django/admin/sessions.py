@@ -6,7 +6,7 @@ through :func:`verilock_django.sync.sync_sessions` like every other way in, reco
 history as ``admin:<username>``.
 
 The change page opens on a summary card and the steps table (:mod:`.review`); below come
-the change history, the webhook timeline (one query, the newest :data:`TIMELINE_LIMIT`
+the change history, the webhook timeline (one query, the newest :data:`.review.TIMELINE_LIMIT`
 events) and the raw payload, collapsed. Without ``view_applicant_pii`` personal data is
 masked everywhere (:mod:`verilock_django.masking`) and cannot be searched.
 
@@ -43,9 +43,9 @@ from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import AuthenticationError, ErasureRefused, VerilockConfigurationError
 from ..masking import mask_json, mask_name
-from ..models import Session, StepResult, WebhookEvent
+from ..models import Session, StepResult
 from ..privacy import erase_applicant, erase_sessions
-from ..statuses import OUTCOME_MARKS, OUTCOME_TONES, StepOutcome
+from ..statuses import OUTCOME_MARKS, OUTCOME_TONES
 from ..store import SyncResult, recorded_as
 from ..sync import sync_sessions
 from . import display, filters, overview, review
@@ -54,46 +54,11 @@ from . import display, filters, overview, review
 MASKED = ("applicant", "raw_json")
 #: Searched only for staff with ``view_applicant_pii``.
 PII_SEARCH_FIELDS = ("applicant_email", "applicant_first_name", "applicant_last_name")
-#: Most events shown in a session's timeline (the newest ones).
-TIMELINE_LIMIT = 50
 
 if TYPE_CHECKING:
     _SessionAdminBase = admin.ModelAdmin[Session]
 else:  # the admin classes are not subscriptable at runtime
     _SessionAdminBase = admin.ModelAdmin
-
-
-def webhook_timeline(session_id: str, *, admin_site: str = "admin") -> SafeString:
-    """A session's webhook events, oldest first, rendered from a template (one query)."""
-    events = list(
-        WebhookEvent.objects.for_session(session_id)
-        .reverse()
-        .only("webhook_id", "event_type", "status", "attempts", "received_at", "last_error")[
-            :TIMELINE_LIMIT
-        ]
-    )[::-1]
-    rows = [
-        {
-            "event": event,
-            "url": display.change_url(WebhookEvent, event.pk, admin_site=admin_site),
-            "status": display.status_badge(event.status),
-        }
-        for event in events
-    ]
-    return render_to_string("admin/verilock_django/session/webhook_timeline.html", {"rows": rows})
-
-
-def outcome_label(outcome: str) -> str:
-    """The readable label of a step outcome, or the value as stored."""
-    return str(StepOutcome(outcome).label) if outcome in StepOutcome.values else outcome
-
-
-def step_letter(step: str) -> str:
-    """A step's one- or two-letter tag for the list (``face_match`` → ``F``)."""
-    parts = [part for part in step.split("_") if part]
-    return (
-        parts[0][:1] + (parts[1][:1] if len(parts) > 1 and step != "face_match" else "")
-    ).upper() or "?"
 
 
 @admin.register(Session)
@@ -258,7 +223,7 @@ class SessionAdmin(_SessionAdminBase):
             title = " ".join(
                 part
                 for part in (
-                    f"{result.step}: {outcome_label(result.outcome)}",
+                    f"{result.step}: {display.outcome_label(result.outcome)}",
                     f"({result.status or '-'})",
                     score,
                 )
@@ -268,7 +233,7 @@ class SessionAdmin(_SessionAdminBase):
                 (
                     OUTCOME_TONES.get(result.outcome, "other"),
                     title,
-                    step_letter(result.step),
+                    display.step_letter(result.step),
                     OUTCOME_MARKS.get(result.outcome, "?"),
                 )
             )
@@ -277,7 +242,12 @@ class SessionAdmin(_SessionAdminBase):
         for step in steps:
             if isinstance(step, str) and step not in reported:
                 rows.append(
-                    ("muted", f"{step}: {gettext('no result yet')}", step_letter(step), "\u2013")
+                    (
+                        "muted",
+                        f"{step}: {gettext('no result yet')}",
+                        display.step_letter(step),
+                        "\u2013",
+                    )
                 )
         if not rows:
             return self.get_empty_value_display()
@@ -328,7 +298,7 @@ class SessionAdmin(_SessionAdminBase):
 
     @admin.display(description=_("timeline"))
     def webhook_events(self, obj: Session) -> SafeString:
-        return webhook_timeline(obj.pk, admin_site=self.admin_site.name)
+        return review.webhook_timeline(obj.pk, admin_site=self.admin_site.name)
 
     @admin.display(description=_("changes"))
     def change_history(self, obj: Session) -> SafeString:
