@@ -3,9 +3,8 @@
 **Minimise.** :func:`minimise_payload` (called by the store on every session payload before
 it is parsed) and :func:`minimise_webhook_body` (called by the webhook intake) apply
 ``VERILOCK_PAYLOAD_SCRUBBER``, drop one-time secrets (session tokens, hosted and signed
-URLs) and keep what ``VERILOCK_STORED_DATA`` allows: everything, everything but the
-applicant (``without_applicant``), or only the decision record (``decision_only``, an
-allowlist). Both return new objects; the caller's are never changed.
+URLs) and keep what ``VERILOCK_STORED_DATA`` allows (everything, all but the applicant, or
+the decision record only). Both return new objects; the caller's are never changed.
 
 **Retain.** :func:`apply_retention` blanks the personal data of sessions finished more than
 ``VERILOCK_PII_RETENTION_DAYS`` ago (applicant columns, step details, raw step payloads;
