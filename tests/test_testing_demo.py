@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -76,6 +77,11 @@ def test_demo_admin_ends_its_start_up_output_with_the_url_and_credentials(
         # The server is up before the credentials are printed, and its log went elsewhere.
         with urllib.request.urlopen(url[1] + "login/", timeout=10) as response:  # noqa: S310
             assert response.status == 200
+        # The server writes its access line just after answering: give it a moment.
+        log = tmp_path / "demo-admin.log"
+        deadline = time.monotonic() + 20
+        while "GET /admin/login/" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGTERM)
         rest, errors = process.communicate(timeout=60)

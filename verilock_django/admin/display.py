@@ -164,6 +164,8 @@ def outcome_label(outcome: str) -> str:
 def step_letter(step: str) -> str:
     """A step's one- or two-letter tag for the list (``face_match`` → ``F``)."""
     parts = [part for part in step.split("_") if part]
+    if not parts:
+        return "?"
     return (
         parts[0][:1] + (parts[1][:1] if len(parts) > 1 and step != "face_match" else "")
     ).upper() or "?"
