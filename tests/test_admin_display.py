@@ -134,3 +134,12 @@ def test_changelist_says_when_its_count_is_a_lower_bound(
 
     assert "5+ results" in content
     assert "5+ Verilock sessions" in content
+
+
+def test_step_letters_for_odd_step_names() -> None:
+    from verilock_django.admin.display import step_letter
+
+    assert step_letter("face_match") == "F"
+    assert step_letter("proof_of_address") == "PO"
+    assert step_letter("") == "?"
+    assert step_letter("___") == "?"
