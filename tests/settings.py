@@ -63,3 +63,5 @@ VERILOCK_API_URL = "https://verilock.test/api/v1"
 # No sleeping between retries in tests; tests that exercise retries set their own policy.
 VERILOCK_MAX_RETRIES = 0
 VERILOCK_RETRY_BACKOFF = 0.0
+# The suite sends thousands of requests to fakes within minutes: pace only tests that ask.
+VERILOCK_RATE_LIMIT_PER_MINUTE: int | None = 1_000_000

@@ -16,7 +16,6 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E007``   ``VERILOCK_RETRY_BACKOFF`` is not a number >= 0.
 ``verilock_django.E008``   ``VERILOCK_API_KEY`` holds whitespace or control characters inside.
 ``verilock_django.W010``   The webhook URL is included but ``VERILOCK_WEBHOOK_SECRETS`` is empty.
-``verilock_django.W011``   Webhooks processed in threads on SQLite without IMMEDIATE transactions.
 ``verilock_django.E010``   ``VERILOCK_WEBHOOK_SECRETS`` is not a list of non-empty strings.
 ``verilock_django.E011``   ``VERILOCK_WEBHOOK_PROCESSOR`` is neither a known mode nor importable.
 ``verilock_django.E012``   ``VERILOCK_WEBHOOK_THREADS`` is not a positive integer.
@@ -29,6 +28,8 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E023``   The minimum recheck interval exceeds the maximum.
 ``verilock_django.E024``   ``VERILOCK_LEASE_SECONDS`` is not a positive number.
 ``verilock_django.E025``   ``VERILOCK_RETRY_AFTER_MAX`` is not a positive number.
+``verilock_django.E026``   ``VERILOCK_RATE_LIMIT_REDIS_URL`` is not None or a Redis URL.
+``verilock_django.E027``   ``VERILOCK_TASK_BACKEND``/``VERILOCK_TASK_QUEUE`` is not None or a name.
 =========================  ==========================================================
 
 Messages name settings, never their values (the key and the secrets must not be printed).
@@ -82,21 +83,6 @@ def check_webhook_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                 hint="Copy the endpoint's signing secret from the Verilock dashboard into "
                 "VERILOCK_WEBHOOK_SECRETS.",
                 id="verilock_django.W010",
-            )
-        )
-    if (
-        conf.WEBHOOK_PROCESSOR.raw() == "thread"
-        and webhooks_included
-        and _sqlite_deferred_writes()
-    ):
-        messages.append(
-            Warning(
-                "Webhook events are processed in threads, but the SQLite database starts "
-                "transactions DEFERRED: concurrent writes then fail with 'database is locked' "
-                "(the event is marked failed until process_verilock_webhooks retries it).",
-                hint='Add "transaction_mode": "IMMEDIATE" to the database\'s OPTIONS '
-                "(Django 5.1+), or use PostgreSQL.",
-                id="verilock_django.W011",
             )
         )
     return messages
@@ -154,12 +140,3 @@ def _unknown_names() -> list[CheckMessage]:
             )
         )
     return messages
-
-
-def _sqlite_deferred_writes() -> bool:
-    # Reads the settings only: checks never open a database connection.
-    database = settings.DATABASES.get("default", {})
-    return bool(
-        database.get("ENGINE") == "django.db.backends.sqlite3"
-        and database.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
-    )

@@ -3,18 +3,19 @@
 Each thread gets its own pooled ``requests.Session``; every call has a timeout; idempotent
 requests are retried by urllib3's ``Retry`` (429, 5xx, connection errors; jittered
 exponential backoff capped at ``BACKOFF_MAX``, ``Retry-After`` honoured up to
-``VERILOCK_RETRY_AFTER_MAX``); a POST is never sent twice. An optional client-side limit
-(``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by every thread using the client and counts
-retries too. Every failure becomes a typed :class:`~verilock_django.exceptions.VerilockError`.
+``VERILOCK_RETRY_AFTER_MAX``); a POST is never sent twice. Every attempt, retries included,
+waits for a slot in a rate-limit window (:mod:`verilock_django.ratelimit`) paced by the
+API's own rate-limit headers, shared by the client's threads or, with
+``VERILOCK_RATE_LIMIT_REDIS_URL``, by every process. Every failure becomes a typed
+:class:`~verilock_django.exceptions.VerilockError`.
 The API key is never part of a message or repr.
 """
 
 from __future__ import annotations
 
-import collections
+import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -41,6 +42,7 @@ from .exceptions import (
     VerilockConfigurationError,
     VerilockError,
 )
+from .ratelimit import DEFAULT_PER_MINUTE, LocalWindow, RedisWindow, Window, announced
 
 logger = logging.getLogger(__name__)
 
@@ -51,48 +53,18 @@ BACKOFF_MAX = 8.0
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
 
-class RateLimiter:
-    """At most ``per_minute`` requests in any 60-second window, shared by threads.
-
-    A sliding window rather than a token bucket: a bucket lets a full burst through on top
-    of the steady rate, so a run could exceed the account's per-minute quota.
-    """
-
-    WINDOW = 60.0
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
-        self._sent: collections.deque[float] = collections.deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Block until one more request fits in the window; return the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._sent and self._sent[0] <= now - self.WINDOW:
-                    self._sent.popleft()
-                if len(self._sent) < self.per_minute:
-                    self._sent.append(now)
-                    return waited
-                delay = self._sent[0] + self.WINDOW - now
-            time.sleep(delay)
-            waited += delay
-
-
 class _Retry(Retry):
     """urllib3's ``Retry`` with a cap on ``Retry-After``, no POST replay, and a retry hook.
 
-    ``on_retry`` runs before each new attempt (to count it and respect the rate limit).
+    ``on_retry(response)`` runs before each new attempt with the answer that failed, if any
+    (to count it, learn from its rate-limit headers and respect the rate limit).
     """
 
     def __init__(
         self,
         *args: Any,
         retry_after_cap: float = 30.0,
-        on_retry: Callable[[], None] | None = None,
+        on_retry: Callable[[BaseHTTPResponse | None], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -110,6 +82,11 @@ class _Retry(Retry):
         seconds = super().get_retry_after(response)
         return None if seconds is None else min(seconds, self.retry_after_cap)
 
+    def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
+        # on_retry already held this attempt (and everyone sharing the rate-limit window)
+        # for the Retry-After; sleeping it again here would double the wait.
+        return self.get_retry_after(response) is not None
+
     def increment(
         self,
         method: str | None = None,
@@ -124,7 +101,7 @@ class _Retry(Retry):
             raise error
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if self.on_retry is not None:
-            self.on_retry()
+            self.on_retry(response)
         return retry
 
 
@@ -139,6 +116,7 @@ class VerilockClient:
         timeout: float | None = None,
         auth_header: str | None = None,
         max_retries: int | None = None,
+        window: Window | None = None,
     ) -> None:
         self._api_key = api_key
         self._api_url = api_url
@@ -149,7 +127,9 @@ class VerilockClient:
         #: HTTP requests sent by this client, retries included.
         self.request_count = 0
         self._count_lock = threading.Lock()
-        self._limiter: RateLimiter | None = None
+        self._window = window or LocalWindow()
+        #: What ``X-RateLimit-Limit`` last said (requests per minute), if it said anything.
+        self.announced_limit: int | None = None
 
     def __repr__(self) -> str:
         return f"<VerilockClient {self.api_url}>"
@@ -223,20 +203,44 @@ class VerilockClient:
             sessions[key] = http
         return http
 
-    def _before_send(self) -> None:
-        """Count one HTTP attempt and wait for the rate limit, if one is set."""
-        limit = verilock_settings.rate_limit_per_minute
+    def _before_send(self, failed: BaseHTTPResponse | None = None) -> None:
+        """Count one HTTP attempt and wait for a slot in the rate-limit window."""
+        if failed is not None:
+            self._observe(failed.headers)
         with self._count_lock:
             self.request_count += 1
-            if not limit:
-                self._limiter = None
-            elif self._limiter is None or self._limiter.per_minute != limit:
-                self._limiter = RateLimiter(limit)
-            limiter = self._limiter
-        if limiter is not None:
-            waited = limiter.acquire()
-            if waited:
-                logger.debug("Waited %.1fs for the client-side rate limit", waited)
+        waited = self._shared_window().acquire(self.rate_limit)
+        if waited:
+            logger.debug("Waited %.1fs for the rate limit", waited)
+
+    @property
+    def rate_limit(self) -> int:
+        """Requests per minute this client paces to: ``VERILOCK_RATE_LIMIT_PER_MINUTE``
+        and what the API announced (the lower of the two), else the documented 120."""
+        configured, seen = verilock_settings.rate_limit_per_minute, self.announced_limit
+        if configured and seen:
+            return min(configured, seen)
+        return configured or seen or DEFAULT_PER_MINUTE
+
+    def _observe(self, headers: Any) -> None:
+        limit, remaining, retry_after = announced(headers)
+        if limit:
+            self.announced_limit = limit
+        if retry_after:
+            retry_after = min(retry_after, verilock_settings.retry_after_max)
+        elif remaining is None or not limit:
+            return
+        self._shared_window().observe(
+            min(limit or self.rate_limit, self.rate_limit), remaining, retry_after
+        )
+
+    def _shared_window(self) -> Window:
+        url = verilock_settings.rate_limit_redis_url
+        if not url:
+            return self._window
+        # The quota is per API key: one window per key, named by a digest (never the key).
+        key = self._api_key if self._api_key is not None else verilock_settings.api_key
+        return _redis_window(url, hashlib.sha256(key.encode()).hexdigest()[:16])
 
     def _headers(self) -> dict[str, str]:
         key = self._api_key if self._api_key is not None else verilock_settings.api_key
@@ -289,6 +293,7 @@ class VerilockClient:
                 # Only the class name: the exception's text can carry the URL.
                 message = f"{type(exc).__name__} on {method} {path}"
             raise TransportError(message, session_id=session_id) from exc
+        self._observe(response.headers)
         request_id = response.headers.get("X-Request-Id")
         logger.debug("%s %s -> %s (request id %s)", method, path, response.status_code, request_id)
         if response.status_code >= 400:
@@ -362,6 +367,17 @@ def _retry_after(response: requests.Response, body: object) -> float | None:
 
 _default_client: VerilockClient | None = None
 _default_lock = threading.Lock()
+
+
+_redis_windows: dict[tuple[str, str], RedisWindow] = {}
+
+
+def _redis_window(url: str, scope: str) -> RedisWindow:
+    with _default_lock:
+        window = _redis_windows.get((url, scope))
+        if window is None:
+            window = _redis_windows[url, scope] = RedisWindow(url, scope)
+        return window
 
 
 def get_client() -> VerilockClient:

@@ -24,13 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 
 from . import clock
@@ -116,7 +117,7 @@ def store_session(
     now = clock.now()
     fetched_at = fetched_at or now
     lease: dict[str, Any] = {"lease_expires_at": None} if release_lease else {}
-    with transaction.atomic():
+    with _writing():
         session = _locked(data.id)
         if session is None:
             new = Session(id=data.id, first_synced_at=now)
@@ -206,8 +207,22 @@ def confirm_listed(session_ids: Collection[str]) -> int:
     )
 
 
-def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], str | None]:
-    """Lease up to ``size`` of ``candidates`` (ordered by id) for ``VERILOCK_LEASE_SECONDS``.
+def new_lease() -> dt.datetime:
+    """A lease expiry ``VERILOCK_LEASE_SECONDS`` from now (database clock), unique per claim.
+
+    The expiry doubles as the claim's token: whoever knows it may take the lease over
+    (:func:`take_lease`), and on databases without SKIP LOCKED it tells which rows a claim won.
+    """
+    return clock.now() + dt.timedelta(
+        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
+    )
+
+
+def claim_sessions(
+    candidates: SessionQuerySet, size: int, *, until: dt.datetime | None = None
+) -> tuple[list[str], str | None]:
+    """Lease up to ``size`` of ``candidates`` (ordered by id) until ``until`` (default:
+    :func:`new_lease`).
 
     Returns the ids won and the last candidate id looked at (``None``: no candidates left).
     ``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it, a conditional ``UPDATE``
@@ -215,11 +230,7 @@ def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], s
     """
     if size <= 0:
         return [], None
-    # Unique per claim: on databases without SKIP LOCKED the expiry doubles as the token
-    # that tells which rows this claim won.
-    until = clock.now() + dt.timedelta(
-        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
-    )
+    until = until or new_lease()
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
             ids = list(
@@ -238,6 +249,29 @@ def claim_sessions(candidates: SessionQuerySet, size: int) -> tuple[list[str], s
         Session.objects.filter(pk__in=ids, lease_expires_at=until).values_list("id", flat=True)
     )
     return [sid for sid in ids if sid in won], ids[-1]
+
+
+def take_lease(
+    session_id: str, *, token: dt.datetime | None, not_checked_since: dt.datetime | None
+) -> bool:
+    """Lease one session for this worker; ``False`` when another holds it or it is done.
+
+    ``token`` is the expiry a fan-out claim set (:func:`claim_sessions` with ``until``): the
+    task it enqueued takes that claim over. Without a token, or once the claim ran out, the
+    lease is taken only if nobody holds one. ``not_checked_since`` (the claim's time) makes a
+    task that arrives after its session was stored by someone else a no-op. A session not
+    stored yet (no row) cannot be leased: ``False``. One conditional ``UPDATE`` decides.
+    """
+    now = clock.now()
+    held = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    if token is not None:
+        held |= Q(lease_expires_at=token)
+    rows = Session.objects.filter(held, pk=session_id)
+    if not_checked_since is not None:
+        rows = rows.filter(
+            Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=not_checked_since)
+        )
+    return rows.update(lease_expires_at=new_lease()) == 1
 
 
 def release_leases(session_ids: Collection[str]) -> None:
@@ -274,6 +308,31 @@ def step_rows(session: Session, data: SessionData) -> list[StepResult]:
 
 
 # -- internals -----------------------------------------------------------------------
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """``transaction.atomic()`` that takes SQLite's write lock when it begins.
+
+    A SQLite transaction begun ``DEFERRED`` (the default) that reads first and writes later
+    fails at once with "database is locked" when another connection is writing: no busy
+    wait. Begun ``IMMEDIATE`` it waits for the lock up to the busy timeout like any writer.
+    So concurrent writers (webhook threads, workers, cron) are safe on a default SQLite
+    configuration. Other databases lock rows with ``SELECT … FOR UPDATE`` instead.
+    """
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    connection.ensure_connection()
+    mode = connection.transaction_mode  # type: ignore[attr-defined]
+    connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]
+    try:
+        with transaction.atomic():  # BEGIN IMMEDIATE is sent here
+            connection.transaction_mode = mode  # type: ignore[attr-defined]
+            yield
+    finally:
+        connection.transaction_mode = mode  # type: ignore[attr-defined]
 
 
 def _locked(session_id: str) -> Session | None:

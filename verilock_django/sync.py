@@ -55,6 +55,8 @@ class SyncReport:
     stopped: bool = False
     #: Why the list endpoint failed, if it did (the run then checked by id only).
     list_error: str | None = None
+    #: Sessions claimed and handed to a task engine instead of fetched here (``--enqueue``).
+    enqueued: int = 0
 
     @property
     def synced(self) -> int:
@@ -87,6 +89,8 @@ class SyncReport:
         """One line for logs and the command's output."""
         listed = f"{self.confirmed} unchanged in the list, " if self.confirmed else ""
         skipped = f"{self.skipped} left to another run, " if self.skipped else ""
+        if self.enqueued:
+            skipped += f"{self.enqueued} enqueued, "
         stopped = " (stopped at the time limit)" if self.stopped else ""
         if self.list_error is not None:
             stopped += f"; listing sessions failed: {self.list_error}"

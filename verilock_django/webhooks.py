@@ -29,9 +29,9 @@ from .conf import verilock_settings
 from .exceptions import PayloadError, VerilockConfigurationError, describe_failure
 from .models import WebhookEvent
 from .payloads import parse_session_id, parse_timestamp
-from .processing import dispatch
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
+from .work import dispatch_event
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
             transaction.on_commit(
                 lambda: webhook_received.send(sender=WebhookEvent, event=event), robust=True
             )
-            transaction.on_commit(lambda: dispatch(event.pk), robust=True)
+            transaction.on_commit(lambda: dispatch_event(event.pk), robust=True)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(webhook_id=envelope.webhook_id).first()
         if existing is None:

@@ -34,6 +34,7 @@ from ..models import Session, StepResult, WebhookEvent
 from ..statuses import status_label, status_tone
 from ..store import SyncResult
 from ..sync import sync_sessions
+from ..work import enqueue_syncs
 from . import display
 
 #: Compact marks for the list's step column; other statuses are shown as they come.
@@ -335,6 +336,9 @@ class SessionAdmin(_SessionAdminBase):
         """Sync the sessions and tell the user how it went (ids and errors, no PII)."""
         done: list[SyncResult] = []
         try:
+            if enqueue_syncs(list(session_ids)):  # a task engine is configured: workers fetch
+                self.message_user(request, gettext("Refresh queued."), messages.SUCCESS)
+                return
             report = sync_sessions(session_ids, on_result=done.append)
         except VerilockConfigurationError as exc:
             self.message_user(

@@ -12,6 +12,7 @@ from ...models import Session
 from ...refresh import refresh_unfinished
 from ...store import Outcome, SyncResult
 from ...sync import SyncReport, sync_sessions
+from ...work import engine, enqueue_claimed
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
 from ..interrupt import Interrupted, stop_on_sigterm
 
@@ -50,6 +51,12 @@ class Command(BaseCommand):
             help="Stop claiming new work after SECONDS; set it below the cron interval.",
         )
         parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Claim the sessions to fetch and send them to workers "
+            "(VERILOCK_TASK_BACKEND) instead of fetching them here.",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="List the unfinished sessions a by-id refresh would fetch; make no request.",
@@ -71,6 +78,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Dry run: {count} session(s) would be fetched.")
             return
 
+        if options["enqueue"] and (ids or engine() is None):
+            raise CommandError(
+                "--enqueue takes no session ids and needs VERILOCK_TASK_BACKEND.", returncode=2
+            )
         progress = ProgressBar(self.stdout) if verbosity == 1 and self.stdout.isatty() else None
 
         def on_result(result: SyncResult) -> None:
@@ -93,6 +104,7 @@ class Command(BaseCommand):
                         concurrency=concurrency,
                         max_runtime=options["max_runtime"],
                         on_progress=progress,
+                        enqueue=enqueue_claimed if options["enqueue"] else None,
                     )
         except Interrupted:
             raise CommandError(
