@@ -65,3 +65,11 @@ VERILOCK_MAX_RETRIES = 0
 VERILOCK_RETRY_BACKOFF = 0.0
 # The suite sends thousands of requests to fakes within minutes: pace only tests that ask.
 VERILOCK_RATE_LIMIT_PER_MINUTE: int | None = 1_000_000
+
+try:  # the database worker backend, for the end-to-end test of Django's task framework
+    import django.tasks  # noqa: F401
+    import django_tasks_db  # noqa: F401
+except ImportError:  # pragma: no cover - Django 5.2 without the backport
+    pass
+else:
+    INSTALLED_APPS.append("django_tasks_db")

@@ -43,7 +43,7 @@ from verilock_django.contrib import celery as contrib  # noqa: E402
 
 BROKER_URL = "redis://127.0.0.1:6379/13"
 RATE_LIMIT_REDIS_URL = "redis://127.0.0.1:6379/14"
-SESSIONS = 1000
+SESSIONS = int(os.environ.get("E2E_SESSIONS", "1000"))
 LEASE_SECONDS = 15
 THREADS = 8
 
@@ -97,6 +97,7 @@ def test_two_workers_one_killed_one_an_hour_ahead_fetch_each_session_once_within
     settings.VERILOCK_LEASE_SECONDS = LEASE_SECONDS  # the claims this process makes
     api_key, queue = unique_name("e2e-key"), unique_name("verilock-e2e")
     with FakeVerilockServer(api_key=api_key, latency_ms=50, rate_limit_per_minute=600) as server:
+        settings.VERILOCK_API_URL, settings.VERILOCK_API_KEY = server.url, api_key
         ids = [server.state.add_session(status="processing").id for _ in range(SESSIONS)]
         Session.objects.bulk_create(Session(id=session_id) for session_id in ids)
         env = worker_env(

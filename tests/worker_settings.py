@@ -26,3 +26,11 @@ VERILOCK_MAX_RETRIES = 3
 VERILOCK_RETRY_BACKOFF = 0.2
 
 CELERY_BROKER_URL = os.environ.get("VERILOCK_E2E_BROKER_URL", "")
+
+if VERILOCK_TASK_BACKEND == "default":
+    TASKS = {
+        "default": {
+            "BACKEND": "django_tasks_db.DatabaseBackend",
+            "QUEUES": [VERILOCK_TASK_QUEUE or "default"],
+        }
+    }
