@@ -3,6 +3,7 @@ shared through Redis."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -12,9 +13,17 @@ from django.test import override_settings
 
 from verilock_django.client import VerilockClient
 from verilock_django.exceptions import RateLimitedError
-from verilock_django.ratelimit import DEFAULT_PER_MINUTE, LocalWindow, RedisWindow, announced
+from verilock_django.ratelimit import (
+    DEFAULT_PER_MINUTE,
+    WINDOW,
+    LocalWindow,
+    RedisWindow,
+    announced,
+)
+from verilock_django.refresh import refresh_unfinished
 
 from .conftest import API_URL, SEED_ID
+from .test_refresh import mirror
 
 URL = f"{API_URL}/sessions/{SEED_ID}"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -46,8 +55,8 @@ def test_a_minutes_quota_goes_through_then_the_window_waits(clock: FakeClock) ->
     window = LocalWindow(clock=clock)
     assert [window.acquire(3) for _ in range(3)] == [0.0, 0.0, 0.0]
     clock.now += 20.0
-    # The 4th request waits until the 1st leaves the 60 s window: 40 s more.
-    assert window.acquire(3) == pytest.approx(40.0)
+    # The 4th request waits until the 1st leaves the window (60 s and a 1 s margin).
+    assert window.acquire(3) == pytest.approx(WINDOW - 20.0) == pytest.approx(41.0)
 
 
 def test_the_window_slides_rather_than_refilling_a_bucket(clock: FakeClock) -> None:
@@ -59,7 +68,7 @@ def test_the_window_slides_rather_than_refilling_a_bucket(clock: FakeClock) -> N
         clock.now += 1.0  # each request takes a second
     for start in sent:
         assert sum(1 for t in sent if start <= t < start + 60) <= 5
-    assert sent[5] == 1060.0
+    assert sent[5] == 1000.0 + WINDOW
 
 
 def test_a_low_remaining_fills_the_window_so_this_process_waits(clock: FakeClock) -> None:
@@ -68,7 +77,7 @@ def test_a_low_remaining_fills_the_window_so_this_process_waits(clock: FakeClock
     # Another process spent the key: the API has 2 left where this window thought 9.
     window.observe(10, 2, None)
     assert [window.acquire(10) for _ in range(2)] == [0.0, 0.0]
-    assert window.acquire(10) == pytest.approx(60.0)
+    assert window.acquire(10) == pytest.approx(WINDOW)
 
 
 def test_retry_after_holds_every_thread_for_that_long(clock: FakeClock) -> None:
@@ -103,7 +112,7 @@ def test_without_headers_or_setting_the_client_paces_to_the_documented_quota(
         assert api.rate_limit == DEFAULT_PER_MINUTE == 120
         for _ in range(121):
             api.get_session(SEED_ID)
-    assert clock.slept == [pytest.approx(60.0)]  # the 121st waited for the 1st
+    assert clock.slept == [pytest.approx(WINDOW)]  # the 121st waited for the 1st
 
 
 def test_the_client_follows_the_announced_limit_and_the_lower_setting(
@@ -193,3 +202,47 @@ def test_the_client_uses_redis_when_configured(
     api.get_session(SEED_ID)
     assert api._shared_window() is VerilockClient()._shared_window()
     assert isinstance(api._shared_window(), RedisWindow)
+
+
+# -- the documented quota, default settings ------------------------------------------------
+
+
+class VirtualTime:
+    """One clock for the client's window and the fake's limit; sleeping advances it."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += max(seconds, 0.0)
+
+
+@pytest.mark.django_db
+@pytest.mark.verilock(rate_limit_per_minute=120)
+def test_a_default_run_against_the_documented_quota_fails_nothing(
+    verilock_api: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library's defaults, not the suite's: no configured limit, 3 retries with backoff.
+    for name in ("RATE_LIMIT_PER_MINUTE", "MAX_RETRIES", "RETRY_BACKOFF"):
+        delattr(settings, f"VERILOCK_{name}")
+    virtual = VirtualTime()
+    monkeypatch.setattr("verilock_django.ratelimit.time", virtual)
+    monkeypatch.setattr("verilock_django.testing.ratelimit.time", virtual)
+    monkeypatch.setattr("urllib3.util.retry.time", virtual)
+    ids = mirror(verilock_api, 1500)
+    verilock_api.advance_many(ids=ids[::5])  # 300 changed: 15 list pages + 300 fetches
+
+    report = refresh_unfinished(client=VerilockClient(window=LocalWindow(clock=virtual.monotonic)))
+
+    answered = verilock_api.requests
+    assert report.failed == {} and report.list_error is None
+    assert report.synced == 300
+    too_many = sum(1 for request in answered if request.status == 429)
+    assert too_many <= 0.02 * len(answered)
+    assert virtual.now - 5000.0 >= 60 * (len(answered) // 120 - 1)  # it was paced, not lucky

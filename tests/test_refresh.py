@@ -19,7 +19,7 @@ from verilock_django import clock
 from verilock_django.client import VerilockClient
 from verilock_django.exceptions import AuthenticationError
 from verilock_django.models import Session, StepResult
-from verilock_django.ratelimit import LocalWindow
+from verilock_django.ratelimit import WINDOW, LocalWindow
 from verilock_django.refresh import refresh_unfinished
 from verilock_django.signals import session_finished
 from verilock_django.store import Outcome, next_check_time, store_session
@@ -345,7 +345,7 @@ def test_client_rate_limit_setting_throttles_every_attempt(
     report = sync_sessions(ids, concurrency=1, client=client)
 
     assert report.created == 3
-    assert waits == [60.0]  # the third request waited for the first to leave the window
+    assert waits == [WINDOW]  # the third request waited for the first to leave the window
 
 
 class TTY(StringIO):

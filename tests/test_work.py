@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Any
 
 import pytest
@@ -21,6 +22,9 @@ from .test_refresh import detail_requests, mirror
 
 pytestmark = pytest.mark.django_db
 
+needs_django_tasks = pytest.mark.skipif(
+    find_spec("django.tasks") is None, reason="Django's task framework needs Django 6.0+"
+)
 IMMEDIATE = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
 
 
@@ -260,6 +264,7 @@ def test_the_batch_unit_refreshes_due_sessions(verilock_api: InProcessVerilock) 
 # -- Django's task framework ----------------------------------------------------------------
 
 
+@needs_django_tasks
 def test_django_tasks_run_the_units_on_the_configured_backend(
     verilock_api: InProcessVerilock,
     settings: Any,
@@ -275,6 +280,7 @@ def test_django_tasks_run_the_units_on_the_configured_backend(
     assert Session.objects.get().status == "approved"
 
 
+@needs_django_tasks
 def test_django_tasks_honour_the_queue_setting(
     settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
