@@ -136,9 +136,9 @@ def run_row(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--limited-sessions", type=int, default=400)
+    parser.add_argument("--limited-sessions", type=int, default=600)
     parser.add_argument("--threads", type=int, default=8, help="slots per worker")
-    parser.add_argument("--limit", type=int, default=1200, help="requests/min (shared rows)")
+    parser.add_argument("--limit", type=int, default=300, help="requests/min (shared rows)")
     parser.add_argument("--latency-ms", type=int, default=50)
     args = parser.parse_args()
     setup_django(

@@ -127,6 +127,18 @@ def test_the_client_follows_the_announced_limit_and_the_lower_setting(
         assert api.rate_limit == 100
 
 
+def test_a_new_client_starts_from_the_limit_others_sharing_its_window_heard(
+    mocked: responses.RequestsMock, settings: Any
+) -> None:
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = None
+    mocked.get(URL, json={"id": SEED_ID}, headers={"X-RateLimit-Limit": "900"})
+    shared = LocalWindow()
+    VerilockClient(window=shared).get_session(SEED_ID)
+    # Not 120: a worker that starts late must not wait for a window others filled to 900.
+    assert VerilockClient(window=shared).rate_limit == 900
+    assert VerilockClient().rate_limit == DEFAULT_PER_MINUTE
+
+
 def test_a_429_holds_the_next_request_for_retry_after_capped(
     clock: FakeClock, mocked: responses.RequestsMock, settings: Any
 ) -> None:
@@ -191,6 +203,14 @@ def test_the_redis_window_pads_for_remaining_and_holds_for_retry_after(
     redis_window.observe(10, None, 0.2)
     assert 0 < redis_window._redis.pttl(redis_window.key + ":hold") <= 200
     assert redis_window.acquire(10) >= 0.001  # held, then admitted
+
+
+def test_the_redis_window_shares_the_announced_limit(redis_window: RedisWindow) -> None:
+    assert redis_window.known_limit() is None
+    redis_window.remember_limit(900)
+    other = RedisWindow(REDIS_URL, redis_window.key.rpartition(":")[2])
+    assert other.known_limit() == 900
+    redis_window._redis.delete(redis_window.key + ":limit")
 
 
 def test_the_client_uses_redis_when_configured(

@@ -218,14 +218,17 @@ class VerilockClient:
         """Requests per minute this client paces to: ``VERILOCK_RATE_LIMIT_PER_MINUTE``
         and what the API announced (the lower of the two), else the documented 120."""
         configured, seen = verilock_settings.rate_limit_per_minute, self.announced_limit
+        if seen is None:  # a new process: what the API told the others sharing the window
+            seen = self.announced_limit = self._shared_window().known_limit()
         if configured and seen:
             return min(configured, seen)
         return configured or seen or DEFAULT_PER_MINUTE
 
     def _observe(self, headers: Any) -> None:
         limit, remaining, retry_after = announced(headers)
-        if limit:
+        if limit and limit != self.announced_limit:
             self.announced_limit = limit
+            self._shared_window().remember_limit(limit)
         if retry_after:
             retry_after = min(retry_after, verilock_settings.retry_after_max)
         elif remaining is None or not limit:

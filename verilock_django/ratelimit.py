@@ -75,6 +75,12 @@ class Window(Protocol):
         """Take the API's view into account: ``remaining`` of ``limit`` left now, or hold
         everyone for ``retry_after`` seconds (see the module docstring)."""
 
+    def known_limit(self) -> int | None:
+        """The limit the API last announced to anyone sharing this window, if any."""
+
+    def remember_limit(self, limit: int) -> None:
+        """Record a limit the API announced, for processes that have not heard it yet."""
+
 
 class LocalWindow:
     """The window of one process, shared by its threads (``clock``: seconds, monotonic)."""
@@ -85,7 +91,14 @@ class LocalWindow:
         self._sent: collections.deque[tuple[float, int]] = collections.deque()
         self._used = 0
         self._hold_until = 0.0  # Retry-After: nothing is sent before this
+        self._known_limit: int | None = None
         self._lock = threading.Lock()
+
+    def known_limit(self) -> int | None:
+        return self._known_limit
+
+    def remember_limit(self, limit: int) -> None:
+        self._known_limit = limit
 
     def acquire(self, limit: int) -> float:
         waited, held = 0.0, 0.0
@@ -183,6 +196,13 @@ class RedisWindow:
         self._prefix = secrets.token_hex(6)  # members must not collide across machines
         self._counter = 0
         self._lock = threading.Lock()
+
+    def known_limit(self) -> int | None:
+        value = self._redis.get(self.key + ":limit")
+        return int(value) if value else None
+
+    def remember_limit(self, limit: int) -> None:
+        self._redis.set(self.key + ":limit", limit, ex=3600)
 
     def acquire(self, limit: int) -> float:
         waited = 0.0
