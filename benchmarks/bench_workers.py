@@ -136,7 +136,9 @@ def run_row(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--limited-sessions", type=int, default=600)
+    parser.add_argument(
+        "--limited-sessions", type=int, default=600, help="0: skip the shared-limit rows"
+    )
     parser.add_argument("--threads", type=int, default=8, help="slots per worker")
     parser.add_argument("--limit", type=int, default=300, help="requests/min (shared rows)")
     parser.add_argument("--latency-ms", type=int, default=50)
@@ -147,17 +149,17 @@ def main() -> None:
     from verilock_django.testing.server import FakeVerilockServer
 
     rows = []
-    for limited in (False, True):
-        api_key = f"bench-{uuid.uuid4().hex[:8]}"  # a fresh shared window per run
-        with FakeVerilockServer(
-            api_key=api_key,
-            latency_ms=args.latency_ms,
-            rate_limit_per_minute=args.limit if limited else 0,
-        ) as server:
-            for workers in (1, 2, 4):
+    for limited in (False, True) if args.limited_sessions else (False,):
+        for workers in (1, 2, 4):
+            api_key = f"bench-{uuid.uuid4().hex[:8]}"  # a fresh quota and window per row
+            with FakeVerilockServer(
+                api_key=api_key,
+                latency_ms=args.latency_ms,
+                rate_limit_per_minute=args.limit if limited else 0,
+            ) as server:
                 sessions = args.limited_sessions if limited else args.sessions
                 rows.append(run_row(server, workers, args.threads, sessions, limited, api_key))
-                print(f"  done: {workers} worker(s), limit {rows[-1]['limit']}", flush=True)
+            print(f"  done: {workers} worker(s), limit {rows[-1]['limit']}", flush=True)
     base = rows[0]["sessions_per_s"]
     print()
     print(
