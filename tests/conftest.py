@@ -41,6 +41,13 @@ SEED_ID = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 API_URL = "https://verilock.test/api/v1"
 
 
+@pytest.fixture(autouse=True)
+def fresh_default_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own shared client, so one test's rate-limit window (a 429's
+    Retry-After, a low X-RateLimit-Remaining) never makes the next one wait."""
+    monkeypatch.setattr("verilock_django.client._default_client", None)
+
+
 @pytest.fixture
 def seed() -> dict[str, Any]:
     """A fresh copy of the provider's documented GET /sessions/{id} example."""

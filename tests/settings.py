@@ -66,3 +66,14 @@ VERILOCK_RETRY_BACKOFF = 0.0
 # The start flow's tests create sessions in shape "b" with this profile.
 VERILOCK_PROFILE_ID = "0b5d3c8e-7f4a-4e21-9c1d-2f6a8b9e0c13"
 LOGIN_URL = "/accounts/login/"
+
+# The suite sends thousands of requests to fakes within minutes: pace only tests that ask.
+VERILOCK_RATE_LIMIT_PER_MINUTE: int | None = 1_000_000
+
+try:  # the database worker backend, for the end-to-end test of Django's task framework
+    import django.tasks  # noqa: F401
+    import django_tasks_db  # noqa: F401
+except ImportError:  # pragma: no cover - Django 5.2 without the backport
+    pass
+else:
+    INSTALLED_APPS.append("django_tasks_db")

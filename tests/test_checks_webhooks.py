@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
 import pytest
@@ -97,25 +96,3 @@ def test_full_backlog_leaves_events_pending_for_the_command(
 
     assert WebhookEvent.objects.get().status == WebhookEventStatus.PENDING
     assert "backlog full" in caplog.text
-
-
-@pytest.mark.parametrize(
-    ("engine", "options", "processor", "warned"),
-    [
-        ("django.db.backends.sqlite3", {}, "thread", True),
-        ("django.db.backends.sqlite3", {"transaction_mode": "DEFERRED"}, "thread", True),
-        ("django.db.backends.sqlite3", {"transaction_mode": "IMMEDIATE"}, "thread", False),
-        ("django.db.backends.sqlite3", {}, "none", False),
-        ("django.db.backends.postgresql", {}, "thread", False),
-    ],
-)
-def test_threaded_processing_on_sqlite_wants_immediate_transactions(
-    engine: str, options: dict[str, str], processor: str, warned: bool
-) -> None:
-    from django.test import override_settings
-
-    databases = {"default": {"ENGINE": engine, "NAME": "x", "OPTIONS": options}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Django warns about overriding DATABASES
-        with override_settings(DATABASES=databases, VERILOCK_WEBHOOK_PROCESSOR=processor):
-            assert ("verilock_django.W011" in check_ids()) is warned

@@ -239,6 +239,7 @@ def test_json_is_one_object_with_the_same_summary(mocked: responses.RequestsMock
         "not_due": 1,
         "next_check_at": data["next_check_at"],
         "held": 0,
+        "enqueued": 0,
         "missing": 0,
         "left": 0,
         "list_error": None,

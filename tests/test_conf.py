@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from verilock_django.checks import check_webhook_settings
@@ -22,7 +23,14 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 NOT_A_CALLABLE = "configured by a test"
 
 #: Set by tests/settings.py, so their values differ from the defaults.
-SET_BY_TEST_SETTINGS = {"API_KEY", "API_URL", "MAX_RETRIES", "RETRY_BACKOFF", "PROFILE_ID"}
+SET_BY_TEST_SETTINGS = {
+    "API_KEY",
+    "API_URL",
+    "MAX_RETRIES",
+    "RETRY_BACKOFF",
+    "RATE_LIMIT_PER_MINUTE",
+    "PROFILE_ID",
+}
 
 
 def enqueue(event_id: int) -> None:
@@ -62,7 +70,9 @@ def test_every_default_is_read_and_typed_when_the_project_sets_nothing() -> None
     assert verilock_settings.recheck_min_interval == 300.0
     assert isinstance(verilock_settings.lease_seconds, float)
     assert verilock_settings.webhook_secrets == ()
-    assert verilock_settings.rate_limit_per_minute is None
+    with override_settings():
+        del settings.VERILOCK_RATE_LIMIT_PER_MINUTE
+        assert verilock_settings.rate_limit_per_minute is None  # the API's own limit
 
 
 def test_integers_given_for_seconds_read_as_floats() -> None:

@@ -1,104 +1,21 @@
-"""The client's own rate limit (``VERILOCK_RATE_LIMIT_PER_MINUTE``) and retry give-ups."""
+"""Retry give-ups and the list endpoint's parameters (the rate limit: ``test_ratelimit.py``)."""
 
 from __future__ import annotations
 
 import email.utils
 import time
-from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 from django.test import override_settings
 
-from verilock_django import client as client_module
-from verilock_django.client import RateLimiter, VerilockClient
+from verilock_django.client import VerilockClient
 from verilock_django.exceptions import RateLimitedError, ServerError
 
 from .conftest import API_URL, SEED_ID
 
 URL = f"{API_URL}/sessions/{SEED_ID}"
-
-
-class FakeClock:
-    """A monotonic clock that only moves when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    # The limiter sleeps through the client module's `time`: replace that reference only, so
-    # threads other tests left behind keep their real `time.sleep`.
-    fake_time = SimpleNamespace(sleep=fake.sleep, time=time.time, monotonic=time.monotonic)
-    monkeypatch.setattr(client_module, "time", fake_time)
-    return fake
-
-
-def use_fake_clock(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
-    """Make the limiters the client creates read the fake clock."""
-    monkeypatch.setattr(
-        client_module, "RateLimiter", lambda per_minute: RateLimiter(per_minute, clock=clock)
-    )
-
-
-def test_limiter_lets_a_minutes_quota_through_then_waits_for_the_window(clock: FakeClock) -> None:
-    limiter = RateLimiter(3, clock=clock)
-    assert [limiter.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert clock.slept == []
-
-    clock.now += 20.0
-    # The 4th request waits until the 1st leaves the 60 s window: 40 s more.
-    assert limiter.acquire() == pytest.approx(40.0)
-    assert clock.slept == [pytest.approx(40.0)]
-
-
-def test_limiter_is_a_sliding_window_not_a_burst_bucket(clock: FakeClock) -> None:
-    limiter = RateLimiter(2, clock=clock)
-    limiter.acquire()
-    clock.now += 59.0
-    limiter.acquire()
-    clock.now += 2.0  # the first request left the window; the second has not
-    assert limiter.acquire() == 0.0
-    assert limiter.acquire() == pytest.approx(58.0)
-
-
-def test_client_waits_for_its_rate_limit_between_requests(
-    clock: FakeClock, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_fake_clock(monkeypatch, clock)
-    mocked.get(URL, json={"id": SEED_ID})
-    api = VerilockClient()
-    with override_settings(VERILOCK_RATE_LIMIT_PER_MINUTE=2):
-        for _ in range(3):
-            api.get_session(SEED_ID)
-    assert len(mocked.calls) == 3
-    assert clock.slept == [pytest.approx(60.0)]
-    assert api.request_count == 3
-
-
-def test_changing_the_limit_applies_to_the_next_request(
-    clock: FakeClock, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_fake_clock(monkeypatch, clock)
-    mocked.get(URL, json={"id": SEED_ID})
-    api = VerilockClient()
-    with override_settings(VERILOCK_RATE_LIMIT_PER_MINUTE=1):
-        api.get_session(SEED_ID)
-    with override_settings(VERILOCK_RATE_LIMIT_PER_MINUTE=None):
-        api.get_session(SEED_ID)
-        api.get_session(SEED_ID)
-    assert clock.slept == []
 
 
 def test_list_sessions_sends_the_upper_date_bound(mocked: responses.RequestsMock) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import math
 from io import StringIO
@@ -17,9 +16,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from verilock_django import clock
-from verilock_django.client import RateLimiter
+from verilock_django.client import VerilockClient
 from verilock_django.exceptions import AuthenticationError
 from verilock_django.models import Session, StepResult
+from verilock_django.ratelimit import WINDOW, LocalWindow
 from verilock_django.refresh import refresh_unfinished
 from verilock_django.signals import session_finished
 from verilock_django.store import Outcome, next_check_time, store_session
@@ -329,27 +329,6 @@ def test_a_decision_may_be_overturned_and_receivers_are_told(
     assert finished == ["declined"]
 
 
-def test_rate_limiter_never_lets_more_than_the_quota_through_in_a_minute(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(
-        "verilock_django.client.time.sleep",
-        lambda seconds: clock.__setitem__(0, clock[0] + seconds),
-    )
-    limiter = RateLimiter(5, clock=lambda: clock[0])
-    sent = []
-    for _ in range(12):
-        limiter.acquire()
-        sent.append(clock[0])
-        clock[0] += 1.0  # each request takes a second
-
-    assert sent[:5] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
-    for start in sent:
-        assert sum(1 for t in sent if start <= t < start + 60) <= 5
-    assert sent[5] == 1060.0  # waited for the first slot to leave the window
-
-
 def test_client_rate_limit_setting_throttles_every_attempt(
     verilock_api: InProcessVerilock, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -360,17 +339,14 @@ def test_client_rate_limit_setting_throttles_every_attempt(
         waits.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr("verilock_django.client.time.sleep", sleep)
-    monkeypatch.setattr(
-        "verilock_django.client.RateLimiter",
-        functools.partial(RateLimiter, clock=lambda: clock[0]),
-    )
+    monkeypatch.setattr("verilock_django.ratelimit.time.sleep", sleep)
     ids = [verilock_api.add_session(status="processing").id for _ in range(3)]
 
-    report = sync_sessions(ids, concurrency=1)
+    client = VerilockClient(window=LocalWindow(clock=lambda: clock[0]))
+    report = sync_sessions(ids, concurrency=1, client=client)
 
     assert report.created == 3
-    assert waits == [60.0]  # the third request waited for the first to leave the window
+    assert waits == [WINDOW]  # the third request waited for the first to leave the window
 
 
 class TTY(StringIO):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -270,3 +271,26 @@ def test_the_history_names_what_triggered_each_change(
     triggers = set(SessionChange.objects.values_list("trigger", "field"))
     assert ("command:sync_verilock_sessions " + remote.id, "status") in triggers
     assert ("webhook:wh_trigger", "status") in triggers
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's locking only")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_on_a_default_sqlite_configuration_wait_instead_of_failing(
+    seed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DEFERRED, as a host project's SQLite is by default (the suite's own uses IMMEDIATE).
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "transaction_mode", None)
+    ids = [f"ses_concurrent_{index}" for index in range(6)]
+    for session_id in ids:
+        store_session(dict(copy.deepcopy(seed), id=session_id, status="processing"))
+    statuses = itertools.cycle(["review", "processing"])
+
+    def write() -> int:
+        for _ in range(4):
+            for session_id in ids:
+                store_session(dict(copy.deepcopy(seed), id=session_id, status=next(statuses)))
+        return 1
+
+    # Each store reads, then writes: begun DEFERRED, one of two overlapping writers would
+    # fail at once with "database is locked".
+    assert run_together(write, 6) == [1] * 6

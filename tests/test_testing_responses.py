@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 import requests
+from django.conf import settings
 from django.core.management import call_command
 
 from verilock_django.client import VerilockClient
@@ -91,8 +92,14 @@ def test_marker_configures_the_fixture(verilock_api: InProcessVerilock) -> None:
     session = verilock_api.add_session(status="declined")
     client = VerilockClient(max_retries=0)
     assert client.get_session(session.id)["decision"] == "declined"
-    with pytest.raises(RateLimitedError):
-        client.get_session(session.id)
+    assert client.announced_limit == 1
+    # A second request now would wait a minute for the client's window; the fake says 429.
+    response = requests.get(
+        f"{verilock_api.url}/sessions/{session.id}",
+        headers={"Authorization": f"Bearer {settings.VERILOCK_API_KEY}"},
+        timeout=5,
+    )
+    assert response.status_code == 429
 
 
 @pytest.mark.django_db

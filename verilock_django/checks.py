@@ -17,7 +17,6 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E008``   ``VERILOCK_API_KEY`` holds whitespace or control characters inside.
 ``verilock_django.E009``   ``VERILOCK_MAX_RESPONSE_BYTES`` is not a positive integer.
 ``verilock_django.W010``   The webhook URL is included but ``VERILOCK_WEBHOOK_SECRETS`` is empty.
-``verilock_django.W011``   Webhooks processed in threads on SQLite without IMMEDIATE transactions.
 ``verilock_django.E010``   ``VERILOCK_WEBHOOK_SECRETS`` is not a list of non-empty strings.
 ``verilock_django.E011``   ``VERILOCK_WEBHOOK_PROCESSOR`` is neither a known mode nor importable.
 ``verilock_django.E012``   ``VERILOCK_WEBHOOK_THREADS`` is not a positive integer.
@@ -43,6 +42,8 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E042``   ``VERILOCK_PII_RETENTION_DAYS`` is not None or a positive integer.
 ``verilock_django.E043``   ``VERILOCK_WEBHOOK_RETENTION_DAYS`` is not None or a positive integer.
 ``verilock_django.W040``   Webhook events are deleted sooner than ``VERILOCK_WEBHOOK_MAX_AGE``.
+``verilock_django.E028``   ``VERILOCK_RATE_LIMIT_REDIS_URL`` is not None or a Redis URL.
+``verilock_django.E029``   ``VERILOCK_TASK_BACKEND``/``VERILOCK_TASK_QUEUE`` is not None or a name.
 =========================  ==========================================================
 
 Messages name settings, never their values (the key and the secrets must not be printed).
@@ -96,21 +97,6 @@ def check_webhook_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                 hint="Copy the endpoint's signing secret from the Verilock dashboard into "
                 "VERILOCK_WEBHOOK_SECRETS.",
                 id="verilock_django.W010",
-            )
-        )
-    if (
-        conf.WEBHOOK_PROCESSOR.raw() == "thread"
-        and webhooks_included
-        and _sqlite_deferred_writes()
-    ):
-        messages.append(
-            Warning(
-                "Webhook events are processed in threads, but the SQLite database starts "
-                "transactions DEFERRED: concurrent writes then fail with 'database is locked' "
-                "(the event is marked failed until process_verilock_webhooks retries it).",
-                hint='Add "transaction_mode": "IMMEDIATE" to the database\'s OPTIONS '
-                "(Django 5.1+), or use PostgreSQL.",
-                id="verilock_django.W011",
             )
         )
     return messages
@@ -216,12 +202,3 @@ def _unknown_names() -> list[CheckMessage]:
             )
         )
     return messages
-
-
-def _sqlite_deferred_writes() -> bool:
-    # Reads the settings only: checks never open a database connection.
-    database = settings.DATABASES.get("default", {})
-    return bool(
-        database.get("ENGINE") == "django.db.backends.sqlite3"
-        and database.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
-    )

@@ -9,9 +9,10 @@ Each thread gets its own pooled ``requests.Session``. What the client guarantees
 * **Redirects are not followed.** A 3xx is an :class:`~verilock_django.exceptions.ApiError`
   naming the host it pointed to, so the key is never sent to another host or over plain HTTP.
 * **Retries** follow :mod:`verilock_django.retries` (GET only; ``Retry-After`` in any form,
-  capped by ``VERILOCK_RETRY_AFTER_MAX``). An optional client-side limit
-  (``VERILOCK_RATE_LIMIT_PER_MINUTE``) is shared by the threads using the client and counts
-  retries too.
+  capped by ``VERILOCK_RETRY_AFTER_MAX``).
+* **The rate limit.** Every attempt, retries included, waits for a slot in a rate-limit
+  window (:mod:`verilock_django.ratelimit`) paced by the API's own rate-limit headers, shared
+  by the client's threads or, with ``VERILOCK_RATE_LIMIT_REDIS_URL``, by every process.
 * **Typed errors.** Every failure is a :class:`~verilock_django.exceptions.VerilockError`
   saying what happened (connection refused, host not resolved, TLS, timeout, connection
   lost). It is raised with no library exception chained to it: those carry the request with
@@ -23,19 +24,19 @@ Each thread gets its own pooled ``requests.Session``. What the client guarantees
 
 from __future__ import annotations
 
-import collections
+import hashlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import requests
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
-from urllib3 import Timeout
+from urllib3 import BaseHTTPResponse, Timeout
 from urllib3.exceptions import (
     HTTPError,
     MaxRetryError,
@@ -63,6 +64,7 @@ from .exceptions import (
     VerilockError,
 )
 from .payloads import parse_session_id
+from .ratelimit import DEFAULT_PER_MINUTE, LocalWindow, RedisWindow, Window, announced
 from .retries import parse_retry_after, retry_policy
 from .storable import parse_json_body
 
@@ -72,37 +74,6 @@ USER_AGENT = f"verilock-django/{__version__}"
 #: Bytes asked for per read of a streamed body (a read returns what has arrived, up to this).
 _CHUNK_SIZE: Final = 64 * 1024
 _HOST_PATTERN: Final = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests in any 60-second window, shared by threads.
-
-    A sliding window rather than a token bucket: a bucket lets a full burst through on top
-    of the steady rate, so a run could exceed the account's per-minute quota.
-    """
-
-    WINDOW = 60.0
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
-        self._sent: collections.deque[float] = collections.deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Block until one more request fits in the window; return the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._sent and self._sent[0] <= now - self.WINDOW:
-                    self._sent.popleft()
-                if len(self._sent) < self.per_minute:
-                    self._sent.append(now)
-                    return waited
-                delay = self._sent[0] + self.WINDOW - now
-            time.sleep(delay)
-            waited += delay
 
 
 class VerilockClient:
@@ -116,6 +87,7 @@ class VerilockClient:
         timeout: float | None = None,
         auth_header: str | None = None,
         max_retries: int | None = None,
+        window: Window | None = None,
     ) -> None:
         self._api_key = api_key
         self._api_url = api_url
@@ -126,7 +98,9 @@ class VerilockClient:
         #: HTTP requests sent by this client, retries included.
         self.request_count = 0
         self._count_lock = threading.Lock()
-        self._limiter: RateLimiter | None = None
+        self._window = window or LocalWindow()
+        #: What ``X-RateLimit-Limit`` last said (requests per minute), if it said anything.
+        self.announced_limit: int | None = None
 
     def __repr__(self) -> str:
         return f"<VerilockClient {self.api_url}>"
@@ -210,20 +184,47 @@ class VerilockClient:
             sessions[key] = http
         return http
 
-    def _before_send(self) -> None:
-        """Count one HTTP attempt and wait for the rate limit, if one is set."""
-        limit = verilock_settings.rate_limit_per_minute
+    def _before_send(self, failed: BaseHTTPResponse | None = None) -> None:
+        """Count one HTTP attempt and wait for a slot in the rate-limit window."""
+        if failed is not None:
+            self._observe(failed.headers)
         with self._count_lock:
             self.request_count += 1
-            if not limit:
-                self._limiter = None
-            elif self._limiter is None or self._limiter.per_minute != limit:
-                self._limiter = RateLimiter(limit)
-            limiter = self._limiter
-        if limiter is not None:
-            waited = limiter.acquire()
-            if waited:
-                logger.debug("Waited %.1fs for the client-side rate limit", waited)
+        waited = self._shared_window().acquire(self.rate_limit)
+        if waited:
+            logger.debug("Waited %.1fs for the rate limit", waited)
+
+    @property
+    def rate_limit(self) -> int:
+        """Requests per minute this client paces to: ``VERILOCK_RATE_LIMIT_PER_MINUTE``
+        and what the API announced (the lower of the two), else the documented 120."""
+        configured, seen = verilock_settings.rate_limit_per_minute, self.announced_limit
+        if seen is None:  # a new process: what the API told the others sharing the window
+            seen = self.announced_limit = self._shared_window().known_limit()
+        if configured and seen:
+            return min(configured, seen)
+        return configured or seen or DEFAULT_PER_MINUTE
+
+    def _observe(self, headers: Any) -> None:
+        limit, remaining, retry_after = announced(headers)
+        if limit and limit != self.announced_limit:
+            self.announced_limit = limit
+            self._shared_window().remember_limit(limit)
+        if retry_after:
+            retry_after = min(retry_after, verilock_settings.retry_after_max)
+        elif remaining is None or not limit:
+            return
+        self._shared_window().observe(
+            min(limit or self.rate_limit, self.rate_limit), remaining, retry_after
+        )
+
+    def _shared_window(self) -> Window:
+        url = verilock_settings.rate_limit_redis_url
+        if not url:
+            return self._window
+        # The quota is per API key: one window per key, named by a digest (never the key).
+        key = self._api_key if self._api_key is not None else verilock_settings.api_key
+        return _redis_window(url, hashlib.sha256(key.encode()).hexdigest()[:16])
 
     def _start_attempt(self) -> None:
         """Note when the current attempt of this thread's request started (its deadline)."""
@@ -308,6 +309,7 @@ class VerilockClient:
         response = self._send(method, path, params, timeout, session_id, json_body, extra_headers)
         if isinstance(response, TransportError):
             raise response
+        self._observe(response.headers)
         try:
             status = response.status_code
             request_id = response.headers.get("X-Request-Id")
@@ -533,6 +535,17 @@ def _retry_after(response: requests.Response, body: object) -> float | None:
 
 _default_client: VerilockClient | None = None
 _default_lock = threading.Lock()
+
+
+_redis_windows: dict[tuple[str, str], RedisWindow] = {}
+
+
+def _redis_window(url: str, scope: str) -> RedisWindow:
+    with _default_lock:
+        window = _redis_windows.get((url, scope))
+        if window is None:
+            window = _redis_windows[url, scope] = RedisWindow(url, scope)
+        return window
 
 
 def get_client() -> VerilockClient:

@@ -39,7 +39,10 @@ AUTH_HEADER_CHOICES: Final = ("both", "bearer", "x-api-key")
 
 #: Named modes of ``VERILOCK_WEBHOOK_PROCESSOR``; any other value is the dotted path of a
 #: callable ``f(event_id)``.
-PROCESSOR_CHOICES: Final = ("thread", "sync", "none")
+PROCESSOR_CHOICES: Final = ("auto", "thread", "sync", "none")
+
+#: The ``VERILOCK_TASK_BACKEND`` that sends work to Celery (``verilock_django.contrib.celery``).
+CELERY_BACKEND: Final = "celery"
 
 #: Check groups: which registered check function reports a row (``checks.py``).
 GROUP_API: Final = "api"
@@ -236,6 +239,22 @@ def _webhook_secrets(value: object) -> tuple[str, ...]:
             )
         secrets.append(secret)
     return tuple(secrets)
+
+
+def _optional_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidSetting(f"must be None or a non-empty string ({_kind(value)})")
+    return value.strip()
+
+
+def _redis_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise InvalidSetting("must be None or a redis://, rediss:// or unix:// URL")
+    return value
 
 
 def _webhook_processor(value: object) -> str:
@@ -440,9 +459,44 @@ RATE_LIMIT_PER_MINUTE: Final[Setting[int | None]] = Setting(
     GROUP_SYNC,
     "int or `None`",
     "None",
-    "At most this many HTTP requests (retries included) in any 60 s window, shared by the "
-    "threads of one process. Set it to your quota divided by the number of processes that "
-    "sync at once.",
+    "At most this many HTTP requests (retries included) in any 60 s window. `None`: what the "
+    "API announces in `X-RateLimit-Limit`, or the documented 120 until it has announced "
+    "anything; when both are known the lower wins. `X-RateLimit-Remaining` and `Retry-After` "
+    "are always honoured.",
+)
+RATE_LIMIT_REDIS_URL: Final[Setting[str | None]] = Setting(
+    "RATE_LIMIT_REDIS_URL",
+    None,
+    _redis_url,
+    "E028",
+    GROUP_SYNC,
+    "str or `None`",
+    "None",
+    "Share the rate-limit window through this Redis (`redis://host:6379/0`) across every "
+    "process and machine; `None`: each process keeps its own (needs the `redis` extra).",
+)
+TASK_BACKEND: Final[Setting[str | None]] = Setting(
+    "TASK_BACKEND",
+    None,
+    _optional_name,
+    "E029",
+    GROUP_SYNC,
+    "str or `None`",
+    "None",
+    'Where background work goes: the alias of a Django `TASKS` backend (e.g. `"default"`), '
+    '`"celery"` (`verilock_django.contrib.celery`), or `None`: no task engine (work runs in '
+    "the process that asked, as without workers). See docs/deploying.md.",
+)
+TASK_QUEUE: Final[Setting[str | None]] = Setting(
+    "TASK_QUEUE",
+    None,
+    _optional_name,
+    "E029",
+    GROUP_SYNC,
+    "str or `None`",
+    "None",
+    "Queue the tasks are sent to (a name the backend's `QUEUES` lists, or a Celery queue); "
+    "`None`: the backend's default queue.",
 )
 SYNC_CONCURRENCY: Final[Setting[int]] = Setting(
     "SYNC_CONCURRENCY",
@@ -499,13 +553,14 @@ WEBHOOK_SECRETS: Final[Setting[tuple[str, ...]]] = Setting(
 )
 WEBHOOK_PROCESSOR: Final[Setting[str]] = Setting(
     "WEBHOOK_PROCESSOR",
-    "thread",
+    "auto",
     _webhook_processor,
     "E011",
     GROUP_WEBHOOK,
     "str",
-    '"thread"',
-    'How stored events are processed: `"thread"` (a small in-process pool, after commit), '
+    '"auto"',
+    'How stored events are processed: `"auto"` (a task on `VERILOCK_TASK_BACKEND` when one is '
+    'set, else `"thread"`), `"thread"` (a small in-process pool, after commit), '
     '`"sync"` (in the request), `"none"` (only by the command), or the dotted path of a '
     "callable `f(event_id)` that enqueues a task.",
 )
@@ -679,6 +734,9 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     RETRY_AFTER_MAX,
     SYNC_CONCURRENCY,
     RATE_LIMIT_PER_MINUTE,
+    RATE_LIMIT_REDIS_URL,
+    TASK_BACKEND,
+    TASK_QUEUE,
     RECHECK_MIN_INTERVAL,
     RECHECK_MAX_INTERVAL,
     LEASE_SECONDS,
@@ -761,8 +819,23 @@ class VerilockSettings:
 
     @property
     def rate_limit_per_minute(self) -> int | None:
-        """``VERILOCK_RATE_LIMIT_PER_MINUTE``: requests per 60 s, or ``None`` for no limit."""
+        """``VERILOCK_RATE_LIMIT_PER_MINUTE``: requests per 60 s, or ``None`` (the API's)."""
         return RATE_LIMIT_PER_MINUTE.value()
+
+    @property
+    def rate_limit_redis_url(self) -> str | None:
+        """``VERILOCK_RATE_LIMIT_REDIS_URL``: the Redis holding the shared window, or ``None``."""
+        return RATE_LIMIT_REDIS_URL.value()
+
+    @property
+    def task_backend(self) -> str | None:
+        """``VERILOCK_TASK_BACKEND``: a ``TASKS`` alias, ``"celery"``, or ``None`` (no engine)."""
+        return TASK_BACKEND.value()
+
+    @property
+    def task_queue(self) -> str | None:
+        """``VERILOCK_TASK_QUEUE``: the queue name, or ``None`` for the backend's default."""
+        return TASK_QUEUE.value()
 
     @property
     def sync_concurrency(self) -> int:

@@ -8,7 +8,8 @@ marked ``ignored``. A failure marks the event ``failed``; the
 ``processing`` by a process that died.
 
 ``VERILOCK_WEBHOOK_PROCESSOR`` chooses who runs :func:`process_event` after an event is
-stored: ``"thread"`` (a small in-process pool; the default), ``"sync"`` (inline, before the
+stored: ``"thread"`` (a small in-process pool; what the default ``"auto"`` means without a
+task engine, see :func:`verilock_django.work.dispatch_event`), ``"sync"`` (inline, before the
 HTTP answer: tests and debugging), ``"none"`` (only the command), or the dotted path of a
 callable ``f(event_id: int)`` that enqueues it on a task queue.
 """
@@ -160,7 +161,7 @@ def process_events(
 def dispatch(event_id: int) -> None:
     """Hand a stored event to ``VERILOCK_WEBHOOK_PROCESSOR`` (called after commit)."""
     processor = verilock_settings.webhook_processor
-    if processor == "thread":
+    if processor in ("auto", "thread"):
         _submit(event_id)
     elif processor == "sync":
         process_event(event_id)

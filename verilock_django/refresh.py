@@ -27,6 +27,12 @@ per session). Rows are claimed with a lease before they are fetched (see
 :func:`verilock_django.store.claim_sessions`), so overlapping runs never fetch the same
 session, and the lease is released in the same statement that stores the session.
 Work is pulled in chunks; nothing here holds all ids in memory.
+
+With ``enqueue`` (``sync_verilock_sessions --enqueue``) the run fetches nothing by id: each
+session it claims is handed to ``enqueue(session_id, lease)`` (a task engine, see
+:mod:`verilock_django.tasks`) with the claim's :class:`Lease`; the worker that runs the task
+takes the lease over (:func:`verilock_django.store.take_lease`), so one session is still
+fetched by one worker at a time, and the list walk is all this run spends on the API.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Min
@@ -43,13 +51,31 @@ from .client import VerilockClient, get_client
 from .exceptions import AuthenticationError, PayloadError, VerilockError
 from .models import Session, SessionQuerySet
 from .payloads import parse_session
-from .store import claim_sessions, confirm_listed, deliver_pending_finished, release_claims
+from .store import (
+    claim_sessions,
+    confirm_listed,
+    deliver_pending_finished,
+    new_lease,
+    release_claims,
+)
 from .sync import OnProgress, OnResult, SyncPipeline, SyncReport
 
 logger = logging.getLogger(__name__)
 
 #: Items per list page: the API's maximum.
 LIST_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A fan-out claim: the lease's expiry (its token) and when the claiming run began."""
+
+    token: dt.datetime
+    claimed_at: dt.datetime
+
+
+#: ``enqueue(session_id, lease)``: hand one claimed session to a worker.
+Enqueue = Callable[[str, Lease], None]
 
 
 def refresh_unfinished(
@@ -61,11 +87,14 @@ def refresh_unfinished(
     client: VerilockClient | None = None,
     on_result: OnResult | None = None,
     on_progress: OnProgress | None = None,
+    enqueue: Enqueue | None = None,
 ) -> SyncReport:
     """Refresh unfinished sessions (see the module docstring) and return the report.
 
     ``limit`` caps the sessions fetched; ``max_runtime`` (seconds) stops claiming new
-    work once passed; ``on_progress(report, total)`` runs after each settled session.
+    work once passed; ``on_progress(report, total)`` runs after each settled session;
+    ``enqueue`` hands claimed sessions to workers instead of fetching them here
+    (``report.enqueued`` counts them).
     """
     client = client or get_client()
     report = SyncReport()
@@ -79,6 +108,7 @@ def refresh_unfinished(
         deadline=None if max_runtime is None else started + max_runtime,
         on_result=on_result,
         on_progress=on_progress,
+        enqueue=enqueue,
     )
     deliver_pending_finished()
     try:
@@ -108,8 +138,10 @@ class _Run:
         deadline: float | None,
         on_result: OnResult | None,
         on_progress: OnProgress | None,
+        enqueue: Enqueue | None = None,
     ) -> None:
         self.client = client
+        self.enqueue = enqueue
         self.report = report
         self.limit = limit
         self.deadline = deadline
@@ -213,14 +245,22 @@ class _Run:
             size = self.chunk_size
             if self.limit is not None:
                 size = min(size, self.limit - self.claimed)
-            ids, last_seen = claim_sessions(
-                queryset.filter(pk__gt=after).order_by("id"), size, tokens=self.lease_tokens
-            )
+            until = new_lease()
+            candidates = queryset.filter(pk__gt=after).order_by("id")
+            # Enqueued claims belong to the workers that take them over: not released here.
+            tokens = None if self.enqueue is not None else self.lease_tokens
+            ids, last_seen = claim_sessions(candidates, size, until=until, tokens=tokens)
             if last_seen is None:
                 break
             after = last_seen
             self.claimed += len(ids)
             claimed += len(ids)
+            if self.enqueue is not None:
+                lease = Lease(until, self.started_at)
+                for session_id in ids:
+                    self.enqueue(session_id, lease)
+                self.report.enqueued += len(ids)
+                continue
             for session_id in ids:
                 self.pipeline.submit(session_id)
         if self.out_of_time():

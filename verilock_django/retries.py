@@ -30,8 +30,10 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 class VerilockRetry(Retry):
     """urllib3's ``Retry`` with a tolerant, capped ``Retry-After``, no POST replay, and hooks.
 
-    ``on_retry`` runs before each new attempt (to count it and respect the rate limit);
-    ``on_attempt`` runs once the wait before it is over (the attempt's deadline starts).
+    ``on_retry(failed)`` runs before each new attempt with the answer that failed, if any (to
+    count it, learn from its rate-limit headers and wait for the rate limit, which also holds
+    a usable ``Retry-After`` for everyone sharing the window); ``on_attempt`` runs once the
+    wait before it is over (the attempt's deadline starts).
     """
 
     # A 413 is not retried whatever its headers say: a GET that is too large stays so.
@@ -41,7 +43,7 @@ class VerilockRetry(Retry):
         self,
         *args: Any,
         retry_after_cap: float = 30.0,
-        on_retry: Callable[[], None] | None = None,
+        on_retry: Callable[[BaseHTTPResponse | None], None] | None = None,
         on_attempt: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -63,6 +65,12 @@ class VerilockRetry(Retry):
         # The cap keeps a huge value (or a far-future date) from stalling a whole run.
         seconds = parse_retry_after(retry_after)
         return 0.0 if seconds is None else min(seconds, self.retry_after_cap)
+
+    def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
+        # on_retry has already held this attempt (and everyone sharing the rate-limit window)
+        # for a usable Retry-After: sleeping it again here would double the wait. Without one
+        # (absent, or 0 for garbage) urllib3's backoff applies.
+        return bool(self.get_retry_after(response))
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         super().sleep(response)
@@ -88,7 +96,7 @@ class VerilockRetry(Retry):
             # deadline covers the body of the answer it reads, not of those it drops).
             response.close()
         if self.on_retry is not None:
-            self.on_retry()
+            self.on_retry(response)
         return retry
 
 
@@ -121,7 +129,7 @@ def retry_policy(
     *,
     backoff: float,
     retry_after_cap: float,
-    on_retry: Callable[[], None] | None = None,
+    on_retry: Callable[[BaseHTTPResponse | None], None] | None = None,
     on_attempt: Callable[[], None] | None = None,
 ) -> VerilockRetry:
     """The policy for one client: at most ``max_retries`` retries of an idempotent request,

@@ -37,7 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -144,7 +144,7 @@ def store_session(
     lease: dict[str, Any] = {"lease_expires_at": None} if release_lease else {}
     assessment = assess(data)
     who = (trigger or _trigger.get())[:255]
-    with transaction.atomic():
+    with _writing():
         session = _locked(data.id)
         if session is None:
             ensure_not_erased(data.id)  # one query, only for a session not stored yet
@@ -289,10 +289,26 @@ def confirm_listed(session_ids: Collection[str]) -> int:
     )
 
 
+def new_lease() -> dt.datetime:
+    """A lease expiry ``VERILOCK_LEASE_SECONDS`` from now (database clock), unique per claim.
+
+    The expiry doubles as the claim's token: whoever knows it may take the lease over
+    (:func:`take_lease`), and on databases without SKIP LOCKED it tells which rows a claim won.
+    """
+    return clock.now() + dt.timedelta(
+        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
+    )
+
+
 def claim_sessions(
-    candidates: SessionQuerySet, size: int, *, tokens: list[dt.datetime] | None = None
+    candidates: SessionQuerySet,
+    size: int,
+    *,
+    until: dt.datetime | None = None,
+    tokens: list[dt.datetime] | None = None,
 ) -> tuple[list[str], str | None]:
-    """Lease up to ``size`` of ``candidates`` (ordered by id) for ``VERILOCK_LEASE_SECONDS``.
+    """Lease up to ``size`` of ``candidates`` (ordered by id) until ``until`` (default:
+    :func:`new_lease`).
 
     Returns the ids won and the last candidate id looked at (``None``: no candidates left).
     ``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it, a conditional ``UPDATE``
@@ -303,10 +319,7 @@ def claim_sessions(
     """
     if size <= 0:
         return [], None
-    # Unique per claim: the expiry doubles as the token that tells which rows it won.
-    until = clock.now() + dt.timedelta(
-        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
-    )
+    until = until or new_lease()
     if tokens is not None:
         tokens.append(until)
     if connection.features.has_select_for_update_skip_locked:
@@ -329,6 +342,12 @@ def claim_sessions(
     return [sid for sid in ids if sid in won], ids[-1]
 
 
+def release_leases(session_ids: Collection[str]) -> None:
+    """End the lease on these sessions (a worker's task that stops before storing them)."""
+    if session_ids:
+        Session.objects.filter(pk__in=session_ids).update(lease_expires_at=None)
+
+
 def release_claims(tokens: Collection[dt.datetime]) -> int:
     """Release every lease still held under these claim tokens; returns the rows released.
 
@@ -347,6 +366,29 @@ def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or settings.USE_TZ or timezone.is_naive(value):
         return value
     return timezone.make_naive(value, timezone.get_default_timezone())
+
+
+def take_lease(
+    session_id: str, *, token: dt.datetime | None, not_checked_since: dt.datetime | None
+) -> bool:
+    """Lease one session for this worker; ``False`` when another holds it or it is done.
+
+    ``token`` is the expiry a fan-out claim set (:func:`claim_sessions` with ``until``): the
+    task it enqueued takes that claim over. Without a token, or once the claim ran out, the
+    lease is taken only if nobody holds one. ``not_checked_since`` (the claim's time) makes a
+    task that arrives after its session was stored by someone else a no-op. A session not
+    stored yet (no row) cannot be leased: ``False``. One conditional ``UPDATE`` decides.
+    """
+    now = clock.now()
+    held = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    if token is not None:
+        held |= Q(lease_expires_at=token)
+    rows = Session.objects.filter(held, pk=session_id)
+    if not_checked_since is not None:
+        rows = rows.filter(
+            Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=not_checked_since)
+        )
+    return rows.update(lease_expires_at=new_lease()) == 1
 
 
 def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
@@ -403,6 +445,31 @@ def step_rows(
 def _parse(payload: object) -> SessionData:
     """A payload as it may be stored: minimised (privacy), cleaned, datetimes as Django's."""
     return parse_session(minimise_payload(payload)).with_datetimes(stored_datetime)
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """``transaction.atomic()`` that takes SQLite's write lock when it begins.
+
+    A SQLite transaction begun ``DEFERRED`` (the default) that reads first and writes later
+    fails at once with "database is locked" when another connection is writing: no busy
+    wait. Begun ``IMMEDIATE`` it waits for the lock up to the busy timeout like any writer.
+    So concurrent writers (webhook threads, workers, cron) are safe on a default SQLite
+    configuration. Other databases lock rows with ``SELECT … FOR UPDATE`` instead.
+    """
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    connection.ensure_connection()
+    mode = connection.transaction_mode  # type: ignore[attr-defined]
+    connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]
+    try:
+        with transaction.atomic():  # BEGIN IMMEDIATE is sent here
+            connection.transaction_mode = mode  # type: ignore[attr-defined]
+            yield
+    finally:
+        connection.transaction_mode = mode  # type: ignore[attr-defined]
 
 
 def _locked(session_id: str) -> Session | None:

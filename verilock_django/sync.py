@@ -59,6 +59,8 @@ class SyncReport:
     list_error: str | None = None
     #: Failed sessions whose request never got an HTTP answer (timeout, refused connection).
     unreachable: int = 0
+    #: Sessions claimed and handed to a task engine instead of fetched here (``--enqueue``).
+    enqueued: int = 0
 
     @property
     def synced(self) -> int:
@@ -107,6 +109,8 @@ class SyncReport:
             parts.append(f"{self.confirmed} confirmed by the list")
         if self.skipped:
             parts.append(f"{self.skipped} changed but held by another run")
+        if self.enqueued:
+            parts.append(f"{self.enqueued} enqueued")
         if self.list_error is not None:
             parts.append(f"listing sessions failed: {self.list_error}")
         if self.stopped:

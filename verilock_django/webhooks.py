@@ -39,7 +39,6 @@ from .exceptions import (
 from .models import WebhookEvent
 from .payloads import parse_session_id, parse_timestamp
 from .privacy import ensure_not_erased, minimise_webhook_body
-from .processing import dispatch
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
 from .storable import (
@@ -49,6 +48,7 @@ from .storable import (
     storable_json,
 )
 from .store import stored_datetime
+from .work import dispatch_event
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
             transaction.on_commit(
                 lambda: webhook_received.send(sender=WebhookEvent, event=event), robust=True
             )
-            transaction.on_commit(lambda: dispatch(event.pk), robust=True)
+            transaction.on_commit(lambda: dispatch_event(event.pk), robust=True)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(webhook_id=envelope.webhook_id).first()
         if existing is None:

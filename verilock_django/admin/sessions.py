@@ -48,6 +48,7 @@ from ..privacy import erase_applicant, erase_sessions
 from ..statuses import OUTCOME_MARKS, OUTCOME_TONES
 from ..store import SyncResult, recorded_as
 from ..sync import sync_sessions
+from ..work import enqueue_syncs
 from . import display, filters, overview, review
 
 #: Columns and fields shown as ``<name>_masked`` to staff without ``view_applicant_pii``.
@@ -401,6 +402,9 @@ class SessionAdmin(_SessionAdminBase):
         """Sync the sessions and tell the user how it went (ids and errors, no PII)."""
         done: list[SyncResult] = []
         try:
+            if enqueue_syncs(list(session_ids)):  # a task engine is configured: workers fetch
+                self.message_user(request, gettext("Refresh queued."), messages.SUCCESS)
+                return
             with recorded_as(f"admin:{request.user.get_username()}"):
                 report = sync_sessions(session_ids, on_result=done.append)
         except VerilockConfigurationError as exc:

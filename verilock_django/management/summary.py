@@ -135,8 +135,12 @@ def of_refresh(
             f"{left['not_due']} not due, the earliest at {when(left.next_check_at)} "
             "(--full fetches them now)"
         )
-    if left["held"]:
-        parts.append(f"{left['held']} held by another run")
+    # Sessions this run enqueued are leased for the workers that take them over.
+    held = max(0, left["held"] - report.enqueued)
+    if report.enqueued:
+        parts.append(f"{report.enqueued} enqueued")
+    if held:
+        parts.append(f"{held} held by another run")
     if left["missing"]:
         parts.append(f"{left['missing']} known missing at Verilock (404; a sync by id asks again)")
     if left["left"]:
@@ -160,7 +164,8 @@ def of_refresh(
         "confirmed": report.confirmed,
         "not_due": left["not_due"],
         "next_check_at": iso(left.next_check_at),
-        "held": left["held"],
+        "held": held,
+        "enqueued": report.enqueued,
         "missing": left["missing"],
         "left": left["left"],
         "list_error": report.list_error,

@@ -26,6 +26,7 @@ from ...models import Session
 from ...refresh import refresh_unfinished
 from ...store import Outcome, SyncResult, recorded_as
 from ...sync import SyncReport, sync_sessions
+from ...work import engine, enqueue_claimed
 from .. import summary
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
 from ..interrupt import Interrupted, stop_on_sigterm
@@ -79,6 +80,12 @@ class Command(BaseCommand):
             help="With --discover: only sessions created on or after this day.",
         )
         parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Claim the sessions to fetch and send them to workers "
+            "(VERILOCK_TASK_BACKEND) instead of fetching them here.",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="Say what a run would fetch, confirm through the list or leave; no request.",
@@ -105,6 +112,10 @@ class Command(BaseCommand):
         if options["discover"]:
             self.discover(options["since"], options["concurrency"], self.verbosity)
             return
+        if options["enqueue"] and (ids or engine() is None):
+            raise CommandError(
+                "--enqueue takes no session ids and needs VERILOCK_TASK_BACKEND.", returncode=2
+            )
         if options["dry_run"]:
             self.finish(self.dry_run(ids, full=options["full"], limit=options["limit"]))
             return
@@ -138,6 +149,7 @@ class Command(BaseCommand):
                         concurrency=options["concurrency"],
                         max_runtime=options["max_runtime"],
                         on_progress=progress,
+                        enqueue=enqueue_claimed if options["enqueue"] else None,
                     )
         except Interrupted:
             raise CommandError(
