@@ -122,26 +122,35 @@ class ApiRoutes:
         per_page = min(per_page, 100)
         wanted = params.get("status")
         found = []
+        # Only the page's items are rendered: a listing costs what its page holds, not the
+        # account's size (Gen B renders its own status words, so it is rendered to filter).
         for session in reversed(self.account.sessions):
             created = session.created_at.date()
             if "from" in bounds and created < bounds["from"]:
                 continue
             if "to" in bounds and created > bounds["to"]:
                 continue
-            item = session.payload("list")
-            if wanted and wanted not in (session.status, item.get("status")):
-                continue
-            if "decision" in params and params["decision"] != item.get("decision", session.status):
-                continue
             if "external_id" in params and params["external_id"] != session.reference_id:
                 continue
-            found.append(item)
+            item = None
+            if "decision" in params or (wanted and session.shape != "a"):
+                item = session.payload("list")
+            if wanted and wanted not in (session.status, (item or {}).get("status")):
+                continue
+            if "decision" in params:
+                assert item is not None
+                if params["decision"] != item.get("decision", session.status):
+                    continue
+            found.append((session, item))
         total = len(found)
         start = (page - 1) * per_page
         return self._json(
             200,
             {
-                "data": found[start : start + per_page],
+                "data": [
+                    item if item is not None else session.payload("list")
+                    for session, item in found[start : start + per_page]
+                ],
                 "meta": {
                     "current_page": page,
                     "last_page": max(1, math.ceil(total / per_page)),
