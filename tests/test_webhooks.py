@@ -11,8 +11,9 @@ import logging
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -328,3 +329,21 @@ def test_no_signal_and_no_processing_on_rollback(
     assert not Session.objects.exists()
     event.refresh_from_db()
     assert (event.status, event.attempts) == (WebhookEventStatus.PENDING, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_delivery_costs_no_more_statements_than_a_new_one(settings: Any) -> None:
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
+    body = json.dumps(webhook_payload(session_id="ses_dup")).encode()
+
+    with CaptureQueriesContext(connection) as first:
+        event, created = store_delivery(parse_envelope(body))
+    with CaptureQueriesContext(connection) as again:
+        duplicate, created_again = store_delivery(parse_envelope(body))
+
+    assert created and not created_again and duplicate.pk == event.pk
+    assert WebhookEvent.objects.count() == 1
+    # One insert that does nothing on a conflict and one read: no savepoint dance.
+    # The tombstone check (erasure on request), the insert, and one read: new or duplicate.
+    assert len(again.captured_queries) <= len(first.captured_queries) <= 3
+    assert not any("SAVEPOINT" in q["sql"].upper() for q in again.captured_queries)

@@ -107,35 +107,44 @@ def parse_envelope(body: bytes) -> Envelope:
 def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
     """Store a delivery once; ``(event, False)`` for a ``webhook_id`` already stored.
 
-    Safe under concurrent deliveries of the same id: the unique constraint decides, and the
-    insert runs in its own savepoint so a losing insert leaves the caller's transaction
-    usable. When stored, ``webhook_received`` and processing follow the commit. The body is
-    stored as :func:`.privacy.minimise_webhook_body` leaves it. Raises
-    :class:`~verilock_django.exceptions.ErasedSessionError` (nothing stored) for a delivery
-    about a session erased on request.
+    Two statements whether new or a duplicate: ``INSERT … ON CONFLICT DO NOTHING`` (the
+    unique ``webhook_id`` decides, also under concurrent deliveries, and a duplicate never
+    breaks the caller's transaction), then one read of the stored row's id and arrival
+    time, which tells whether this insert made it. When stored, ``webhook_received`` and
+    processing follow the commit. The body is stored as :func:`.privacy.minimise_webhook_body`
+    leaves it. Raises :class:`~verilock_django.exceptions.ErasedSessionError` (nothing
+    stored) for a delivery about a session erased on request.
     """
     if envelope.session_id:
         ensure_not_erased(envelope.session_id)
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                webhook_id=envelope.webhook_id,
-                event_type=envelope.event_type,
-                session_id=envelope.session_id,
-                occurred_at=stored_datetime(envelope.occurred_at),
-                payload=minimise_webhook_body(envelope.payload),
-            )
-            # Two callbacks: a failing signal receiver must not keep the event from processing.
-            transaction.on_commit(
-                lambda: webhook_received.send(sender=WebhookEvent, event=event), robust=True
-            )
-            transaction.on_commit(lambda: dispatch_event(event.pk), robust=True)
-    except IntegrityError:
-        existing = WebhookEvent.objects.filter(webhook_id=envelope.webhook_id).first()
-        if existing is None:
-            raise  # not the duplicate we expected: let it surface
-        return existing, False
-    return event, True
+    new = WebhookEvent(
+        webhook_id=envelope.webhook_id,
+        event_type=envelope.event_type,
+        session_id=envelope.session_id,
+        occurred_at=stored_datetime(envelope.occurred_at),
+        received_at=timezone.now(),
+        payload=minimise_webhook_body(envelope.payload),
+    )
+    WebhookEvent.objects.bulk_create([new], ignore_conflicts=True)
+    event = (
+        WebhookEvent.objects.only("pk", "webhook_id", "received_at")
+        .filter(webhook_id=envelope.webhook_id)
+        .first()
+    )
+    if event is None:
+        raise IntegrityError("the webhook event was neither stored nor found")
+    # Another delivery of the same id stored at the same microsecond is taken as new too:
+    # processing is idempotent, so the worst case is one extra check of the session.
+    if event.received_at != new.received_at:
+        return event, False
+    new.pk = event.pk
+    new._state.adding, new._state.db = False, event._state.db  # as if read back
+    # Two callbacks: a failing signal receiver must not keep the event from processing.
+    transaction.on_commit(
+        lambda: webhook_received.send(sender=WebhookEvent, event=new), robust=True
+    )
+    transaction.on_commit(lambda: dispatch_event(new.pk), robust=True)
+    return new, True
 
 
 @csrf_exempt
