@@ -88,13 +88,15 @@ def refresh_unfinished(
     on_result: OnResult | None = None,
     on_progress: OnProgress | None = None,
     enqueue: Enqueue | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """Refresh unfinished sessions (see the module docstring) and return the report.
 
     ``limit`` caps the sessions fetched; ``max_runtime`` (seconds) stops claiming new
     work once passed; ``on_progress(report, total)`` runs after each settled session;
     ``enqueue`` hands claimed sessions to workers instead of fetching them here
-    (``report.enqueued`` counts them).
+    (``report.enqueued`` counts them); once ``should_stop()`` is true (SIGTERM) nothing new
+    is claimed, what is in flight is stored, and the rest of the claims are released.
     """
     client = client or get_client()
     report = SyncReport()
@@ -109,6 +111,7 @@ def refresh_unfinished(
         on_result=on_result,
         on_progress=on_progress,
         enqueue=enqueue,
+        should_stop=should_stop,
     )
     deliver_pending_finished()
     try:
@@ -139,9 +142,11 @@ class _Run:
         on_result: OnResult | None,
         on_progress: OnProgress | None,
         enqueue: Enqueue | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.enqueue = enqueue
+        self.should_stop = should_stop
         self.report = report
         self.limit = limit
         self.deadline = deadline
@@ -269,7 +274,9 @@ class _Run:
         return claimed
 
     def out_of_time(self) -> bool:
-        """True once ``max_runtime`` has passed: claim nothing new."""
+        """True once ``max_runtime`` has passed or a stop was asked for: claim nothing new."""
+        if self.should_stop is not None and self.should_stop():
+            return True
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def limit_reached(self) -> bool:

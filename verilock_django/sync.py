@@ -143,12 +143,15 @@ def sync_sessions(
     on_result: OnResult | None = None,
     on_progress: OnProgress | None = None,
     concurrency: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """Sync the given sessions (fetched in parallel threads); one failure never stops the batch.
 
     No lease is taken: the caller chose these ids. A refused API key (401/403) aborts the
     batch by raising :class:`~verilock_django.exceptions.AuthenticationError`: every other
     call would fail the same way. ``concurrency`` defaults to ``VERILOCK_SYNC_CONCURRENCY``.
+    Once ``should_stop()`` is true (SIGTERM), no further id is sent; those in flight are
+    stored.
     """
     client = client or get_client()
     report = SyncReport()
@@ -160,6 +163,8 @@ def sync_sessions(
         ) as pipeline:
             pipeline.total = len(session_ids) if isinstance(session_ids, Sized) else 0
             for session_id in session_ids:
+                if should_stop is not None and should_stop():
+                    break
                 pipeline.submit(session_id)
     finally:
         report.requests = client.request_count - requests_before

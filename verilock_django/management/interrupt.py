@@ -1,8 +1,10 @@
 """Stop a command cleanly on SIGTERM (cron's timeout, systemd, a container stop).
 
-Inside :func:`stop_on_sigterm`, SIGTERM raises :class:`Interrupted` in the main thread, so
-the work unwinds through its ``finally`` blocks (the batch refresh releases the leases it
-holds) instead of the process dying with rows claimed.
+Inside :func:`stop_on_sigterm`, SIGTERM only sets an event: the work checks it between
+sessions (claiming nothing new, storing what is in flight, releasing what it holds) and
+the command then exits with status 143. Raising from the signal handler instead would land
+at an arbitrary point, possibly in the middle of a database query, leaving the connection
+unusable for the very clean-up the stop needs.
 """
 
 from __future__ import annotations
@@ -14,24 +16,19 @@ from contextlib import contextmanager
 from types import FrameType
 
 
-class Interrupted(BaseException):
-    """SIGTERM arrived; a BaseException so that no ``except Exception`` swallows it."""
-
-
 @contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Interrupted` for the duration (main thread only)."""
+def stop_on_sigterm() -> Iterator[threading.Event]:
+    """Yield an event that SIGTERM sets for the duration (handled in the main thread only)."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        # A second SIGTERM must not cut short the clean-up this one starts.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Interrupted
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, request_stop)
     try:
-        yield
+        yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -29,7 +29,7 @@ from ...sync import SyncReport, sync_sessions
 from ...work import engine, enqueue_claimed
 from .. import summary
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
-from ..interrupt import Interrupted, stop_on_sigterm
+from ..interrupt import stop_on_sigterm
 
 
 class Command(BaseCommand):
@@ -133,13 +133,14 @@ class Command(BaseCommand):
 
         since = clock.now()
         try:
-            with stop_on_sigterm(), recorded_as(self.trigger(ids)):
+            with stop_on_sigterm() as stop, recorded_as(self.trigger(ids)):
                 if ids:
                     report = sync_sessions(
                         ids,
                         on_result=on_result,
                         on_progress=progress,
                         concurrency=options["concurrency"],
+                        should_stop=stop.is_set,
                     )
                 else:
                     report = refresh_unfinished(
@@ -150,13 +151,14 @@ class Command(BaseCommand):
                         max_runtime=options["max_runtime"],
                         on_progress=progress,
                         enqueue=enqueue_claimed if options["enqueue"] else None,
+                        should_stop=stop.is_set,
                     )
-        except Interrupted:
-            raise CommandError(
-                "Interrupted by SIGTERM: what was stored stays stored, and the sessions this "
-                "run had claimed were released for the next run.",
-                returncode=summary.INTERRUPTED,
-            ) from None
+            if stop.is_set():
+                raise CommandError(
+                    "Interrupted by SIGTERM: what was stored stays stored, and the sessions "
+                    "this run had claimed were released for the next run.",
+                    returncode=summary.INTERRUPTED,
+                )
         except VerilockConfigurationError as exc:
             self.abort(str(exc))
         except AuthenticationError as exc:
