@@ -1,0 +1,328 @@
+"""The settings table's machinery: what a row is, and the parsers that turn raw values into
+typed ones (or :class:`InvalidSetting`), with the vocabularies they accept.
+
+Parsers never put the value in a message: it may be the API key or a webhook secret.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from ..exceptions import VerilockConfigurationError
+from ..storable import MAX_READ_DEPTH
+
+#: Prefix of every setting name in Django settings.
+PREFIX: Final = "VERILOCK_"
+
+DEFAULT_API_URL: Final = "https://verilock.io/api/v1"
+
+#: Values of ``VERILOCK_AUTH_HEADER``: ``"both"`` sends the key in ``Authorization: Bearer``
+#: *and* ``X-API-Key`` (the provider documents each in a different generation of its docs).
+AUTH_HEADER_CHOICES: Final = ("both", "bearer", "x-api-key")
+
+#: Named modes of ``VERILOCK_WEBHOOK_PROCESSOR``; any other value is the dotted path of a
+#: callable ``f(event_id)``.
+PROCESSOR_CHOICES: Final = ("auto", "thread", "sync", "none")
+
+#: The ``VERILOCK_TASK_BACKEND`` that sends work to Celery (``verilock_django.contrib.celery``).
+CELERY_BACKEND: Final = "celery"
+
+#: Check groups: which registered check function reports a row (``checks.py``).
+GROUP_API: Final = "api"
+GROUP_WEBHOOK: Final = "webhook"
+GROUP_SYNC: Final = "sync"
+GROUP_VERIFY: Final = "verify"
+
+#: Values of ``VERILOCK_CREATE_SHAPE``: the request body ``POST /sessions`` is sent in.
+#: ``"b"`` (``profile_id``, flat applicant fields, ``external_id``) is the newer generation of
+#: Verilock's docs and its SDK; ``"a"`` (``type``/``steps``/``applicant{}``/``reference_id``)
+#: the older one.
+CREATE_SHAPE_CHOICES: Final = ("b", "a")
+
+#: Steps Gen A accepts in ``steps`` (the default of ``VERILOCK_CREATE_STEPS``).
+DEFAULT_CREATE_STEPS: Final = ("document", "selfie", "face_match", "liveness", "aml")
+GROUP_PRIVACY: Final = "privacy"
+
+#: Values of ``VERILOCK_STORED_DATA``, from most to least stored (see ``docs/data-protection.md``).
+STORED_DATA_CHOICES: Final = ("full", "without_applicant", "decision_only")
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class InvalidSetting(ValueError):
+    """A raw setting value cannot be used; ``problem`` completes "VERILOCK_X …".
+
+    ``check_id`` overrides the row's check id for a distinct problem (for example a key
+    with whitespace inside). Never holds the value itself.
+    """
+
+    def __init__(self, problem: str, *, check_id: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.check_id = check_id
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T_co]):
+    """One row of the settings table.
+
+    ``parse`` turns the raw value (the default when unset) into the typed value or raises
+    :class:`InvalidSetting`; ``check_id`` is the system check reporting that (``"E004"``);
+    ``type_doc``, ``default_doc`` and ``doc`` are the README row's Type, Default and
+    Meaning cells.
+    """
+
+    name: str
+    default: object
+    parse: Callable[[object], T_co]
+    check_id: str
+    group: str
+    type_doc: str
+    default_doc: str
+    doc: str
+    hint: str = ""
+
+    @property
+    def setting_name(self) -> str:
+        """The name in Django settings, e.g. ``"VERILOCK_TIMEOUT"``."""
+        return PREFIX + self.name
+
+    def raw(self) -> object:
+        """The value in Django settings now, or the default when unset (not validated)."""
+        return getattr(settings, self.setting_name, self.default)
+
+    def value(self) -> T_co:
+        """The typed value now.
+
+        :raises VerilockConfigurationError: the value is unusable (the message names the
+            setting and the problem, never the value).
+        """
+        try:
+            return self.parse(self.raw())
+        except InvalidSetting as exc:
+            raise VerilockConfigurationError(f"{self.setting_name} {exc.problem}.") from None
+
+    def problem(self) -> InvalidSetting | None:
+        """What is wrong with the current value, or ``None`` if it is usable."""
+        try:
+            self.parse(self.raw())
+        except InvalidSetting as exc:
+            return exc
+        return None
+
+
+# -- parsers: raw value in, typed value out, or InvalidSetting --------------------------
+
+
+def _kind(value: object) -> str:
+    # The type only: values may be secrets.
+    return f"got {type(value).__name__}"
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float if it is an int or a float (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _positive_number(value: object) -> float:
+    number = _number(value)
+    if number is None or not number > 0:  # "not >" also refuses NaN
+        raise InvalidSetting(f"must be a positive number of seconds ({_kind(value)})")
+    return number
+
+
+def _non_negative_number(value: object) -> float:
+    number = _number(value)
+    if number is None or not number >= 0:
+        raise InvalidSetting(f"must be a number >= 0 ({_kind(value)})")
+    return number
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidSetting(f"must be a positive integer ({_kind(value)})")
+    return value
+
+
+def _non_negative_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidSetting(f"must be an integer >= 0 ({_kind(value)})")
+    return value
+
+
+def _optional_positive_int(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return _positive_int(value)
+    except InvalidSetting:
+        raise InvalidSetting(f"must be None or a positive integer ({_kind(value)})") from None
+
+
+def _json_depth(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_READ_DEPTH:
+        raise InvalidSetting(f"must be an integer from 1 to {MAX_READ_DEPTH} ({_kind(value)})")
+    return value
+
+
+def _has_inner_junk(text: str) -> bool:
+    """Whitespace or a control/format character (``\\n``, ``\\t``, zero-width space…)."""
+    return any(char.isspace() or unicodedata.category(char).startswith("C") for char in text)
+
+
+def _api_key(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting(f"must be a string ({_kind(value)})")
+    key = value.strip()  # a key pasted with a trailing newline still works
+    if _has_inner_junk(key):
+        raise InvalidSetting("must not contain whitespace or control characters", check_id="E008")
+    return key
+
+
+def _api_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting(f"must be an http(s) URL ({_kind(value)})")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidSetting("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _auth_header(value: object) -> str:
+    if not isinstance(value, str) or value not in AUTH_HEADER_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(AUTH_HEADER_CHOICES)}")
+    return value
+
+
+def _finished_statuses(value: object) -> frozenset[str]:
+    if (
+        not isinstance(value, (list, tuple, set, frozenset))
+        or not value
+        or not all(isinstance(status, str) and status for status in value)
+    ):
+        raise InvalidSetting("must be a non-empty list of status strings")
+    return frozenset(value)
+
+
+def _webhook_secrets(value: object) -> tuple[str, ...]:
+    # A bare string is refused rather than read as one secret per character or guessed at.
+    if not isinstance(value, (list, tuple)):
+        raise InvalidSetting(f"must be a list of non-empty strings ({_kind(value)})")
+    secrets: list[str] = []
+    for secret in value:
+        if not isinstance(secret, str) or not secret.strip():
+            raise InvalidSetting("must be a list of non-empty strings")
+        secret = secret.strip()
+        if _has_inner_junk(secret):
+            raise InvalidSetting(
+                "must not hold a secret with whitespace or control characters inside",
+                check_id="E015",
+            )
+        secrets.append(secret)
+    return tuple(secrets)
+
+
+def _optional_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidSetting(f"must be None or a non-empty string ({_kind(value)})")
+    return value.strip()
+
+
+def _redis_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise InvalidSetting("must be None or a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _webhook_processor(value: object) -> str:
+    if isinstance(value, str) and value in PROCESSOR_CHOICES:
+        return value
+    problem = f"must be one of {', '.join(PROCESSOR_CHOICES)} or the dotted path of a callable"
+    if not isinstance(value, str) or "." not in value:
+        raise InvalidSetting(problem)
+    try:
+        target = import_string(value)
+    except ImportError:
+        raise InvalidSetting(f"{problem} (the path does not import)") from None
+    if not callable(target):
+        raise InvalidSetting(f"{problem} (the path names something not callable)")
+    return value
+
+
+def _create_shape(value: object) -> str:
+    if not isinstance(value, str) or value not in CREATE_SHAPE_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(CREATE_SHAPE_CHOICES)}")
+    return value
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSetting(f"must be a string ({_kind(value)})")
+    return value.strip()
+
+
+def _create_steps(value: object) -> tuple[str, ...]:
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(step, str) and step for step in value)
+    ):
+        raise InvalidSetting("must be a non-empty list of step names")
+    return tuple(value)
+
+
+def _optional_days(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 36_500:
+        raise InvalidSetting(f"must be None or a number of days from 1 to 36500 ({_kind(value)})")
+    return value
+
+
+def _stored_data(value: object) -> str:
+    if not isinstance(value, str) or value not in STORED_DATA_CHOICES:
+        raise InvalidSetting(f"must be one of {', '.join(STORED_DATA_CHOICES)}")
+    return value
+
+
+def _optional_callable_path(value: object) -> Callable[..., object] | None:
+    if value is None or value == "":
+        return None
+    problem = "must be None or the dotted path of a callable"
+    if not isinstance(value, str) or "." not in value:
+        raise InvalidSetting(problem)
+    try:
+        target = import_string(value)
+    except ImportError:
+        raise InvalidSetting(f"{problem} (the path does not import)") from None
+    if not callable(target):
+        raise InvalidSetting(f"{problem} (the path names something not callable)")
+    return target  # type: ignore[no-any-return]
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidSetting(f"must be True or False ({_kind(value)})")
+    return value
+
+
+def _optional_positive_number(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        return _positive_number(value)
+    except InvalidSetting:
+        raise InvalidSetting(f"must be None or a positive number ({_kind(value)})") from None
