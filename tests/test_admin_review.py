@@ -12,9 +12,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from verilock_django.history import recorded_as
 from verilock_django.models import Session, SessionChange, StepResult
 from verilock_django.statuses import StepOutcome
-from verilock_django.store import recorded_as, store_session
+from verilock_django.store import store_session
 from verilock_django.testing.factories import Shape, session_payload
 
 pytestmark = pytest.mark.django_db

@@ -21,8 +21,9 @@ from verilock_django.exceptions import AuthenticationError
 from verilock_django.models import Session, StepResult
 from verilock_django.ratelimit import WINDOW, LocalWindow
 from verilock_django.refresh import refresh_unfinished
+from verilock_django.schedule import next_check_time
 from verilock_django.signals import session_finished
-from verilock_django.store import Outcome, next_check_time, store_session
+from verilock_django.store import Outcome, store_session
 from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
 

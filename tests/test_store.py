@@ -16,8 +16,9 @@ from verilock_django.client import VerilockClient
 from verilock_django.exceptions import NotFoundError, StorageError
 from verilock_django.models import Session
 from verilock_django.refresh import refresh_unfinished
+from verilock_django.schedule import confirm_listed
 from verilock_django.signals import session_finished, session_updated
-from verilock_django.store import Outcome, confirm_listed, record_failure, store_session
+from verilock_django.store import Outcome, record_failure, store_session
 from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
 

@@ -15,7 +15,8 @@ from verilock_django import clock, work
 from verilock_django.exceptions import TransportError, VerilockConfigurationError
 from verilock_django.models import Session, WebhookEvent, WebhookEventStatus
 from verilock_django.refresh import Lease, refresh_unfinished
-from verilock_django.store import claim_sessions, new_lease, store_session, take_lease
+from verilock_django.schedule import claim_sessions, new_lease, take_lease
+from verilock_django.store import store_session
 from verilock_django.testing.responses_api import InProcessVerilock
 
 from .test_refresh import detail_requests, mirror

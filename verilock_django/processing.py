@@ -35,8 +35,9 @@ from django.utils.module_loading import import_string
 from .client import VerilockClient
 from .conf import verilock_settings
 from .exceptions import VerilockError, describe_failure
+from .history import recorded_as
 from .models import WebhookEvent, WebhookEventStatus
-from .store import ERROR_MAX_LENGTH, recorded_as
+from .store import ERROR_MAX_LENGTH
 from .sync import sync_session
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ This module only *chooses* ids; fetching and storing go through
 :class:`verilock_django.sync.SyncPipeline` (a bounded thread pool fetches; every database
 write happens on the calling thread, through :mod:`verilock_django.store`, one transaction
 per session). Rows are claimed with a lease before they are fetched (see
-:func:`verilock_django.store.claim_sessions`), so overlapping runs never fetch the same
+:func:`verilock_django.schedule.claim_sessions`), so overlapping runs never fetch the same
 session, and the lease is released in the same statement that stores the session.
 Work is pulled in chunks; nothing here holds all ids in memory.
 
@@ -50,14 +50,9 @@ from . import clock
 from .client import VerilockClient, get_client
 from .exceptions import AuthenticationError, PayloadError, VerilockError
 from .models import Session, SessionQuerySet
+from .notify import deliver_pending_finished
 from .payloads import parse_session
-from .store import (
-    claim_sessions,
-    confirm_listed,
-    deliver_pending_finished,
-    new_lease,
-    release_claims,
-)
+from .schedule import claim_sessions, confirm_listed, new_lease, release_claims
 from .sync import OnProgress, OnResult, SyncPipeline, SyncReport
 
 logger = logging.getLogger(__name__)

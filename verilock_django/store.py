@@ -1,16 +1,18 @@
-"""The only module that writes session rows: one payload in, one upsert out.
+"""The store layer's core: one payload in, one upsert out.
 
 :func:`store_session` writes a parsed payload (session and steps, one transaction);
 :func:`store_created` stores a session this app has just created, linked to its user;
 :func:`store_discovered` inserts a session first seen in a list page (never overwrites);
-:func:`record_failure` keeps an error on the row and nothing else; :func:`confirm_listed`,
-:func:`claim_sessions` and :func:`release_claims` are the batch refresh's bookkeeping. No
-HTTP happens here: callers fetch first and store after.
+:func:`record_failure` keeps an error on the row and nothing else. The rest of the store
+layer: :mod:`.schedule` (the batch refresh's bookkeeping: due times, leases),
+:mod:`.history` (the change history, same transaction) and :mod:`.notify` (signals after
+commit). Nothing above this layer writes session rows. No HTTP happens here: callers fetch
+first and store after.
 
 Ordering rule (never go backwards): a payload is *stale*, and nothing is written, when
 
 1. it was requested before the stored payload was (``fetched_at`` < ``data_fetched_at``;
-   both are this server's clock, so no trust in the provider's clocks is needed), or
+   both read from the database's clock, so no trust in any other clock is needed), or
 2. it would take the session out of a final status into an unfinished one (a stale read:
    Verilock never reopens a decided session).
 
@@ -25,11 +27,9 @@ server's clock, so machines whose own clocks disagree still agree on the order.
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import logging
-import secrets
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,18 +37,21 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Value
+from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import clock
 from .conf import verilock_settings
 from .exceptions import NotFoundError, PayloadError, VerilockError, describe_failure
-from .models import Session, SessionChange, SessionQuerySet, StepResult
-from .outcomes import Assessment, StepAssessment, assess
+from .history import current_trigger, record_history
+from .models import Session, StepResult
+from .notify import after_commit
+from .outcomes import Assessment, assess
 from .payloads import SessionData, StepData, parse_session
 from .privacy import ensure_not_erased, minimise_payload
-from .signals import session_finished, session_updated
+from .schedule import next_check_time
+from .signals import session_finished
 from .users import resolve_user
 
 logger = logging.getLogger(__name__)
@@ -74,11 +77,6 @@ SESSION_FIELDS = (
     "payload",
 )
 STEP_FIELDS = ("position", "status", "outcome", "score", "score_scale", "details", "payload")
-#: Session columns whose old and new values the history keeps; applicant fields are
-#: recorded as changed, without their values.
-HISTORY_FIELDS = ("status", "decision", "decline_reason")
-#: Who asked for the stores made inside :func:`recorded_as` (the history's ``trigger``).
-_trigger: contextvars.ContextVar[str] = contextvars.ContextVar("verilock_trigger", default="sync")
 #: Longest error text kept on a row (``Session.last_sync_error``, ``WebhookEvent.last_error``).
 ERROR_MAX_LENGTH = 2000
 
@@ -143,7 +141,7 @@ def store_session(
     fetched_at = fetched_at or now
     lease: dict[str, Any] = {"lease_expires_at": None} if release_lease else {}
     assessment = assess(data)
-    who = (trigger or _trigger.get())[:255]
+    who = (trigger or current_trigger())[:255]
     with _writing():
         session = _locked(data.id)
         if session is None:
@@ -171,7 +169,7 @@ def store_session(
                 **lease,
             )
             if session.finished_signal_pending:
-                _after_commit(session, created=False, changes={}, updated=False)
+                after_commit(session, created=False, changes={}, updated=False)
             return SyncResult(data.id, Outcome.UNCHANGED)
 
         old_data = _stored_data(session)
@@ -185,8 +183,8 @@ def store_session(
         session.save()
         if _store_steps(session, data, assessment, old_results=old_results):
             changes["results"] = (None, None)
-        _record_history(session, changes, old_steps, assessment, who, now)
-        _after_commit(session, created=False, changes=changes)
+        record_history(session, changes, old_steps, assessment, who, now)
+        after_commit(session, created=False, changes=changes)
     return SyncResult(data.id, Outcome.UPDATED, changes=changes)
 
 
@@ -265,100 +263,6 @@ def record_failure(session_id: str, error: BaseException, *, release_lease: bool
     Session.objects.filter(pk=session_id).update(**updates)
 
 
-def deliver_pending_finished(*, limit: int = 500) -> int:
-    """Send ``session_finished`` again for sessions whose earlier sending did not complete.
-
-    Returns how many sessions were sent. Called at the start of every batch refresh.
-    """
-    pending = list(Session.objects.filter(finished_signal_pending=True).order_by("pk")[:limit])
-    for session in pending:
-        _send_finished(session)
-    return len(pending)
-
-
-def confirm_listed(session_ids: Collection[str]) -> int:
-    """Mark sessions the list endpoint showed unchanged as checked now; returns the row count.
-
-    The stored payload stays what was last fetched; an earlier sync error and a "missing at
-    Verilock" mark are cleared (the list shows the session exists and answers).
-    """
-    if not session_ids:
-        return 0
-    return Session.objects.filter(pk__in=session_ids).update(
-        last_synced_at=clock.now(), last_sync_error="", missing_since=None
-    )
-
-
-def new_lease() -> dt.datetime:
-    """A lease expiry ``VERILOCK_LEASE_SECONDS`` from now (database clock), unique per claim.
-
-    The expiry doubles as the claim's token: whoever knows it may take the lease over
-    (:func:`take_lease`), and on databases without SKIP LOCKED it tells which rows a claim won.
-    """
-    return clock.now() + dt.timedelta(
-        seconds=verilock_settings.lease_seconds, microseconds=secrets.randbelow(10**6)
-    )
-
-
-def claim_sessions(
-    candidates: SessionQuerySet,
-    size: int,
-    *,
-    until: dt.datetime | None = None,
-    tokens: list[dt.datetime] | None = None,
-) -> tuple[list[str], str | None]:
-    """Lease up to ``size`` of ``candidates`` (ordered by id) until ``until`` (default:
-    :func:`new_lease`).
-
-    Returns the ids won and the last candidate id looked at (``None``: no candidates left).
-    ``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it, a conditional ``UPDATE``
-    elsewhere, so of several runs racing for a row exactly one wins it. The lease's expiry
-    is unique to this claim (its token); it is appended to ``tokens`` *before* any row is
-    leased, so :func:`release_claims` can give back whatever a run still holds even when
-    the run is interrupted in the middle of a claim.
-    """
-    if size <= 0:
-        return [], None
-    until = until or new_lease()
-    if tokens is not None:
-        tokens.append(until)
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            ids = list(
-                candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:size]
-            )
-            if ids:
-                Session.objects.filter(pk__in=ids).update(lease_expires_at=until)
-        return ids, (ids[-1] if ids else None)
-    ids = list(candidates.values_list("id", flat=True)[:size])
-    if not ids:
-        return [], None
-    # The conditional UPDATE is atomic: of two runs racing for a row, one matches it.
-    if candidates.filter(pk__in=ids).update(lease_expires_at=until) == len(ids):
-        return ids, ids[-1]
-    won = set(
-        Session.objects.filter(pk__in=ids, lease_expires_at=until).values_list("id", flat=True)
-    )
-    return [sid for sid in ids if sid in won], ids[-1]
-
-
-def release_leases(session_ids: Collection[str]) -> None:
-    """End the lease on these sessions (a worker's task that stops before storing them)."""
-    if session_ids:
-        Session.objects.filter(pk__in=session_ids).update(lease_expires_at=None)
-
-
-def release_claims(tokens: Collection[dt.datetime]) -> int:
-    """Release every lease still held under these claim tokens; returns the rows released.
-
-    Rows already stored or failed were released one by one; what is left is the work an
-    interrupted run claimed and never finished.
-    """
-    if not tokens:
-        return 0
-    return Session.objects.filter(lease_expires_at__in=list(tokens)).update(lease_expires_at=None)
-
-
 def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
     """``value`` as Django stores datetimes: aware with ``USE_TZ``, else naive in the default
     time zone (an aware value in a ``USE_TZ = False`` project fails on SQLite). ``None`` passes.
@@ -368,54 +272,10 @@ def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
     return timezone.make_naive(value, timezone.get_default_timezone())
 
 
-def take_lease(
-    session_id: str, *, token: dt.datetime | None, not_checked_since: dt.datetime | None
-) -> bool:
-    """Lease one session for this worker; ``False`` when another holds it or it is done.
-
-    ``token`` is the expiry a fan-out claim set (:func:`claim_sessions` with ``until``): the
-    task it enqueued takes that claim over. Without a token, or once the claim ran out, the
-    lease is taken only if nobody holds one. ``not_checked_since`` (the claim's time) makes a
-    task that arrives after its session was stored by someone else a no-op. A session not
-    stored yet (no row) cannot be leased: ``False``. One conditional ``UPDATE`` decides.
-    """
-    now = clock.now()
-    held = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    if token is not None:
-        held |= Q(lease_expires_at=token)
-    rows = Session.objects.filter(held, pk=session_id)
-    if not_checked_since is not None:
-        rows = rows.filter(
-            Q(last_synced_at__isnull=True) | Q(last_synced_at__lt=not_checked_since)
-        )
-    return rows.update(lease_expires_at=new_lease()) == 1
-
-
-def next_check_time(unchanged_checks: int, now: dt.datetime) -> dt.datetime:
-    """When a still-unfinished session is due again: the interval doubles per check.
-
-    Starts at ``VERILOCK_RECHECK_MIN_INTERVAL`` and stops growing at
-    ``VERILOCK_RECHECK_MAX_INTERVAL`` (seconds).
-    """
-    low = verilock_settings.recheck_min_interval
-    high = verilock_settings.recheck_max_interval
-    return now + dt.timedelta(seconds=max(0.0, min(high, low * 2 ** min(unchanged_checks, 32))))
-
-
 def session_values(data: SessionData, assessment: Assessment | None = None) -> dict[str, Any]:
     """The :data:`SESSION_FIELDS` column values of a parsed payload, by column name."""
     derived = {"decline_reason": (assessment or assess(data)).decline_reason}
     return {name: derived.get(name, getattr(data, name, None)) for name in SESSION_FIELDS}
-
-
-@contextmanager
-def recorded_as(trigger: str) -> Iterator[None]:
-    """Record the stores made inside the block with ``trigger`` (e.g. ``"admin:alice"``)."""
-    token = _trigger.set(trigger)
-    try:
-        yield
-    finally:
-        _trigger.reset(token)
 
 
 def step_rows(
@@ -493,12 +353,12 @@ def _insert(
         with transaction.atomic():
             session.save(force_insert=True)
             StepResult.objects.bulk_create(step_rows(session, data, assessment))
-            _record_history(session, changes, {}, assessment, trigger, now)
+            record_history(session, changes, {}, assessment, trigger, now)
     except IntegrityError:
         if not Session.objects.filter(pk=session.pk).exists():
             raise  # not a concurrent insert of the same id
         return False
-    _after_commit(session, created=True, changes=changes)
+    after_commit(session, created=True, changes=changes)
     return True
 
 
@@ -611,88 +471,3 @@ def _store_steps(
     if old_results is None or any(step.step not in new_steps for step in old_results):
         StepResult.objects.filter(session=session).exclude(step__in=new_steps).delete()
     return True
-
-
-def _record_history(
-    session: Session,
-    changes: dict[str, tuple[Any, Any]],
-    old_steps: dict[str, StepAssessment],
-    assessment: Assessment,
-    trigger: str,
-    now: dt.datetime,
-) -> None:
-    """One bulk insert of the session's changed values (none when nothing worth it changed)."""
-    rows = [
-        SessionChange(
-            session=session,
-            changed_at=now,
-            trigger=trigger,
-            field=name,
-            # Applicant fields: which changed, never their values.
-            old_value="" if name.startswith("applicant_") else str(old or "")[:255],
-            new_value="" if name.startswith("applicant_") else str(new or "")[:255],
-        )
-        for name, (old, new) in changes.items()
-        if name in HISTORY_FIELDS or name.startswith("applicant_")
-    ]
-    for step, new_step in assessment.steps.items():
-        old_step = old_steps.get(step)
-        old_outcome = "" if old_step is None else old_step.outcome
-        if old_outcome != new_step.outcome:
-            rows.append(
-                SessionChange(
-                    session=session,
-                    changed_at=now,
-                    trigger=trigger,
-                    field=f"step:{step}"[:80],
-                    old_value=str(old_outcome),
-                    new_value=str(new_step.outcome),
-                )
-            )
-    if rows:
-        SessionChange.objects.bulk_create(rows)
-
-
-def _after_commit(
-    session: Session, *, created: bool, changes: dict[str, tuple[Any, Any]], updated: bool = True
-) -> None:
-    """Send the signals once the transaction commits (never on rollback)."""
-
-    def send() -> None:
-        if updated:
-            for receiver, result in session_updated.send_robust(
-                sender=Session, session=session, created=created, changes=changes
-            ):
-                if isinstance(result, Exception):
-                    _log_receiver_failure("session_updated", receiver, session.pk, result)
-        if session.finished_signal_pending:
-            _send_finished(session)
-
-    transaction.on_commit(send)
-
-
-def _send_finished(session: Session) -> None:
-    """Send ``session_finished``; clear the pending mark only if every receiver succeeded."""
-    failed = False
-    for receiver, result in session_finished.send_robust(sender=Session, session=session):
-        if isinstance(result, Exception):
-            failed = True
-            _log_receiver_failure("session_finished", receiver, session.pk, result)
-    if not failed:
-        Session.objects.filter(pk=session.pk, finished_signal_pending=True).update(
-            finished_signal_pending=False
-        )
-        session.finished_signal_pending = False
-
-
-def _log_receiver_failure(
-    signal: str, receiver: object, session_id: str, error: Exception
-) -> None:
-    # The receiver's own message may quote applicant data: only its type is logged.
-    logger.error(
-        "A %s receiver (%s) failed for Verilock session %s: %s",
-        signal,
-        getattr(receiver, "__qualname__", type(receiver).__name__),
-        session_id,
-        describe_failure(error),
-    )

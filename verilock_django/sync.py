@@ -250,7 +250,7 @@ class SyncPipeline:
 
     Starts with one request in flight and opens up to ``concurrency`` once the API has
     answered without refusing the key, so a bad key costs one request, not a volley.
-    ``leased``: the ids were claimed by :func:`verilock_django.store.claim_sessions`; each
+    ``leased``: the ids were claimed by :func:`verilock_django.schedule.claim_sessions`; each
     store (or recorded failure) releases its lease.
     """
 

@@ -30,7 +30,7 @@ from .exceptions import RateLimitedError, ServerError, TransportError, VerilockC
 from .models import Session
 from .processing import ProcessOutcome, dispatch, process_event
 from .refresh import Lease, refresh_unfinished
-from .store import release_leases, take_lease
+from .schedule import release_leases, take_lease
 from .sync import fetch, store_fetched, sync_session
 
 logger = logging.getLogger(__name__)

@@ -42,11 +42,12 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import AuthenticationError, ErasureRefused, VerilockConfigurationError
+from ..history import recorded_as
 from ..masking import mask_json, mask_name
 from ..models import Session, StepResult
 from ..privacy import erase_applicant, erase_sessions
 from ..statuses import OUTCOME_MARKS, OUTCOME_TONES
-from ..store import SyncResult, recorded_as
+from ..store import SyncResult
 from ..sync import sync_sessions
 from ..work import enqueue_syncs
 from . import display, filters, overview, review

@@ -22,9 +22,10 @@ from django.core.management.base import (
 from ... import backlog, clock
 from ...discover import discover_sessions
 from ...exceptions import AuthenticationError, VerilockConfigurationError
+from ...history import recorded_as
 from ...models import Session
 from ...refresh import refresh_unfinished
-from ...store import Outcome, SyncResult, recorded_as
+from ...store import Outcome, SyncResult
 from ...sync import SyncReport, sync_sessions
 from ...work import engine, enqueue_claimed
 from .. import summary
