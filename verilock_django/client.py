@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from django.views.decorators.debug import sensitive_variables
@@ -39,33 +37,21 @@ from requests.adapters import HTTPAdapter
 from urllib3 import BaseHTTPResponse, Timeout
 from urllib3.exceptions import (
     HTTPError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ProxyError,
-    SSLError,
 )
-from urllib3.exceptions import TimeoutError as TimeoutError_
 
 from . import __version__
 from .conf import API_KEY, InvalidSetting, verilock_settings
 from .exceptions import (
     ApiError,
-    AuthenticationError,
-    FieldValidationError,
     InvalidResponseError,
-    NotFoundError,
     PayloadError,
-    RateLimitedError,
-    ServerError,
     TransportError,
     VerilockConfigurationError,
-    VerilockError,
 )
+from .http_errors import error_for, location_host, transport_problem
 from .payloads import parse_session_id
 from .ratelimit import DEFAULT_PER_MINUTE, LocalWindow, RedisWindow, Window, announced
-from .retries import parse_retry_after, retry_policy
+from .retries import retry_policy
 from .storable import parse_json_body
 
 logger = logging.getLogger(__name__)
@@ -73,7 +59,6 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"verilock-django/{__version__}"
 #: Bytes asked for per read of a streamed body (a read returns what has arrived, up to this).
 _CHUNK_SIZE: Final = 64 * 1024
-_HOST_PATTERN: Final = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
 
 
 class VerilockClient:
@@ -290,7 +275,7 @@ class VerilockClient:
             raise  # a bad setting (names it, never its value): every request would fail alike
         except Exception as exc:  # anything raised in flight may hold the key
             return TransportError(
-                _transport_problem(exc, method, path, timeout), session_id=session_id
+                transport_problem(exc, method, path, timeout), session_id=session_id
             )
 
     @sensitive_variables("data", "body")
@@ -322,7 +307,7 @@ class VerilockClient:
             if 300 <= status < 400:
                 raise ApiError(
                     f"{method} {path}: the API redirected to "
-                    f"{_location_host(response.headers.get('Location'))}; redirects are not "
+                    f"{location_host(response.headers.get('Location'))}; redirects are not "
                     "followed (is VERILOCK_API_URL right?)",
                     **context,
                 )
@@ -331,7 +316,7 @@ class VerilockClient:
         finally:
             response.close()
         if status >= 400:
-            raise _error_for(response, method, path, data, context)
+            raise error_for(response, method, path, data, context)
         if data is None:
             raise InvalidResponseError(
                 f"{method} {path} answered a body larger than VERILOCK_MAX_RESPONSE_BYTES "
@@ -388,7 +373,7 @@ class VerilockClient:
                     sock.settimeout(remaining)
                 chunk = raw.read1(_CHUNK_SIZE, decode_content=True)
             except (HTTPError, OSError, ValueError) as exc:
-                problem = _transport_problem(exc, method, path, timeout)
+                problem = transport_problem(exc, method, path, timeout)
             else:
                 problem = ""
             if problem:
@@ -412,125 +397,6 @@ def _parse_json(data: bytes) -> object:
         return parse_json_body(data, max_depth=verilock_settings.max_json_depth)
     except PayloadError:
         return _NOT_JSON
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception it wraps (causes, contexts, urllib3 reasons, arguments)."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
-        stack.extend(e for e in (*linked, *current.args) if isinstance(e, BaseException))
-
-
-def _transport_problem(exc: BaseException, method: str, path: str, timeout: float) -> str:
-    """What went wrong, in words, for an exception raised by requests/urllib3.
-
-    Never the exception's own text: it can quote the URL, the headers or the body.
-    """
-    causes = list(_causes(exc))
-
-    def seen(*kinds: type[BaseException]) -> bool:
-        return any(isinstance(cause, kinds) for cause in causes)
-
-    where = f"on {method} {path}"
-    # urllib3 2 derives NewConnectionError (and NameResolutionError) from ConnectTimeoutError:
-    # test for them before any timeout.
-    if seen(NameResolutionError):
-        return f"Could not resolve the API host {where}"
-    if seen(ConnectionRefusedError):
-        return f"Connection refused {where}"
-    if seen(NewConnectionError):
-        return f"Could not connect {where}"
-    if seen(ProxyError, requests.exceptions.ProxyError):
-        return f"Proxy error {where}"
-    if seen(SSLError, requests.exceptions.SSLError):
-        return f"TLS error {where}"
-    if seen(TimeoutError_, TimeoutError, requests.exceptions.Timeout):
-        return f"Timed out after {timeout:g}s {where}"
-    if seen(ProtocolError, ConnectionError, requests.exceptions.ChunkedEncodingError):
-        return f"Connection lost {where}"
-    if seen(MaxRetryError, requests.exceptions.RetryError):
-        return f"Gave up {where} after retries"
-    # Only the class name: the exception's text can carry the URL or a header value.
-    return f"{type(exc).__name__} {where}"
-
-
-def _location_host(location: str | None) -> str:
-    """The host a ``Location`` header names, for a message (never its path or query)."""
-    if not location:
-        return "no location"
-    try:
-        host = urlsplit(location.strip()).hostname
-    except ValueError:
-        host = None
-    if host is None:
-        return "a path on the same host" if location.strip().startswith("/") else "a bad URL"
-    return host if _HOST_PATTERN.fullmatch(host) else "an unreadable host"
-
-
-def _error_for(
-    response: requests.Response,
-    method: str,
-    path: str,
-    data: bytes | None,
-    context: dict[str, Any],
-) -> VerilockError:
-    status: int = context["status_code"]
-    body = _NOT_JSON if data is None else _parse_json(data)
-    error_code: str | None = None
-    detail = ""
-    if isinstance(body, dict):
-        error_code = str(body["error"]) if body.get("error") else None
-        detail = str(body.get("message") or "")
-    reason = detail or response.reason or "error"
-    message = f"{method} {path}: {reason}"
-    kwargs: dict[str, Any] = {**context, "error_code": error_code}
-    if status in (401, 403):
-        return AuthenticationError(message, **kwargs)
-    if status == 404:
-        return NotFoundError(message, **kwargs)
-    if status == 429:
-        return RateLimitedError(message, retry_after=_retry_after(response, body), **kwargs)
-    if status >= 500:
-        return ServerError(message, **kwargs)
-    if status == 422:
-        fields = _field_errors(body)
-        if fields:
-            listed = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in fields.items())
-            message = f"{message} ({listed})"
-        return FieldValidationError(message, field_errors=fields, **kwargs)
-    return ApiError(message, **kwargs)
-
-
-def _field_errors(body: object) -> dict[str, list[str]]:
-    """A 422 body's field messages: ``details`` as documented, else the SDK's ``errors``."""
-    if not isinstance(body, dict):
-        return {}
-    for key in ("details", "errors"):
-        found = body.get(key)
-        if isinstance(found, dict) and found:
-            return {
-                str(name): [str(text) for text in texts]
-                if isinstance(texts, list)
-                else [str(texts)]
-                for name, texts in found.items()
-            }
-    return {}
-
-
-def _retry_after(response: requests.Response, body: object) -> float | None:
-    seconds = parse_retry_after(response.headers.get("Retry-After"))
-    if seconds is None and isinstance(body, dict) and isinstance(body.get("details"), dict):
-        advice = body["details"].get("retry_after")
-        if isinstance(advice, (int, float, str)) and not isinstance(advice, bool):
-            seconds = parse_retry_after(str(advice))
-    return seconds
 
 
 _default_client: VerilockClient | None = None

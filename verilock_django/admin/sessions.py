@@ -1,9 +1,8 @@
 """Admin for reviewing mirrored Verilock sessions: scan the list, decide on the page.
 
-Everything here is read-only: the data belongs to Verilock. Staff may sync sessions from
-the API ("Refresh from Verilock": an action on the list, a button on the page), which goes
-through :func:`verilock_django.sync.sync_sessions` like every other way in, recorded in the
-history as ``admin:<username>``.
+Everything here is read-only: the data belongs to Verilock. "Refresh from Verilock" (an
+action, a button) syncs through :func:`verilock_django.sync.sync_sessions` (or enqueues
+when a task engine is configured), recorded in the history as ``admin:<username>``.
 
 The change page opens on a summary card and the steps table (:mod:`.review`); below come
 the change history, the webhook timeline (one query, the newest :data:`.review.TIMELINE_LIMIT`

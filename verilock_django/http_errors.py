@@ -1,0 +1,169 @@
+"""How a failed HTTP exchange becomes a typed :class:`~verilock_django.exceptions.VerilockError`.
+
+:func:`error_for` maps an error answer (status, the provider's error body, ``Retry-After``,
+a 422's field messages) to its exception; :func:`transport_problem` names what happened to a
+request that got no answer (refused, not resolved, TLS, proxy, timeout, connection lost).
+Messages name the method, the path and the provider's own words, never a header: the key
+must not reach an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import (
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    SSLError,
+)
+from urllib3.exceptions import TimeoutError as TimeoutError_
+
+from .exceptions import (
+    ApiError,
+    AuthenticationError,
+    FieldValidationError,
+    NotFoundError,
+    PayloadError,
+    RateLimitedError,
+    ServerError,
+    VerilockError,
+)
+from .retries import parse_retry_after
+from .storable import parse_json_body
+
+
+def parse_json_or_none(data: bytes, *, max_depth: int = 64) -> object:
+    """An error body's JSON value, or ``None`` when it is not readable JSON."""
+    try:
+        return parse_json_body(data, max_depth=max_depth)
+    except PayloadError:
+        return None
+
+
+_HOST_PATTERN: Final = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, urllib3 reasons, arguments)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        stack.extend(e for e in (*linked, *current.args) if isinstance(e, BaseException))
+
+
+def transport_problem(exc: BaseException, method: str, path: str, timeout: float) -> str:
+    """What went wrong, in words, for an exception raised by requests/urllib3.
+
+    Never the exception's own text: it can quote the URL, the headers or the body.
+    """
+    causes = list(exception_chain(exc))
+
+    def seen(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(cause, kinds) for cause in causes)
+
+    where = f"on {method} {path}"
+    # urllib3 2 derives NewConnectionError (and NameResolutionError) from ConnectTimeoutError:
+    # test for them before any timeout.
+    if seen(NameResolutionError):
+        return f"Could not resolve the API host {where}"
+    if seen(ConnectionRefusedError):
+        return f"Connection refused {where}"
+    if seen(NewConnectionError):
+        return f"Could not connect {where}"
+    if seen(ProxyError, requests.exceptions.ProxyError):
+        return f"Proxy error {where}"
+    if seen(SSLError, requests.exceptions.SSLError):
+        return f"TLS error {where}"
+    if seen(TimeoutError_, TimeoutError, requests.exceptions.Timeout):
+        return f"Timed out after {timeout:g}s {where}"
+    if seen(ProtocolError, ConnectionError, requests.exceptions.ChunkedEncodingError):
+        return f"Connection lost {where}"
+    if seen(MaxRetryError, requests.exceptions.RetryError):
+        return f"Gave up {where} after retries"
+    # Only the class name: the exception's text can carry the URL or a header value.
+    return f"{type(exc).__name__} {where}"
+
+
+def location_host(location: str | None) -> str:
+    """The host a ``Location`` header names, for a message (never its path or query)."""
+    if not location:
+        return "no location"
+    try:
+        host = urlsplit(location.strip()).hostname
+    except ValueError:
+        host = None
+    if host is None:
+        return "a path on the same host" if location.strip().startswith("/") else "a bad URL"
+    return host if _HOST_PATTERN.fullmatch(host) else "an unreadable host"
+
+
+def error_for(
+    response: requests.Response,
+    method: str,
+    path: str,
+    data: bytes | None,
+    context: dict[str, Any],
+) -> VerilockError:
+    status: int = context["status_code"]
+    body = None if data is None else parse_json_or_none(data)
+    error_code: str | None = None
+    detail = ""
+    if isinstance(body, dict):
+        error_code = str(body["error"]) if body.get("error") else None
+        detail = str(body.get("message") or "")
+    reason = detail or response.reason or "error"
+    message = f"{method} {path}: {reason}"
+    kwargs: dict[str, Any] = {**context, "error_code": error_code}
+    if status in (401, 403):
+        return AuthenticationError(message, **kwargs)
+    if status == 404:
+        return NotFoundError(message, **kwargs)
+    if status == 429:
+        return RateLimitedError(message, retry_after=retry_after_of(response, body), **kwargs)
+    if status >= 500:
+        return ServerError(message, **kwargs)
+    if status == 422:
+        fields = field_errors(body)
+        if fields:
+            listed = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in fields.items())
+            message = f"{message} ({listed})"
+        return FieldValidationError(message, field_errors=fields, **kwargs)
+    return ApiError(message, **kwargs)
+
+
+def field_errors(body: object) -> dict[str, list[str]]:
+    """A 422 body's field messages: ``details`` as documented, else the SDK's ``errors``."""
+    if not isinstance(body, dict):
+        return {}
+    for key in ("details", "errors"):
+        found = body.get(key)
+        if isinstance(found, dict) and found:
+            return {
+                str(name): [str(text) for text in texts]
+                if isinstance(texts, list)
+                else [str(texts)]
+                for name, texts in found.items()
+            }
+    return {}
+
+
+def retry_after_of(response: requests.Response, body: object) -> float | None:
+    seconds = parse_retry_after(response.headers.get("Retry-After"))
+    if seconds is None and isinstance(body, dict) and isinstance(body.get("details"), dict):
+        advice = body["details"].get("retry_after")
+        if isinstance(advice, (int, float, str)) and not isinstance(advice, bool):
+            seconds = parse_retry_after(str(advice))
+    return seconds
