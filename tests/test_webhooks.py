@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import DataError, OperationalError, connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -347,3 +347,26 @@ def test_a_duplicate_delivery_costs_no_more_statements_than_a_new_one(settings: 
     # The tombstone check (erasure on request), the insert, and one read: new or duplicate.
     assert len(again.captured_queries) <= len(first.captured_queries) <= 3
     assert not any("SAVEPOINT" in q["sql"].upper() for q in again.captured_queries)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (DataError('invalid input syntax for type json CONTEXT: "jean@example.com"'), 422),
+        (OperationalError("the database system is starting up"), 503),
+    ],
+)
+def test_a_body_that_cannot_be_stored_gets_a_4xx_and_a_database_away_a_503(
+    client: Client, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int
+) -> None:
+    def store(envelope: object) -> None:
+        raise failure
+
+    monkeypatch.setattr("verilock_django.webhooks.store_delivery", store)
+
+    response = deliver(client, webhook_payload(session_id="ses_1"))
+
+    # 4xx: the provider stops retrying a body that can never be stored; a 500 would not.
+    assert response.status_code == status
+    assert "jean@example.com" not in response.content.decode()
