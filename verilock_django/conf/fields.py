@@ -54,6 +54,7 @@ GROUP_PRIVACY: Final = "privacy"
 STORED_DATA_CHOICES: Final = ("full", "without_applicant", "decision_only")
 
 T_co = TypeVar("T_co", covariant=True)
+T = TypeVar("T")
 
 
 class InvalidSetting(ValueError):
@@ -159,13 +160,21 @@ def _non_negative_int(value: object) -> int:
     return value
 
 
-def _optional_positive_int(value: object) -> int | None:
-    if value is None:
-        return None
-    try:
-        return _positive_int(value)
-    except InvalidSetting:
-        raise InvalidSetting(f"must be None or a positive integer ({_kind(value)})") from None
+def _optional(parse: Callable[[object], T], what: str) -> Callable[[object], T | None]:
+    """``parse``, letting ``None`` through (the problem then says "must be None or …")."""
+
+    def parse_optional(value: object) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except InvalidSetting:
+            raise InvalidSetting(f"must be None or {what} ({_kind(value)})") from None
+
+    return parse_optional
+
+
+_optional_positive_int = _optional(_positive_int, "a positive integer")
 
 
 def _json_depth(value: object) -> int:
@@ -319,10 +328,4 @@ def _boolean(value: object) -> bool:
     return value
 
 
-def _optional_positive_number(value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        return _positive_number(value)
-    except InvalidSetting:
-        raise InvalidSetting(f"must be None or a positive number ({_kind(value)})") from None
+_optional_positive_number = _optional(_positive_number, "a positive number")
