@@ -184,6 +184,7 @@ def test_a_second_enqueue_run_leaves_claimed_sessions_alone(
     assert (first.enqueued, second.enqueued) == (5, 0)
 
 
+@needs_django_tasks
 def test_the_command_enqueues_with_a_backend(
     verilock_api: InProcessVerilock, recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -193,7 +194,8 @@ def test_the_command_enqueues_with_a_backend(
     assert "3 enqueued" in capsys.readouterr().out
 
 
-def test_the_command_refuses_enqueue_without_a_backend() -> None:
+def test_the_command_refuses_enqueue_without_a_backend(settings: Any) -> None:
+    settings.VERILOCK_TASK_BACKEND = None
     with pytest.raises(CommandError, match="VERILOCK_TASK_BACKEND") as caught:
         call_command("sync_verilock_sessions", "--enqueue")
     assert caught.value.returncode == 2

@@ -19,7 +19,7 @@ from django.core.management.base import (
     SystemCheckError,
 )
 
-from ... import backlog, clock
+from ... import backlog, clock, work
 from ...discover import discover_sessions
 from ...exceptions import AuthenticationError, VerilockConfigurationError
 from ...history import recorded_as
@@ -27,7 +27,6 @@ from ...models import Session
 from ...refresh import refresh_unfinished
 from ...store import Outcome, SyncResult
 from ...sync import SyncReport, sync_sessions
-from ...work import engine, enqueue_claimed
 from .. import summary
 from ..arguments import MAX_LIMIT, bounded_int, seconds, session_id
 from ..interrupt import stop_on_sigterm
@@ -113,7 +112,7 @@ class Command(BaseCommand):
         if options["discover"]:
             self.discover(options["since"], options["concurrency"], self.verbosity)
             return
-        if options["enqueue"] and (ids or engine() is None):
+        if options["enqueue"] and (ids or work.engine() is None):
             raise CommandError(
                 "--enqueue takes no session ids and needs VERILOCK_TASK_BACKEND.", returncode=2
             )
@@ -151,7 +150,7 @@ class Command(BaseCommand):
                         concurrency=options["concurrency"],
                         max_runtime=options["max_runtime"],
                         on_progress=progress,
-                        enqueue=enqueue_claimed if options["enqueue"] else None,
+                        enqueue=work.enqueue_claimed if options["enqueue"] else None,
                         should_stop=stop.is_set,
                     )
             if stop.is_set():
