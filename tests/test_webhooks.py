@@ -336,6 +336,9 @@ def test_no_signal_and_no_processing_on_rollback(
 def test_a_duplicate_delivery_costs_no_more_statements_than_a_new_one(settings: Any) -> None:
     settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
     body = json.dumps(webhook_payload(session_id="ses_dup")).encode()
+    # A first delivery outside the count: the backend's one-time feature probes (Django 5.2
+    # on SQLite checks its JSON support on first use) are not the intake's cost.
+    store_delivery(parse_envelope(json.dumps(webhook_payload(session_id="ses_warm")).encode()))
 
     with CaptureQueriesContext(connection) as first:
         event, created = store_delivery(parse_envelope(body))
@@ -343,11 +346,12 @@ def test_a_duplicate_delivery_costs_no_more_statements_than_a_new_one(settings: 
         duplicate, created_again = store_delivery(parse_envelope(body))
 
     assert created and not created_again and duplicate.pk == event.pk
-    assert WebhookEvent.objects.count() == 1
+    assert WebhookEvent.objects.filter(webhook_id=event.webhook_id).count() == 1
 
     def statements(captured: CaptureQueriesContext) -> list[str]:
-        # Django 5.2 wraps bulk_create in a savepoint of its own; 6.x does not.
-        control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+        # Transaction control is not a statement of the intake: Django 5.2 wraps bulk_create
+        # in a transaction (or a savepoint) of its own where 6.x does not.
+        control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "BEGIN", "COMMIT")
         sqls = [q["sql"].upper() for q in captured.captured_queries]
         return [sql for sql in sqls if not sql.startswith(control)]
 
