@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def manage(
 
 
 def counts(tmp_path: Path) -> tuple[int, int]:
-    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
         sessions = db.execute("select count(*) from verilock_django_session").fetchone()[0]
         steps = db.execute("select count(*) from verilock_django_stepresult").fetchone()[0]
     return sessions, steps
@@ -105,7 +106,7 @@ def test_command_in_example_project_mirrors_the_seed(tmp_path: Path, seed_server
     assert first.returncode == 0, first.stderr
     assert "1 changed (1 new)" in first.stdout
     assert counts(tmp_path) == (1, 5)
-    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
         row = db.execute(
             "select status, reference_id, applicant_last_name, applicant_nationality"
             " from verilock_django_session"
