@@ -21,12 +21,13 @@ from django.urls import reverse
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from verilock_django.clock import stored_datetime
 from verilock_django.exceptions import PayloadError
 from verilock_django.models import Session, StepResult
 from verilock_django.payloads import SessionData, parse_session
 from verilock_django.privacy import minimise_payload
 from verilock_django.storable import storable_json
-from verilock_django.store import session_values, store_session, stored_datetime
+from verilock_django.store import session_values, store_session
 
 pytestmark = pytest.mark.django_db
 

@@ -323,13 +323,14 @@ class VerilockClient:
                 f"({limit} bytes)",
                 **context,
             )
-        body = _parse_json(data)
-        if body is _NOT_JSON:
+        try:
+            body = parse_json_body(data, max_depth=verilock_settings.max_json_depth)
+        except PayloadError:
             raise InvalidResponseError(
                 f"{method} {path} answered {status} with a body that is not JSON (or is "
                 "nested too deeply to read)",
                 **context,
-            )
+            ) from None
         if not isinstance(body, dict):
             raise InvalidResponseError(
                 f"{method} {path} answered a JSON {type(body).__name__}, expected an object",
@@ -385,18 +386,6 @@ class VerilockClient:
             if size > limit:
                 return None
             chunks.append(chunk)
-
-
-_NOT_JSON: Final = object()
-
-
-def _parse_json(data: bytes) -> object:
-    """The JSON value in ``data``, or :data:`_NOT_JSON` (bad syntax or encoding, or nested
-    deeper than ``VERILOCK_MAX_JSON_DEPTH``: see :func:`.storable.parse_json_body`)."""
-    try:
-        return parse_json_body(data, max_depth=verilock_settings.max_json_depth)
-    except PayloadError:
-        return _NOT_JSON
 
 
 _default_client: VerilockClient | None = None

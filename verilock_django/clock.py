@@ -46,10 +46,9 @@ def now() -> dt.datetime:
         base = _base
         if base is None or time.monotonic() - base[1] > RESYNC_SECONDS:
             base = _base = (_read_database_time(), time.monotonic())
-    current = base[0] + dt.timedelta(seconds=time.monotonic() - base[1])
-    if settings.USE_TZ:
-        return current
-    return timezone.make_naive(current, timezone.get_default_timezone())
+    current = stored_datetime(base[0] + dt.timedelta(seconds=time.monotonic() - base[1]))
+    assert current is not None
+    return current
 
 
 def forget() -> None:
@@ -71,3 +70,12 @@ def _read_database_time() -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc)
+
+
+def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` as Django stores datetimes: aware with ``USE_TZ``, else naive in the default
+    time zone (an aware value in a ``USE_TZ = False`` project fails on SQLite). ``None`` passes.
+    """
+    if value is None or settings.USE_TZ or timezone.is_naive(value):
+        return value
+    return timezone.make_naive(value, timezone.get_default_timezone())

@@ -25,6 +25,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import TimeoutError as TimeoutError_
 
+from .conf import verilock_settings
 from .exceptions import (
     ApiError,
     AuthenticationError,
@@ -39,10 +40,11 @@ from .retries import parse_retry_after
 from .storable import parse_json_body
 
 
-def parse_json_or_none(data: bytes, *, max_depth: int = 64) -> object:
-    """An error body's JSON value, or ``None`` when it is not readable JSON."""
+def parse_json_or_none(data: bytes) -> object:
+    """An error body's JSON value, or ``None`` when it is not readable JSON (bounded by
+    ``VERILOCK_MAX_JSON_DEPTH``, like every body the client reads)."""
     try:
-        return parse_json_body(data, max_depth=max_depth)
+        return parse_json_body(data, max_depth=verilock_settings.max_json_depth)
     except PayloadError:
         return None
 

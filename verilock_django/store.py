@@ -35,13 +35,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from . import clock
+from .clock import stored_datetime
 from .conf import verilock_settings
 from .exceptions import NotFoundError, PayloadError, VerilockError, describe_failure
 from .history import current_trigger, record_history
@@ -261,15 +260,6 @@ def record_failure(session_id: str, error: BaseException, *, release_lease: bool
     if release_lease:
         updates["lease_expires_at"] = None
     Session.objects.filter(pk=session_id).update(**updates)
-
-
-def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
-    """``value`` as Django stores datetimes: aware with ``USE_TZ``, else naive in the default
-    time zone (an aware value in a ``USE_TZ = False`` project fails on SQLite). ``None`` passes.
-    """
-    if value is None or settings.USE_TZ or timezone.is_naive(value):
-        return value
-    return timezone.make_naive(value, timezone.get_default_timezone())
 
 
 def session_values(data: SessionData, assessment: Assessment | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
+from .clock import stored_datetime
 from .conf import verilock_settings
 from .exceptions import (
     ErasedSessionError,
@@ -47,7 +48,6 @@ from .storable import (
     parse_json_body,
     storable_json,
 )
-from .store import stored_datetime
 from .work import dispatch_event
 
 logger = logging.getLogger(__name__)
