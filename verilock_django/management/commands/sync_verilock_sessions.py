@@ -109,6 +109,8 @@ class Command(BaseCommand):
         self.as_json: bool = options["json"]
         if options["since"] is not None and not options["discover"]:
             raise CommandError("--since goes with --discover.")
+        if options["discover"] and options["dry_run"]:
+            raise CommandError("--dry-run does not apply to --discover.", returncode=2)
         if options["discover"]:
             self.discover(options["since"], options["concurrency"], self.verbosity)
             return
