@@ -140,6 +140,17 @@ def test_step_names_a_case_insensitive_database_takes_for_one_stay_distinct_step
     assert names[1].startswith("Document~") and names[2].startswith("docúment ~")
 
 
+def test_a_step_the_provider_respells_takes_the_new_spelling(seed: dict[str, Any]) -> None:
+    # Under a case-insensitive collation "DOCUMENT" is the stored "document"'s key: the
+    # upsert must rename the row, not keep the old spelling (found by the MariaDB cell).
+    seed["results"] = {"document": {"status": "pending"}}
+    stored(seed)
+    seed["results"] = {"": None, "DOCUMENT": {"status": "approved"}}
+    session = stored(seed)
+    rows = list(session.results.values_list("step", "status"))
+    assert rows == [("", ""), ("DOCUMENT", "approved")]
+
+
 def test_a_timestamp_past_year_9999_in_utc_is_null_and_the_admin_still_loads(
     seed: dict[str, Any], admin_client: Client
 ) -> None:

@@ -445,7 +445,9 @@ def _store_steps(
             StepResult.objects.bulk_create(
                 rows,
                 update_conflicts=True,
-                update_fields=list(STEP_FIELDS),
+                # "step" too: under a case-insensitive collation (MySQL, MariaDB) the key
+                # "DOCUMENT" meets a stored "document", and the row takes the new spelling.
+                update_fields=["step", *STEP_FIELDS],
                 unique_fields=(
                     ["session", "step"] if features.supports_update_conflicts_with_target else None
                 ),
@@ -455,7 +457,7 @@ def _store_steps(
                 StepResult.objects.update_or_create(
                     session=session,
                     step=row.step,
-                    defaults={name: getattr(row, name) for name in STEP_FIELDS},
+                    defaults={name: getattr(row, name) for name in ("step", *STEP_FIELDS)},
                 )
     new_steps = {step.step for step in data.results}
     if old_results is None or any(step.step not in new_steps for step in old_results):
