@@ -22,7 +22,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.db.models.constants import OnConflict
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -37,9 +47,9 @@ from .exceptions import (
     VerilockConfigurationError,
     describe_failure,
 )
-from .models import WebhookEvent
+from .models import Tombstone, WebhookEvent
 from .payloads import parse_session_id, parse_timestamp
-from .privacy import ensure_not_erased, minimise_webhook_body
+from .privacy import minimise_webhook_body, session_hash
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
 from .storable import (
@@ -105,46 +115,66 @@ def parse_envelope(body: bytes) -> Envelope:
 
 
 def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
-    """Store a delivery once; ``(event, False)`` for a ``webhook_id`` already stored.
+    """Store a delivery once: ``(event, True)`` when stored, ``(delivery, False)`` for a
+    ``webhook_id`` already stored (the delivery as received, unsaved: ``pk`` is ``None``).
 
-    Two statements whether new or a duplicate: ``INSERT … ON CONFLICT DO NOTHING`` (the
-    unique ``webhook_id`` decides, also under concurrent deliveries, and a duplicate never
-    breaks the caller's transaction), then one read of the stored row's id and arrival
-    time, which tells whether this insert made it. When stored, ``webhook_received`` and
-    processing follow the commit. The body is stored as :func:`.privacy.minimise_webhook_body`
-    leaves it. Raises :class:`~verilock_django.exceptions.ErasedSessionError` (nothing
-    stored) for a delivery about a session erased on request.
+    A duplicate costs the statements of a new delivery, never more: on PostgreSQL one
+    statement does both the tombstone check and ``INSERT … ON CONFLICT (webhook_id) DO
+    NOTHING RETURNING id``; elsewhere the tombstone check (only with a session id) comes
+    first, then that insert (MySQL and MariaDB without ``RETURNING``: ``INSERT IGNORE`` and
+    the inserted row's id). The unique ``webhook_id`` decides, also under concurrent
+    deliveries; a duplicate writes nothing, reads nothing more and never breaks the caller's
+    transaction (no savepoint). The SQL is built once per database, not per delivery. When
+    stored, ``webhook_received`` and processing follow the commit (at once outside a
+    transaction). The body is stored as :func:`.privacy.minimise_webhook_body` leaves it.
+
+    :raises ErasedSessionError: the delivery is about a session erased on request (nothing
+        stored).
+    :raises DatabaseError: the row cannot be written (``OperationalError`` when the database
+        is away).
     """
-    if envelope.session_id:
-        ensure_not_erased(envelope.session_id)
-    new = WebhookEvent(
-        webhook_id=envelope.webhook_id,
-        event_type=envelope.event_type,
-        session_id=envelope.session_id,
-        occurred_at=stored_datetime(envelope.occurred_at),
-        received_at=timezone.now(),
-        payload=minimise_webhook_body(envelope.payload),
-    )
-    WebhookEvent.objects.bulk_create([new], ignore_conflicts=True)
-    event = (
-        WebhookEvent.objects.only("pk", "webhook_id", "received_at")
-        .filter(webhook_id=envelope.webhook_id)
-        .first()
-    )
-    if event is None:
-        raise IntegrityError("the webhook event was neither stored nor found")
-    # Another delivery of the same id stored at the same microsecond is taken as new too:
-    # processing is idempotent, so the worst case is one extra check of the session.
-    if event.received_at != new.received_at:
+    values: dict[str, Any] = {
+        "webhook_id": envelope.webhook_id,
+        "event_type": envelope.event_type,
+        "session_id": envelope.session_id,
+        "occurred_at": stored_datetime(envelope.occurred_at),
+        "received_at": timezone.now(),
+        "payload": minimise_webhook_body(envelope.payload),
+    }
+    alias = router.db_for_write(WebhookEvent)
+    connection = connections[alias]
+    sql = _statements(connection)
+    params = sql.params(values, connection)
+    erased = session_hash(envelope.session_id) if envelope.session_id else None
+    with connection.cursor() as cursor:
+        if sql.combined:
+            cursor.execute(sql.insert, [erased, *params])
+            is_erased, pk = cursor.fetchone()
+        else:
+            is_erased, pk = False, None
+            if erased is not None:
+                cursor.execute(sql.erased, [erased])
+                is_erased = cursor.fetchone() is not None
+            if not is_erased:
+                cursor.execute(sql.insert, params)
+                pk = sql.inserted_pk(cursor)
+    if is_erased:
+        raise ErasedSessionError(
+            f"Session {envelope.session_id} was erased on request: its deliveries are not "
+            "stored (verilock_django.privacy.lift_tombstone allows them again).",
+            session_id=envelope.session_id,
+        )
+    event = WebhookEvent(**values)
+    if pk is None:
         return event, False
-    new.pk = event.pk
-    new._state.adding, new._state.db = False, event._state.db  # as if read back
+    event.pk = pk
+    event._state.adding, event._state.db = False, alias  # as if read back
     # Two callbacks: a failing signal receiver must not keep the event from processing.
     transaction.on_commit(
-        lambda: webhook_received.send(sender=WebhookEvent, event=new), robust=True
+        lambda: webhook_received.send(sender=WebhookEvent, event=event), using=alias, robust=True
     )
-    transaction.on_commit(lambda: dispatch_event(new.pk), robust=True)
-    return new, True
+    transaction.on_commit(lambda: dispatch_event(pk), using=alias, robust=True)
+    return event, True
 
 
 @csrf_exempt
@@ -241,6 +271,103 @@ def _webhook_id(value: object, event: str, session_id: str, timestamp: object, b
     else:
         basis = body
     return "derived:" + hashlib.sha256(basis).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The intake's SQL for one database, and how to fill it in."""
+
+    #: ``INSERT … RETURNING id`` (or ``INSERT IGNORE``), or on PostgreSQL the statement that
+    #: also checks the tombstone and returns ``(erased, id or NULL)``.
+    insert: str
+    combined: bool
+    #: ``SELECT 1`` from the tombstones (unused when ``combined``).
+    erased: str
+    returning: bool
+    #: The inserted columns: ``(field, None)`` for a value of the delivery, ``(field,
+    #: value)`` for a default prepared once (a callable default is evaluated per row).
+    columns: tuple[tuple[Field[Any, Any], object], ...]
+
+    def params(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> list[Any]:
+        return [
+            field.get_db_prep_save(values[field.name], connection)
+            if field.name in values
+            else (
+                field.get_db_prep_save(field.get_default(), connection)
+                if constant is _PER_ROW
+                else constant
+            )
+            for field, constant in self.columns
+        ]
+
+    def inserted_pk(self, cursor: Any) -> int | None:
+        if self.returning:
+            row = cursor.fetchone()
+            return None if row is None else int(row[0])
+        return int(cursor.lastrowid) if cursor.rowcount == 1 else None
+
+
+_PER_ROW = object()
+_DELIVERY_FIELDS = frozenset(
+    ("webhook_id", "event_type", "session_id", "occurred_at", "received_at", "payload")
+)
+# Keyed by the connection's alias and settings: an override of DATABASES gets its own.
+_statement_cache: dict[tuple[str, int], _Statements] = {}
+
+
+def _statements(connection: BaseDatabaseWrapper) -> _Statements:
+    key = (connection.alias, id(connection.settings_dict))
+    cached = _statement_cache.get(key)
+    if cached is None:
+        cached = _statement_cache[key] = _build_statements(connection)
+    return cached
+
+
+def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
+    def quote(name: str | None) -> str:
+        return str(connection.ops.quote_name(str(name)))
+
+    meta, tombstone = WebhookEvent._meta, Tombstone._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    columns = tuple(
+        (
+            field,
+            None
+            if field.name in _DELIVERY_FIELDS
+            else _PER_ROW
+            if callable(field.default)
+            else field.get_db_prep_save(field.get_default(), connection),
+        )
+        for field in fields
+    )
+    # Only quoted names from the models are formatted in; every value is a parameter.
+    table, names = quote(meta.db_table), ", ".join(quote(field.column) for field in fields)
+    marks, pk = ", ".join(["%s"] * len(fields)), quote(meta.pk.column)
+    unique = quote(meta.get_field("webhook_id").column)
+    tombstones, key = quote(tombstone.db_table), quote(tombstone.pk.column)
+    erased = f"SELECT 1 FROM {tombstones} WHERE {key} = %s"  # noqa: S608
+    if connection.vendor == "postgresql":
+        # One round trip: the insert happens only when no tombstone matches, and the answer
+        # tells an erased session (true, NULL) from a duplicate (false, NULL).
+        insert = (
+            f"WITH erased AS (SELECT EXISTS ({erased}) AS yes), "  # noqa: S608
+            f"stored AS (INSERT INTO {table} ({names}) SELECT {marks} FROM erased "
+            f"WHERE NOT erased.yes ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}) "
+            f"SELECT erased.yes, (SELECT {pk} FROM stored) FROM erased"
+        )
+        return _Statements(insert, True, erased, True, columns)
+    if connection.vendor == "sqlite":
+        # Only a conflict on webhook_id is a duplicate (SQLite's INSERT OR IGNORE would
+        # swallow a NOT NULL or CHECK violation too).
+        head, tail = "INSERT INTO", f"ON CONFLICT ({unique}) DO NOTHING"
+    else:
+        head = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
+        tail = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+    returning = bool(connection.features.can_return_columns_from_insert)
+    if returning:
+        tail += f" RETURNING {pk}"
+    insert = f"{head} {table} ({names}) VALUES ({marks}) {tail}".rstrip()
+    return _Statements(insert, False, erased, returning, columns)
 
 
 def _is_stale(occurred_at: dt.datetime | None) -> bool:
