@@ -239,12 +239,14 @@ def start_server(database: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int
     raise SystemExit("gunicorn did not start (is it installed? `pip install gunicorn`)")
 
 
-def database_settings(url: str | None, directory: Path) -> dict[str, Any]:
+def database_settings(url: str | None, directory: Path, async_commit: bool) -> dict[str, Any]:
+    """SQLite as in production (WAL, ``synchronous=NORMAL``: no flush per commit), or the
+    PostgreSQL of ``url`` with its own commit settings unless ``async_commit``."""
     if url:
         import dj_database_url
 
         database = dict(dj_database_url.parse(url, conn_max_age=600))
-        if os.environ.get("ASYNC_COMMIT"):
+        if async_commit:
             database["OPTIONS"] = {"options": "-c synchronous_commit=off"}
         return database
     return {
@@ -265,12 +267,18 @@ def main() -> int:
     parser.add_argument("--clients", default="1,4", help="client threads, comma-separated")
     parser.add_argument("--quick", action="store_true", help="n=300, one round: a smoke run")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="PostgreSQL: the project's connections set synchronous_commit=off (a host "
+        "setting: commits stop waiting for the WAL flush, like SQLite's synchronous=NORMAL)",
+    )
     args = parser.parse_args()
     count, rounds = (300, 1) if args.quick else (args.n, args.rounds)
     client_counts = [int(value) for value in args.clients.split(",")]
 
     with tempfile.TemporaryDirectory() as directory:
-        database = database_settings(args.database_url, Path(directory))
+        database = database_settings(args.database_url, Path(directory), args.async_commit)
         configure(dict(database))
         from django.core.management import call_command
         from django.db import connection
@@ -301,17 +309,27 @@ def main() -> int:
             server.terminate()
             server.wait(30)
         stored = WebhookEvent.objects.exclude(webhook_id__startswith="wh_warm").count()
+        commit_setting = ""
+        if args.database_url:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                commit_setting = cursor.fetchone()[0]
         connection.close()
         if old_name is not None:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 
-    return report(args.database_url, runs, count, rounds, client_counts, stored)
+    if not args.database_url:
+        vendor = "SQLite (file, WAL, synchronous=NORMAL)"
+    elif args.async_commit:
+        vendor = "PostgreSQL (synchronous_commit=off)"
+    else:
+        vendor = f"PostgreSQL (synchronous_commit={commit_setting})"
+    return report(vendor, runs, count, rounds, client_counts, stored)
 
 
 def report(
-    url: str | None, runs: list[Run], count: int, rounds: int, clients: list[int], stored: int
+    vendor: str, runs: list[Run], count: int, rounds: int, clients: list[int], stored: int
 ) -> int:
-    vendor = "PostgreSQL" if url else "SQLite (file, WAL)"
     print(f"\nWebhook intake, {vendor}: {count} deliveries per row, median of {rounds} rounds")
     print(
         f"(gunicorn gthread, 1 worker x {SERVER_THREADS} threads, keep-alive; the same project, "
