@@ -17,8 +17,10 @@ Rows: ``bare`` (the baseline), ``new`` (new deliveries: verify, store, answer),
 are handed to a stand-in task queue (``VERILOCK_WEBHOOK_PROCESSOR`` set to
 :func:`enqueue`, which only records the id): the after-commit dispatch is timed, the
 processing itself runs elsewhere in production and is not the intake's latency. Each round
-runs every contender at every client count back to back; the table gives the median of the
-rounds (3 by default) and the ratios of those medians.
+sends the deliveries at each client count in blocks (200 by default), every contender taking
+its turn on each block (the duplicates right after their new deliveries), so that the load
+of a shared machine weighs on all rows alike; the table gives the median of the rounds (3 by
+default) and the ratios of those medians.
 """
 
 from __future__ import annotations
@@ -197,6 +199,22 @@ def run(name: str, port: int, path: str, items: list[Any], clients: int) -> Run:
     return Run(name, clients, len(items), time.perf_counter() - started, latencies, answers)
 
 
+def interleaved(port: int, items: list[Any], clients: int, block: int) -> list[Run]:
+    """One round: every contender on each block of ``items`` in turn, so that a change of
+    the machine's load meets all of them alike; each row adds up its blocks."""
+    rows = {name: Run(name, clients, 0, 0.0, []) for name, _, _ in CONTENDERS}
+    for start in range(0, len(items), block):
+        for name, path, _ in CONTENDERS:
+            part = run(name, port, path, items[start : start + block], clients)
+            row = rows[name]
+            row.count += part.count
+            row.seconds += part.seconds
+            row.latencies += part.latencies
+            for key, times in part.answers.items():
+                row.answers[key] = row.answers.get(key, 0) + times
+    return list(rows.values())
+
+
 # -- the run ----------------------------------------------------------------------------
 
 CONTENDERS = (
@@ -265,6 +283,9 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=2000, help="deliveries per row (default 2000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--clients", default="1,4", help="client threads, comma-separated")
+    parser.add_argument(
+        "--block", type=int, default=200, help="deliveries per turn of each contender"
+    )
     parser.add_argument("--quick", action="store_true", help="n=300, one round: a smoke run")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument(
@@ -275,6 +296,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     count, rounds = (300, 1) if args.quick else (args.n, args.rounds)
+    block = max(args.block, 1)
     client_counts = [int(value) for value in args.clients.split(",")]
 
     with tempfile.TemporaryDirectory() as directory:
@@ -303,8 +325,7 @@ def main() -> int:
             for round_ in range(rounds):
                 for clients in client_counts:
                     items = deliveries(count, f"r{round_}c{clients}")
-                    for name, path, _ in CONTENDERS:
-                        runs.append(run(name, port, path, items, clients))
+                    runs.extend(interleaved(port, items, clients, block))
         finally:
             server.terminate()
             server.wait(30)

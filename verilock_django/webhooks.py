@@ -315,11 +315,11 @@ _DELIVERY_FIELDS = frozenset(
     ("webhook_id", "event_type", "session_id", "occurred_at", "received_at", "payload")
 )
 # Keyed by the connection's alias and settings: an override of DATABASES gets its own.
-_statement_cache: dict[tuple[str, int], _Statements] = {}
+_statement_cache: dict[tuple[str, str, int], _Statements] = {}
 
 
 def _statements(connection: BaseDatabaseWrapper) -> _Statements:
-    key = (connection.alias, id(connection.settings_dict))
+    key = (connection.alias, connection.vendor, id(connection.settings_dict))
     cached = _statement_cache.get(key)
     if cached is None:
         cached = _statement_cache[key] = _build_statements(connection)
