@@ -128,7 +128,7 @@ def enqueue(event_id: int) -> None:
 def test_the_default_processor_never_processes_on_the_request_thread(
     client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    del settings.VERILOCK_WEBHOOK_PROCESSOR  # the default: "auto", no task engine
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "auto"  # the default, with no task engine
     started, release = threading.Event(), threading.Event()
     ran_on: list[threading.Thread] = []
 

@@ -127,16 +127,16 @@ class Setting(Generic[T_co]):
         return None
 
 
-#: Per setting, the last raw value parsed, a copy of its items (a list changed in place
-#: is parsed again) and the typed value: parsers are pure, so reading a setting on every
-#: request (the webhook view reads six) costs a lookup, not a parse.
+#: Per setting, the last raw value parsed, a copy of its items and the typed value.
+#: Parsers are pure, so reading a setting on every request (the webhook view reads six)
+#: costs a lookup, not a parse; any other value, or a list changed in place, is parsed.
 _last_parsed: dict[str, tuple[object, object, object]] = {}
 
 
 def _contents(raw: object) -> object:
-    if isinstance(raw, (list, set, dict)):
-        return tuple(raw.items()) if isinstance(raw, dict) else tuple(raw)
-    return None
+    if isinstance(raw, dict):
+        return tuple(raw.items())
+    return tuple(raw) if isinstance(raw, (list, set)) else None
 
 
 # -- parsers: raw value in, typed value out, or InvalidSetting --------------------------
