@@ -54,9 +54,10 @@ from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
 from .storable import (
     EVENT_TYPE_MAX_LENGTH,
+    MAX_STORED_DEPTH,
     WEBHOOK_ID_MAX_LENGTH,
+    clean_text,
     parse_json_body,
-    storable_json,
 )
 from .work import dispatch_event
 
@@ -86,30 +87,35 @@ def parse_envelope(body: bytes) -> Envelope:
 
     Only a body that is not a JSON object, or nests deeper than ``VERILOCK_MAX_JSON_DEPTH`` or
     than a stored payload may (:data:`~verilock_django.storable.MAX_STORED_DEPTH`), is
-    refused. The payload is kept as :func:`~verilock_django.storable.storable_json` makes
-    it. A missing ``webhook_id`` is derived from the event, the session id and the timestamp
-    (or, without a timestamp, from the body itself), so the provider's retries of one event
-    still collapse into one row.
+    refused. The payload is kept as read (storing cleans it, see :func:`store_delivery`);
+    the columns' values are cleaned as :func:`~verilock_django.storable.storable_json`
+    cleans text. A missing ``webhook_id`` is derived from the event, the session id and the
+    timestamp (or, without a timestamp, from the body itself), so the provider's retries of
+    one event still collapse into one row.
     """
-    depth = verilock_settings.max_json_depth
+    # Bounded by what may be stored as well, so that storing can refuse nothing (no second
+    # walk over the payload here: storing cleans it, once).
+    depth = min(verilock_settings.max_json_depth, MAX_STORED_DEPTH)
     try:
-        payload = storable_json(parse_json_body(body, max_depth=depth))
+        payload = parse_json_body(body, max_depth=depth)
     except PayloadError as exc:
         raise InvalidEnvelope(f"the body is {exc.problem}") from None
     if not isinstance(payload, dict):
         raise InvalidEnvelope("the body is not a JSON object")
-    event = payload.get("event")
+    event = _text(payload.get("event"))
     event = event[:EVENT_TYPE_MAX_LENGTH] if isinstance(event, str) else ""
     data = payload.get("data")
     data = data if isinstance(data, dict) else {}
     session_id = _session_id(event, data, payload)
-    timestamp = payload.get("timestamp")
+    timestamp = _text(payload.get("timestamp"))
     try:
         occurred_at = parse_timestamp(timestamp, "timestamp")
     except PayloadError:
         occurred_at = None
     return Envelope(
-        webhook_id=_webhook_id(payload.get("webhook_id"), event, session_id, timestamp, body),
+        webhook_id=_webhook_id(
+            _text(payload.get("webhook_id")), event, session_id, timestamp, body
+        ),
         event_type=event,
         session_id=session_id,
         occurred_at=occurred_at,
@@ -255,10 +261,16 @@ def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> st
         candidates.append(data.get("id"))
     for value in candidates:
         try:
-            return parse_session_id(value)
+            return parse_session_id(_text(value))
         except PayloadError:
             continue
     return ""
+
+
+def _text(value: object) -> object:
+    """A string as :func:`~verilock_django.storable.storable_json` leaves it; anything else
+    as is."""
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _webhook_id(value: object, event: str, session_id: str, timestamp: object, body: bytes) -> str:
