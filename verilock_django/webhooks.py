@@ -350,7 +350,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
             None
             if field.name in _DELIVERY_FIELDS
             else _PER_ROW
-            if callable(field.default)
+            if field.has_default() and callable(field.default)
             else field.get_db_prep_save(field.get_default(), connection),
         )
         for field in fields
