@@ -127,13 +127,14 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
     """Store a delivery once: ``(event, True)`` when stored, ``(delivery, False)`` for a
     ``webhook_id`` already stored (the delivery as received, unsaved: ``pk`` is ``None``).
 
-    A duplicate costs the statements of a new delivery, never more: on PostgreSQL one
-    statement does both the tombstone check and ``INSERT … ON CONFLICT (webhook_id) DO
-    NOTHING RETURNING id``; elsewhere the tombstone check (only with a session id) comes
-    first, then that insert (MySQL and MariaDB without ``RETURNING``: ``INSERT IGNORE`` and
-    the inserted row's id). The unique ``webhook_id`` decides, also under concurrent
-    deliveries; a duplicate writes nothing, reads nothing more and never breaks the caller's
-    transaction (no savepoint). The SQL is built once per database, not per delivery. When
+    A duplicate costs no more statements than a new delivery: on PostgreSQL one statement
+    checks the tombstone and runs ``INSERT … ON CONFLICT (webhook_id) DO NOTHING RETURNING
+    id`` (a duplicate writes nothing); elsewhere, with a session id, one read tells whether
+    the session was erased or the delivery is stored already (a duplicate stops there,
+    without waiting for SQLite's write lock), then that insert (MySQL and MariaDB without
+    ``RETURNING``: ``INSERT IGNORE`` and the inserted row's id). The unique ``webhook_id``
+    decides under concurrent deliveries; nothing is read back and no savepoint is taken, so a
+    duplicate never breaks the caller's transaction. The SQL is built once per database. When
     stored, ``webhook_received`` and processing follow the commit (at once outside a
     transaction). The body is stored as :func:`.privacy.minimise_webhook_body` leaves it.
 
@@ -160,11 +161,14 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
             cursor.execute(sql.insert, [erased, *params])
             is_erased, pk = cursor.fetchone()
         else:
-            is_erased, pk = False, None
+            is_erased = stored = False
             if erased is not None:
-                cursor.execute(sql.erased, [erased])
-                is_erased = cursor.fetchone() is not None
-            if not is_erased:
+                # The tombstone check reads whether the delivery is stored as well: a
+                # duplicate then costs this one read and never waits for the write lock.
+                cursor.execute(sql.checks, [erased, envelope.webhook_id])
+                is_erased, stored = cursor.fetchone()
+            pk = None
+            if not (is_erased or stored):
                 cursor.execute(sql.insert, params)
                 pk = sql.inserted_pk(cursor)
     if is_erased:
@@ -296,8 +300,8 @@ class _Statements:
     #: also checks the tombstone and returns ``(erased, id or NULL)``.
     insert: str
     combined: bool
-    #: ``SELECT 1`` from the tombstones (unused when ``combined``).
-    erased: str
+    #: ``(erased, stored)`` for a session id and a webhook id (unused when ``combined``).
+    checks: str
     returning: bool
     #: The inserted columns: ``(field, None)`` for a value of the delivery, ``(field,
     #: value)`` for a default prepared once (a callable default is evaluated per row).
@@ -361,6 +365,8 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
     unique = quote(meta.get_field("webhook_id").column)
     tombstones, key = quote(tombstone.db_table), quote(tombstone.pk.column)
     erased = f"SELECT 1 FROM {tombstones} WHERE {key} = %s"  # noqa: S608
+    stored = f"SELECT 1 FROM {table} WHERE {unique} = %s"  # noqa: S608
+    checks = f"SELECT EXISTS ({erased}), EXISTS ({stored})"
     if connection.vendor == "postgresql":
         # One round trip: the insert happens only when no tombstone matches, and the answer
         # tells an erased session (true, NULL) from a duplicate (false, NULL).
@@ -370,7 +376,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
             f"WHERE NOT erased.yes ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}) "
             f"SELECT erased.yes, (SELECT {pk} FROM stored) FROM erased"
         )
-        return _Statements(insert, True, erased, True, columns)
+        return _Statements(insert, True, checks, True, columns)
     if connection.vendor == "sqlite":
         # Only a conflict on webhook_id is a duplicate (SQLite's INSERT OR IGNORE would
         # swallow a NOT NULL or CHECK violation too).
@@ -382,7 +388,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
     if returning:
         tail += f" RETURNING {pk}"
     insert = f"{head} {table} ({names}) VALUES ({marks}) {tail}".rstrip()
-    return _Statements(insert, False, erased, returning, columns)
+    return _Statements(insert, False, checks, returning, columns)
 
 
 def _is_stale(occurred_at: dt.datetime | None) -> bool:
