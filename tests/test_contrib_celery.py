@@ -51,9 +51,10 @@ SESSIONS = int(os.environ.get("E2E_SESSIONS", "1000"))
 PER_MINUTE = 600
 THREADS = 8  # per worker; two workers
 # A worker's lease outlasts the longest fetch it covers (system check E060): one rate-limit
-# window plus every attempt's timeout. The workers' own settings keep that short.
-TIMEOUT, MAX_RETRIES = 5.0, 1
-LEASE_SECONDS = 72.0
+# window plus every attempt's timeout. One attempt (Celery retries the task instead) with a
+# timeout far above how long the test holds answers, so no held request times out.
+TIMEOUT, MAX_RETRIES = 20.0, 0
+LEASE_SECONDS = 85.0
 
 
 def test_every_task_is_acknowledged_late_and_retried_a_bounded_number_of_times() -> None:
@@ -150,7 +151,7 @@ def test_two_workers_one_killed_mid_fetch_one_an_hour_ahead_answer_each_session_
                 killed.wait(timeout=10)
                 server.state.release_answers()
                 wait_until(
-                    lambda: sum(not r.answered for r in server.state.requests) == THREADS,
+                    lambda: sum(not r.answered for r in server.state.requests) >= THREADS,
                     timeout=10,
                     what="the killed worker's answers to be abandoned",
                 )
@@ -184,9 +185,10 @@ def test_two_workers_one_killed_mid_fetch_one_an_hour_ahead_answer_each_session_
     assert set(answered) == set(ids)
     # The killed worker's sessions were asked for again only once their lease had run out.
     for sid in abandoned:
-        (again,) = [r for r in log if r.session_id == sid and r.answered]
+        lost, *again = [r for r in log if r.session_id == sid]
+        assert not lost.answered and [r.answered for r in again] == [True], sid
         lease_end = lease_ends[sid]
-        assert lease_end is not None and again.arrived_at > lease_end, sid
+        assert lease_end is not None and again[0].arrived_at > lease_end, sid
     # Zero minutes over the limit: no 429, and no 60 s with more requests than allowed.
     assert [r for r in log if r.status == 429] == []
     assert _busiest_minute([r.arrived_at for r in log]) <= PER_MINUTE
