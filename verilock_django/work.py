@@ -13,6 +13,9 @@ of a Django ``TASKS`` backend (:mod:`verilock_django.tasks`), or ``"celery"``
 when configured, so neither Django's task framework nor Celery is needed otherwise. Every
 ``enqueue_*`` function sends on commit of the current transaction (at once outside one) and
 returns ``False`` when no engine is configured: the caller then does the work itself.
+
+A worker's lease must outlast the longest fetch it covers (:func:`lease_floor`); system
+check ``verilock_django.E060`` (:func:`check_worker_lease`) says so when it does not.
 """
 
 from __future__ import annotations
