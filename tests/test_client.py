@@ -163,7 +163,9 @@ def test_error_statuses_map_to_typed_exceptions(
     assert error.error_code == code
     assert error.request_id == "req_123"
     assert error.session_id == SEED_ID
-    assert body["message"] in str(error)
+    # The status and the code, never the provider's free text (it may quote the applicant).
+    assert f"HTTP {status}, error={code}" in str(error)
+    assert body["message"] not in str(error)
     assert "req_123" in str(error)
 
 
