@@ -169,7 +169,7 @@ def test_empty_values_are_not_encrypted_and_blanking_still_works(encrypted: Any)
 
     store_declined()
     Session.objects.filter(pk="ses_enc").update(
-        completed_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        completed_at=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     )
     encrypted.VERILOCK_PII_RETENTION_DAYS = 30
     report = apply_retention()
