@@ -109,21 +109,23 @@ def _rewrite(
     rows = model._default_manager.filter(pk__in=ids)
     if write:
         rows = rows.select_for_update()
-    changes: dict[str, list[tuple[Any, Any]]] = {name: [] for name in names}
+    # Rows grouped by which columns change (usually all of a row's non-empty ones): one
+    # prepared UPDATE per group, executed once per row.
+    changes: dict[tuple[str, ...], list[list[Any]]] = {}
     for pk, *stored in rows.values_list("pk", *raw.values()):
-        changed = False
+        columns: list[str] = []
+        values: list[Any] = []
         for model_field, value in zip(fields, stored, strict=True):
             plain = _plaintext_to_rewrite(model_field, value, report)
             if plain is not _UNCHANGED:
-                changes[model_field.name].append(
-                    (model_field.get_db_prep_save(plain, connection), pk)
-                )
-                changed = True
-        report.rows += changed
-        if changed:
+                columns.append(str(model_field.column))
+                values.append(model_field.get_db_prep_save(plain, connection))
+        if columns:
+            changes.setdefault(tuple(columns), []).append([*values, pk])
+            report.rows += 1
+            report.values += len(columns)
             label = model._meta.model_name or model.__name__
             report.per_model[label] = report.per_model.get(label, 0) + 1
-    report.values += sum(map(len, changes.values()))
     if not write:
         return
     quote = connection.ops.quote_name
@@ -131,12 +133,11 @@ def _rewrite(
     assert key_field is not None
     table, key = quote(model._meta.db_table), quote(str(key_field.column))
     with connection.cursor() as cursor:
-        for model_field in fields:
-            if changes[model_field.name]:
-                column = quote(str(model_field.column))
-                # Quoted names from the model; every value is a parameter.
-                sql = f"UPDATE {table} SET {column} = %s WHERE {key} = %s"  # noqa: S608
-                cursor.executemany(sql, changes[model_field.name])
+        for columns_changed, params in changes.items():
+            assignments = ", ".join(f"{quote(column)} = %s" for column in columns_changed)
+            # Quoted names from the model; every value is a parameter.
+            sql = f"UPDATE {table} SET {assignments} WHERE {key} = %s"  # noqa: S608
+            cursor.executemany(sql, params)
 
 
 _UNCHANGED: Any = object()
