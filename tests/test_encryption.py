@@ -355,6 +355,20 @@ def test_encryption_off_needs_neither_the_library_nor_a_key(
     assert Session.objects.get().applicant_name == "Jean Dupont"
 
 
+def test_without_the_library_a_token_shaped_value_is_read_as_stored(
+    keys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default install has neither the library nor ``cryptography``."""
+    name = encryption.TOKEN_PREFIX + "typed-by-an-applicant"
+    Session.objects.create(id="ses_odd", applicant_first_name=name)
+    for module in (encryption.LIBRARY_MODULE, "cryptography.fernet"):
+        monkeypatch.setitem(sys.modules, module, None)
+    encryption._ciphers.cache_clear()
+
+    assert Session.objects.get().applicant_first_name == name
+    encryption._ciphers.cache_clear()
+
+
 def test_encryption_on_without_the_library_is_an_error(
     keys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

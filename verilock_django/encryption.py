@@ -104,10 +104,9 @@ def _ciphers(material: tuple[str, tuple[str, ...], tuple[str, ...]]) -> tuple[Fe
     key set; ``material`` (the settings that define them) is the cache key, so a changed
     setting takes effect at once.
     """
-    from cryptography.fernet import Fernet, MultiFernet
-
-    try:
+    try:  # the library brings cryptography
         library = importlib.import_module(LIBRARY_MODULE)
+        from cryptography.fernet import Fernet, MultiFernet
     except ImportError as exc:
         raise VerilockConfigurationError(
             f"Encrypted verilock-django columns need {LIBRARY}: {EXTRA_HINT}."
@@ -134,20 +133,26 @@ def encrypt(text: str) -> str:
 def open_token(token: str) -> str | None:
     """The plaintext of a Fernet token, or ``None`` when no configured key opens it (or the
     library or ``SALT_KEY`` is missing)."""
-    from cryptography.fernet import InvalidToken
-
     try:
         _, every = _ciphers(_key_material())
+    except VerilockConfigurationError:
+        return None
+    from cryptography.fernet import InvalidToken  # importable: the ciphers were made
+
+    try:
         return every.decrypt(token.encode("ascii")).decode()
-    except (VerilockConfigurationError, InvalidToken, UnicodeError):
+    except (InvalidToken, UnicodeError):
         return None
 
 
 def encrypted_with_first_key(token: str) -> bool:
-    """True for a token that the first (current) key opens: nothing to rewrite."""
-    from cryptography.fernet import InvalidToken
+    """True for a token that the first (current) key opens: nothing to rewrite.
 
+    :raises VerilockConfigurationError: the library is missing or ``SALT_KEY`` is unset.
+    """
     first, _ = _ciphers(_key_material())
+    from cryptography.fernet import InvalidToken  # importable: the ciphers were made
+
     try:
         first.decrypt(token.encode("ascii"))
     except (InvalidToken, UnicodeError):
