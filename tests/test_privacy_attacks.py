@@ -18,6 +18,7 @@ import requests
 from django.core.management import CommandError, call_command
 from django.http import HttpRequest
 from django.test import Client, RequestFactory
+from django.urls import reverse
 from django.utils import timezone
 from django.views.debug import technical_500_response
 
@@ -238,7 +239,7 @@ QUOTING_ERRORS = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("where", QUOTING_ERRORS)
 def test_a_provider_error_message_quoting_the_applicant_is_not_logged_or_stored(
-    mocked: Any, caplog: pytest.LogCaptureFixture, where: str
+    mocked: Any, caplog: pytest.LogCaptureFixture, where: str, admin_client: Client
 ) -> None:
     caplog.set_level(logging.DEBUG)
     Session.objects.create(id="ses_quote")
@@ -253,7 +254,11 @@ def test_a_provider_error_message_quoting_the_applicant_is_not_logged_or_stored(
     assert "HTTP 422" in stored
     if where != "code":
         assert "error=validation_failed" in stored
-    shown = f"{caplog.text} {stored} {error.value} {error.value!r}"
+    page = admin_client.get(
+        reverse("admin:verilock_django_session_change", args=("ses_quote",))
+    ).content.decode()
+    assert "Unprocessable" in page and "HTTP 422" in page  # the admin shows why
+    shown = f"{caplog.text} {stored} {error.value} {error.value!r} {page}"
     assert not any(value in shown for value in APPLICANT_VALUES)
 
 
