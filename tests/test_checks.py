@@ -182,6 +182,7 @@ BAD_VALUES: dict[str, object] = {
     "PAYLOAD_SCRUBBER": "tests.missing.scrubber",
     "PII_RETENTION_DAYS": 0,
     "WEBHOOK_RETENTION_DAYS": 1.5,
+    "ENCRYPT_FIELDS": "yes",
 }
 
 

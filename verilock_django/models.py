@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
+from .encryption import EncryptableDateField, EncryptableJSONField, EncryptableTextField
 from .statuses import SessionStatus, StepOutcome, StepStatus, WebhookEventStatus
 from .storable import (
     EMAIL_MAX_LENGTH,
@@ -98,13 +99,17 @@ class Session(models.Model):
     )
     steps = models.JSONField(_("steps"), default=list, blank=True)
 
-    applicant_first_name = models.CharField(
+    # Personal data: encrypted when VERILOCK_ENCRYPT_FIELDS is on (see encryption.py), so
+    # TEXT columns whatever the setting; max_length is the parser's limit.
+    applicant_first_name = EncryptableTextField(
         _("first name"), max_length=NAME_MAX_LENGTH, blank=True
     )
-    applicant_last_name = models.CharField(_("last name"), max_length=NAME_MAX_LENGTH, blank=True)
-    applicant_email = models.CharField(_("email"), max_length=EMAIL_MAX_LENGTH, blank=True)
-    applicant_date_of_birth = models.DateField(_("date of birth"), null=True, blank=True)
-    applicant_nationality = models.CharField(
+    applicant_last_name = EncryptableTextField(
+        _("last name"), max_length=NAME_MAX_LENGTH, blank=True
+    )
+    applicant_email = EncryptableTextField(_("email"), max_length=EMAIL_MAX_LENGTH, blank=True)
+    applicant_date_of_birth = EncryptableDateField(_("date of birth"), null=True, blank=True)
+    applicant_nationality = EncryptableTextField(
         _("nationality"), max_length=NATIONALITY_MAX_LENGTH, blank=True
     )
 
@@ -113,7 +118,7 @@ class Session(models.Model):
     created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True, db_index=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
-    payload = models.JSONField(_("last payload"), default=dict, blank=True)
+    payload = EncryptableJSONField(_("last payload"), default=dict, blank=True)
 
     # The host's user this session verifies: set when the app created the session for them,
     # or by ``VERILOCK_USER_RESOLVER`` from ``reference_id`` for sessions created elsewhere.
@@ -199,8 +204,8 @@ class StepResult(models.Model):
     score = models.FloatField(_("score"), null=True, blank=True)
     # 1 for a 0-1 score, 100 for a 0-100 score; null without a score.
     score_scale = models.PositiveSmallIntegerField(_("score scale"), null=True, blank=True)
-    details = models.JSONField(_("details"), default=dict, blank=True)
-    payload = models.JSONField(_("step payload"), default=dict, blank=True)
+    details = EncryptableJSONField(_("details"), default=dict, blank=True)
+    payload = EncryptableJSONField(_("step payload"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("step result")
@@ -299,7 +304,7 @@ class WebhookEvent(models.Model):
     last_error = models.TextField(_("last error"), blank=True)
     processing_started_at = models.DateTimeField(_("processing started"), null=True, blank=True)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
-    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    payload = EncryptableJSONField(_("payload"), default=dict, blank=True)
 
     objects = WebhookEventQuerySet.as_manager()
 

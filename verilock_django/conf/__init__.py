@@ -42,6 +42,7 @@ from .table import (
     CREATE_SHAPE,
     CREATE_STEPS,
     DECLINE_REVOKES,
+    ENCRYPT_FIELDS,
     FINISHED_STATUSES,
     LEASE_SECONDS,
     MAX_JSON_DEPTH,
@@ -84,6 +85,7 @@ __all__ = [
     "DECLINE_REVOKES",
     "DEFAULT_API_URL",
     "DEFAULT_CREATE_STEPS",
+    "ENCRYPT_FIELDS",
     "FINISHED_STATUSES",
     "GROUP_API",
     "GROUP_PRIVACY",
@@ -163,6 +165,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     PAYLOAD_SCRUBBER,
     PII_RETENTION_DAYS,
     WEBHOOK_RETENTION_DAYS,
+    ENCRYPT_FIELDS,
 )
 
 
@@ -346,6 +349,11 @@ class VerilockSettings:
     def webhook_retention_days(self) -> int | None:
         """``VERILOCK_WEBHOOK_RETENTION_DAYS``: days (> 0) before webhook events are deleted."""
         return WEBHOOK_RETENTION_DAYS.value()
+
+    @property
+    def encrypt_fields(self) -> bool:
+        """``VERILOCK_ENCRYPT_FIELDS``: personal-data columns are encrypted when written."""
+        return ENCRYPT_FIELDS.value()
 
 
 verilock_settings = VerilockSettings()

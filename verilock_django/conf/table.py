@@ -356,6 +356,19 @@ WEBHOOK_RETENTION_DAYS: Final[Setting[int | None]] = Setting(
     "`apply_verilock_retention` deletes webhook events (any status, payload included) "
     "received longer ago than this. `None`: kept.",
 )
+ENCRYPT_FIELDS: Final[Setting[bool]] = Setting(
+    "ENCRYPT_FIELDS",
+    False,
+    _boolean,
+    "E044",
+    GROUP_PRIVACY,
+    "bool",
+    "False",
+    "Encrypt the applicant columns and the raw JSON (session, step and webhook payloads) "
+    "when they are written (the `encryption` extra, keys from `SALT_KEY` and `SECRET_KEY`); "
+    "`manage.py encrypt_verilock_data` rewrites stored rows. Search and filters on those "
+    "columns stop working. See docs/data-protection.md.",
+)
 
 CREATE_SHAPE: Final[Setting[str]] = Setting(
     "CREATE_SHAPE",
