@@ -336,19 +336,14 @@ class SyncPipeline:
 
         ``keep=0`` stores every answer collected.
         """
+        self._harvest(0.0)  # what arrived meanwhile joins its batch, which may be due
         while len(self._in_flight) > keep:
             timeout = None
             if self._ready:
                 timeout = max(0.0, self._ready_since + self.BATCH_SECONDS - time.monotonic())
-            done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                del self._in_flight[future]
-                self._collect(future.result())
-            self._store_due()
+            self._harvest(timeout)
         if keep == 0:
             self.flush()
-        else:
-            self._store_due()
 
     def flush(self) -> None:
         """Store every answer collected so far (one transaction) and report the results."""
@@ -378,6 +373,12 @@ class SyncPipeline:
         if len(self._ready) >= self.BATCH_SIZE:
             self.flush()
 
-    def _store_due(self) -> None:
+    def _harvest(self, timeout: float | None) -> None:
+        """Collect the answers that arrive within ``timeout`` seconds; store a due batch."""
+        if self._in_flight:
+            done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                del self._in_flight[future]
+                self._collect(future.result())
         if self._ready and time.monotonic() - self._ready_since >= self.BATCH_SECONDS:
             self.flush()
