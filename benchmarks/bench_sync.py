@@ -126,6 +126,7 @@ def run_floor() -> int:
     from verilock_django.client import get_client
     from verilock_django.models import Session
     from verilock_django.refresh import LIST_PAGE_SIZE
+    from verilock_django.sync import SyncPipeline
 
     client = get_client()
     stored = dict(Session.objects.unfinished().values_list("id", "status"))
@@ -133,6 +134,7 @@ def run_floor() -> int:
     created_from = oldest.astimezone(dt.timezone.utc).date().isoformat()
     answers = 0
     limit = concurrency()
+    depth = 2 * limit + SyncPipeline.BATCH_SIZE  # the app's queue depth
     with ThreadPoolExecutor(limit) as pool:
         in_flight: set[Any] = set()
         page, last_page = 1, 1
@@ -143,7 +145,7 @@ def run_floor() -> int:
             last_page = body["meta"]["last_page"]
             for item in body["data"]:
                 if item["id"] in stored and item["status"] != stored[item["id"]]:
-                    while len(in_flight) >= 4 * limit:  # the app's queue depth
+                    while len(in_flight) >= depth:
                         done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                         answers += sum(1 for future in done if future.result())
                     in_flight.add(pool.submit(client.get_session, item["id"]))
@@ -262,6 +264,7 @@ def child(contender: str, database: str, api_url: str) -> None:
                 # BEGIN and COMMIT of each transaction.
                 "round_trips": statements + 2 * commits,
                 "rss_kb": peak_rss_kb(),
+                "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
             }
         )
     )
@@ -430,6 +433,7 @@ def measure(
     if done.returncode != 0:
         raise SystemExit(f"{contender} failed:\n{done.stderr}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"    {contender}: {figures['cpu']:.1f}s CPU in {figures['wall']:.1f}s", file=sys.stderr)
     return Row(
         label=contender,
         n=n,

@@ -323,11 +323,15 @@ class SyncPipeline:
         finally:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
+    @property
+    def queue_depth(self) -> int:
+        """Most fetches in flight: a batch's worth beyond the pool, so every thread stays
+        busy while this thread stores a batch."""
+        return 2 * self.concurrency + self.BATCH_SIZE
+
     def submit(self, session_id: str) -> None:
         """Queue one fetch, first storing answers until there is room for it."""
-        # A queue four times the pool's size keeps every thread busy while this thread
-        # stores a batch.
-        self.drain((4 * self.concurrency if self._proven else 1) - 1)
+        self.drain((self.queue_depth if self._proven else 1) - 1)
         future = self._executor.submit(fetch, self.client, session_id, clock.now())
         self._in_flight[future] = session_id
 
