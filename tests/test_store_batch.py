@@ -310,3 +310,30 @@ def test_a_batch_records_history_and_signals_after_commit(
     assert sorted(history.values_list("session_id", "old_value", "new_value")) == [
         (sid, "processing", "approved") for sid in ids
     ]
+
+
+def test_a_stale_answer_in_a_batch_sends_nothing(
+    seed: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    store_session(payload(seed, "ses_done", status="approved"))
+    store_session(payload(seed, "ses_open"))
+    Session.objects.update(finished_signal_pending=True)
+    sent: list[str] = []
+
+    def receiver(sender: object, session: Session, **kwargs: object) -> None:
+        sent.append(session.id)
+
+    session_finished.connect(receiver)
+    session_updated.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            results = store_sessions(
+                answers([payload(seed, "ses_done"), payload(seed, "ses_open")]),
+                release_lease=True,
+            )
+    finally:
+        session_finished.disconnect(receiver)
+        session_updated.disconnect(receiver)
+
+    assert [r.outcome for r in results] == [Outcome.STALE, Outcome.UNCHANGED]
+    assert sent == ["ses_open"]  # only what an unchanged answer's row still owes

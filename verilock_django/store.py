@@ -306,7 +306,7 @@ def notify(write: Write) -> None:
         return
     if write.notify:
         after_commit(session, created=write.created, changes=write.result.changes)
-    elif session.finished_signal_pending:  # owed by an earlier change: sent again
+    elif write.owed_finished:
         after_commit(session, created=False, changes={}, updated=False)
 
 

@@ -136,6 +136,8 @@ class Write:
     history: list[SessionChange] = field(default_factory=list)
     #: Send ``session_updated`` after commit; ``session_finished`` follows the row's mark.
     notify: bool = False
+    #: Send only the ``session_finished`` an earlier change still owes (an unchanged answer).
+    owed_finished: bool = False
 
 
 #: What an unchanged answer writes: the check's bookkeeping only.
@@ -175,7 +177,10 @@ def plan_write(answer: Answer, stored: Session | None) -> Write:
             None if stored.is_finished else next_check_time(stored.unchanged_checks, now)
         )
         return Write(
-            SyncResult(data.id, Outcome.UNCHANGED), stored, columns=CHECKED_COLUMNS + lease
+            SyncResult(data.id, Outcome.UNCHANGED),
+            stored,
+            columns=CHECKED_COLUMNS + lease,
+            owed_finished=stored.finished_signal_pending,
         )
 
     old_data = _stored_data(stored)
