@@ -126,7 +126,6 @@ def run_floor() -> int:
     from verilock_django.client import get_client
     from verilock_django.models import Session
     from verilock_django.refresh import LIST_PAGE_SIZE
-    from verilock_django.sync import SyncPipeline
 
     client = get_client()
     stored = dict(Session.objects.unfinished().values_list("id", "status"))
@@ -134,7 +133,7 @@ def run_floor() -> int:
     created_from = oldest.astimezone(dt.timezone.utc).date().isoformat()
     answers = 0
     limit = concurrency()
-    depth = 2 * limit + SyncPipeline.BATCH_SIZE  # the app's queue depth
+    depth = 4 * limit  # the app's queue depth (SyncPipeline.queue_depth)
     with ThreadPoolExecutor(limit) as pool:
         in_flight: set[Any] = set()
         page, last_page = 1, 1

@@ -325,9 +325,9 @@ class SyncPipeline:
 
     @property
     def queue_depth(self) -> int:
-        """Most fetches in flight: a batch's worth beyond the pool, so every thread stays
-        busy while this thread stores a batch."""
-        return 2 * self.concurrency + self.BATCH_SIZE
+        """Most fetches in flight: four per thread keep every thread busy while this thread
+        stores a batch, and keep what a stop (SIGTERM, ``max_runtime``) still fetches small."""
+        return 4 * self.concurrency
 
     def submit(self, session_id: str) -> None:
         """Queue one fetch, first storing answers until there is room for it."""
