@@ -382,7 +382,7 @@ def prepare(n: int, latency_ms: int, databases: Databases, server: Any) -> str:
     name = f"bench_sync_{n}"
     address = databases.create(name)
     connections["default"].close()
-    connections["default"].settings_dict.update(database_settings(address))
+    connections["default"].settings_dict["NAME"] = database_settings(address)["NAME"]
     call_command("migrate", verbosity=0)
     synced_at = now - dt.timedelta(hours=1)
     sessions, steps = [], []
@@ -529,7 +529,7 @@ def main() -> None:
     sections = set(args.sections.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         databases = Databases(args.database, Path(tmp), args.postgres_url)
-        configure_django(str(Path(tmp) / "setup.sqlite3"))
+        configure_django(databases.create("bench_sync_setup"))
         try:
             if "speed" in sections:
                 speed(args, contenders, databases)
