@@ -22,8 +22,8 @@ listed session on every run for the price of one request per 100.
 
 This module only *chooses* ids; fetching and storing go through
 :class:`verilock_django.sync.SyncPipeline` (a bounded thread pool fetches; every database
-write happens on the calling thread, through :mod:`verilock_django.store`, one transaction
-per session). Rows are claimed with a lease before they are fetched (see
+write happens on the calling thread, through the store layer, one transaction per batch of
+up to 100 answers). Rows are claimed with a lease before they are fetched (see
 :func:`verilock_django.schedule.claim_sessions`), so overlapping runs never fetch the same
 session, and the lease is released in the same statement that stores the session.
 Work is pulled in chunks; nothing here holds all ids in memory.
@@ -88,7 +88,7 @@ def refresh_unfinished(
     """Refresh unfinished sessions (see the module docstring) and return the report.
 
     ``limit`` caps the sessions fetched; ``max_runtime`` (seconds) stops claiming new
-    work once passed; ``on_progress(report, total)`` runs after each settled session;
+    work once passed; ``on_progress(report, total)`` runs after each stored batch;
     ``enqueue`` hands claimed sessions to workers instead of fetching them here
     (``report.enqueued`` counts them); once ``should_stop()`` is true (SIGTERM) nothing new
     is claimed, what is in flight is stored, and the rest of the claims are released.
