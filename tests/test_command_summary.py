@@ -119,7 +119,7 @@ def test_a_failed_listing_is_in_the_summary_and_exits_1(verilock_api: InProcessV
 
     assert error.returncode == 1
     assert "listing sessions failed: " in out
-    assert "; due sessions were checked by id" in out
+    assert "; nothing was inferred from the list, only sessions with old data" in out
     assert "2 not due, the earliest at " in out  # not due, so not fetched by id either
     assert str(error) == "listing sessions failed."
     assert err == ""  # no session failed: nothing per session on stderr
@@ -243,6 +243,7 @@ def test_json_is_one_object_with_the_same_summary(mocked: responses.RequestsMock
         "missing": 0,
         "left": 0,
         "list_error": None,
+        "stale_left": 0,
         "stopped_at_time_limit": False,
         "requests": 2,
         "elapsed": data["elapsed"],

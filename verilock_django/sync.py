@@ -61,6 +61,9 @@ class SyncReport:
     unreachable: int = 0
     #: Sessions claimed and handed to a task engine instead of fetched here (``--enqueue``).
     enqueued: int = 0
+    #: Sessions whose data is older than ``VERILOCK_MAX_DATA_AGE`` that the run's budget or
+    #: window left for the next run (which starts with them: oldest data first).
+    stale_left: int = 0
 
     @property
     def synced(self) -> int:
@@ -113,6 +116,8 @@ class SyncReport:
             parts.append(f"{self.enqueued} enqueued")
         if self.list_error is not None:
             parts.append(f"listing sessions failed: {self.list_error}")
+        if self.stale_left:
+            parts.append(f"{self.stale_left} with old data left for the next run")
         if self.stopped:
             parts.append("stopped at the time limit")
         requests = ngettext("%d request", "%d requests", self.requests) % self.requests
