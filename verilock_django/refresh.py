@@ -322,9 +322,7 @@ class _Run:
         left = stale.exclude(pk__in=list(self.report.failed)).count()
         self.report.stale_left = left
         if left:
-            logger.info(
-                "%d sessions with old data left for the next run (budget %d)", *(left, budget)
-            )
+            logger.info("%d sessions with old data left for the next run", left)
 
     # -- claiming ---------------------------------------------------------------------
 
