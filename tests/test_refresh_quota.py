@@ -183,3 +183,21 @@ def test_the_budget_sizes_on_the_window_and_leaves_a_share_of_the_quota(
 
     assert len(fetched(verilock_api)) == 95 and report.requests == 96
     assert report.stale_left == 5 and report.confirmed == len(ids)
+
+
+def test_a_session_refreshed_by_age_that_then_finishes_is_fetched_by_the_next_run(
+    verilock_api: InProcessVerilock,
+) -> None:
+    (session_id,) = mirror(verilock_api, 1, "processing")
+    Session.objects.update(data_fetched_at=clock.now() - dt.timedelta(hours=1))
+    refresh_unfinished()  # confirmed by the list, then fetched by age: unchanged
+    assert fetched(verilock_api) == [session_id]
+    row = Session.objects.get()
+    assert row.unchanged_checks == 1 and row.next_check_at > clock.now()  # type: ignore[operator]
+
+    verilock_api.advance(session_id)  # decided: it leaves the "processing" listing
+    verilock_api.reset_counters()
+    refresh_unfinished()
+
+    assert fetched(verilock_api) == [session_id]  # at once, the backoff notwithstanding
+    assert_mirrored(verilock_api, [session_id])

@@ -12,7 +12,7 @@ One refresh run (``full=True`` skips 1 and 2 and fetches every unfinished sessio
    listing also accounts for every status left to walk.
 2. **Unlisted.** Once a listing was walked to its last page, a stored session of its status
    that it did not show has left that status: it is fetched by id — unless the list left it
-   out before while a fetch found it unchanged, then the by-id backoff applies
+   out twice while fetches found it unchanged, then the by-id backoff applies
    (``next_check_at``; the interval doubles per unchanged check between
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
    whose pages left outnumber its sessions still unaccounted for gives way after page 1:
@@ -283,10 +283,12 @@ class _Run:
     def fetch_unlisted(self, statuses: list[str]) -> None:
         """Fetch the sessions of fully listed ``statuses`` that no page showed: changed.
 
-        Those the list left out before while a fetch found them unchanged (a listing that
-        never shows them) wait for their by-id backoff instead.
+        Those the list left out before while fetches found them unchanged (a listing that
+        never shows them) wait for their by-id backoff instead. A listing resets
+        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
+        second unchanged fetch without a listing in between starts the backoff.
         """
-        backoff_over = Q(unchanged_checks=0) | Q(next_check_at__lte=clock.now())
+        backoff_over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
         self.process(listed_as(self.claimable(), statuses).filter(backoff_over))
 
     # -- phase 3: by age ----------------------------------------------------------------
