@@ -55,7 +55,7 @@ class SyncReport:
     skipped: int = 0
     #: The run stopped claiming work at its time limit (``max_runtime``).
     stopped: bool = False
-    #: Why the list endpoint failed, if it did (the run then checked by id only).
+    #: Why the list endpoint failed, if it did (the run then inferred nothing from the list).
     list_error: str | None = None
     #: Failed sessions whose request never got an HTTP answer (timeout, refused connection).
     unreachable: int = 0

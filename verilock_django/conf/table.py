@@ -222,7 +222,8 @@ RECHECK_MIN_INTERVAL: Final[Setting[float]] = Setting(
     "float (s)",
     "300",
     "First wait before an unfinished session is checked by id again; it doubles after each "
-    "check that brought nothing new. Set it a little below your cron period.",
+    "check that brought nothing new. Set it a little below your cron period: it is also the "
+    "window a run's by-age budget is sized on when `--max-runtime` is not given.",
 )
 RECHECK_MAX_INTERVAL: Final[Setting[float]] = Setting(
     "RECHECK_MAX_INTERVAL",

@@ -219,6 +219,11 @@ def of_plan(plan: Standings, *, full: bool, limit: int | None) -> Summary:
                 f"{plan['not_due']} not due, the earliest at {when(plan.next_check_at)} "
                 "(--full fetches them now)"
             )
+    if plan.old_data:
+        parts.append(
+            f"{plan.old_data} with data older than VERILOCK_MAX_DATA_AGE would be fetched by id "
+            "too, oldest first, within the run's request budget"
+        )
     if plan["held"]:
         parts.append(f"{plan['held']} held by another run")
     if plan["missing"]:
@@ -238,6 +243,7 @@ def of_plan(plan: Standings, *, full: bool, limit: int | None) -> Summary:
         "via_list_due": listed_due,
         "not_due": plan.counts.get("not_due", 0),
         "next_check_at": iso(plan.next_check_at),
+        "old_data": plan.old_data,
         "held": plan["held"],
         "missing": plan["missing"],
         "limit": limit,
