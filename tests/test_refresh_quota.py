@@ -201,3 +201,20 @@ def test_a_session_refreshed_by_age_that_then_finishes_is_fetched_by_the_next_ru
 
     assert fetched(verilock_api) == [session_id]  # at once, the backoff notwithstanding
     assert_mirrored(verilock_api, [session_id])
+
+
+def test_rows_never_fetched_are_all_fetched_whatever_the_by_age_budget(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    # 5 a minute over a 60 s window: a by-age budget of 4; the 5 rows have no data at all.
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = 5
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 60
+    ids = [verilock_api.add_session(status="processing").id for _ in range(5)]
+    for session_id in ids:
+        Session.objects.create(id=session_id)  # registered by id, never fetched
+
+    report = refresh_unfinished()
+
+    assert sorted(fetched(verilock_api)) == sorted(ids) and report.created + report.updated == 5
+    assert listings(verilock_api) == []  # nothing listable yet
+    assert_mirrored(verilock_api, ids)

@@ -1,6 +1,6 @@
 """The batch refresh: bring every unfinished session up to date within the API's limits.
 
-One refresh run (``full=True`` skips 1 and 2 and fetches every unfinished session by id):
+One refresh run (``full=True`` skips all this and fetches every unfinished session by id):
 
 1. **List, filtered by status.** For each status the stored unfinished sessions hold, one
    listing ``GET /sessions?status=<it>&from=<day the oldest of them was created>&per_page=100``
@@ -17,20 +17,23 @@ One refresh run (``full=True`` skips 1 and 2 and fetches every unfinished sessio
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
    whose pages left outnumber its sessions still unaccounted for gives way after page 1:
    fetching those by id is cheaper. **A failed page stops the list phase**: nothing is
-   inferred from the listings and the run goes on to 3 only, so a failing list never turns
-   into a by-id storm (the summary says the list failed).
-3. **By age.** The list shows statuses, not steps: every unfinished session whose full data
-   was fetched more than ``VERILOCK_MAX_DATA_AGE`` minutes ago (or never) is fetched by id,
-   oldest first, within the run's request budget: :data:`AGE_BUDGET_SHARE` of the quota
+   inferred from the listings and the run goes on to 3 and 4 only, so a failing list never
+   turns into a by-id storm (the summary says the list failed).
+3. **Never fetched.** Rows registered by id and never fetched have no data at all: each is
+   fetched, unless its first fetch failed lately (``next_check_at``, the backoff).
+4. **By age.** The list shows statuses, not steps: every unfinished session whose full data
+   was fetched more than ``VERILOCK_MAX_DATA_AGE`` minutes ago is fetched by id, oldest
+   first, within the run's request budget: :data:`AGE_BUDGET_SHARE` of the quota
    (``client.rate_limit`` per minute) over the run's window (``max_runtime``, else
    ``VERILOCK_RECHECK_MIN_INTERVAL``, which is set a little below the cron period), less
-   what 1 and 2 spent. What the budget or the window leaves is counted
+   what 1 to 3 spent (or enqueued). What the budget or the window leaves is counted
    (``report.stale_left``) and is the oldest data of the next run, which therefore
    continues where this one stopped.
 
 So a run over U unfinished sessions of which k changed costs k + ceil(U/100) + (one per
-extra status listed) requests, plus the by-age fetches of sessions whose data is older than
-``VERILOCK_MAX_DATA_AGE``. docs/scaling.md derives the worst-case age of each kind of change.
+extra status listed) requests, plus one per never-fetched row and the budgeted by-age
+fetches of sessions whose data is older than ``VERILOCK_MAX_DATA_AGE``. docs/scaling.md
+derives the worst-case age of each kind of change.
 
 This module only *chooses* ids; fetching and storing go through
 :class:`verilock_django.sync.SyncPipeline` (a bounded thread pool fetches; every database
@@ -135,7 +138,8 @@ def refresh_unfinished(
                 run.process(run.claimable())
             else:
                 run.walk_lists()
-                run.fetch_stale()
+                run.fetch_never_fetched()
+                run.fetch_old()
     finally:
         report.requests = client.request_count - requests_before
         report.elapsed = monotonic() - started
@@ -293,24 +297,27 @@ class _Run:
 
     # -- phase 3: by age ----------------------------------------------------------------
 
-    def fetch_stale(self) -> None:
-        """Fetch sessions whose full data is older than ``VERILOCK_MAX_DATA_AGE`` (or never
-        fetched), oldest first, within the budget; count what is left for the next run."""
-        self.pipeline.drain(0)  # what the list phase fetched is stored, and its cost known
+    def fetch_never_fetched(self) -> None:
+        """Fetch the rows registered by id and never fetched (no data at all): every one,
+        like a changed session, unless its first fetch failed lately (the backoff)."""
+        due = Q(next_check_at__isnull=True) | Q(next_check_at__lte=clock.now())
+        self.process(self.claimable().filter(due, data_fetched_at__isnull=True))
+
+    def fetch_old(self) -> None:
+        """Fetch sessions whose full data is older than ``VERILOCK_MAX_DATA_AGE``, oldest
+        first, within the budget; count what is left for the next run."""
+        self.pipeline.drain(0)  # what the phases before fetched is stored, its cost known
         max_age = verilock_settings.max_data_age
-        now = clock.now()
-        # A row never fetched is due unless its first fetch failed lately (the backoff).
-        never = Q(data_fetched_at__isnull=True) & (
-            Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)
-        )
-        old = Q(data_fetched_at__lt=self.started_at - dt.timedelta(minutes=max_age or 0))
+        if max_age is None:
+            return
         stale = (
-            Session.objects.claimable(not_checked_since=None, now=now)
-            .filter(never | old if max_age is not None else never)
+            Session.objects.claimable(not_checked_since=None, now=clock.now())
+            .filter(data_fetched_at__lt=self.started_at - dt.timedelta(minutes=max_age))
             .in_age_order()
         )
         quota = self.client.rate_limit * self.window / 60 * AGE_BUDGET_SHARE
-        budget = max(0, math.floor(quota) - (self.client.request_count - self.requests_before))
+        spent = self.client.request_count - self.requests_before + self.report.enqueued
+        budget = max(0, math.floor(quota) - spent)
         claimed = 0
         while claimed < budget and not self.out_of_time() and not self.limit_reached():
             size = min(self.chunk_size, budget - claimed, self.room())
