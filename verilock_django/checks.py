@@ -30,6 +30,7 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E023``   The minimum recheck interval exceeds the maximum.
 ``verilock_django.E024``   ``VERILOCK_LEASE_SECONDS`` is not a positive number.
 ``verilock_django.E025``   ``VERILOCK_RETRY_AFTER_MAX`` is not a positive number.
+``verilock_django.E055``   ``VERILOCK_MAX_DATA_AGE`` is not None or a number of minutes > 0.
 ``verilock_django.W030``   The start flow is included, shape "b", but no ``VERILOCK_PROFILE_ID``.
 ``verilock_django.E030``   ``VERILOCK_CREATE_SHAPE`` is not ``"b"`` or ``"a"``.
 ``verilock_django.E031``   ``VERILOCK_PROFILE_ID`` is not a string.

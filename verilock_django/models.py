@@ -64,19 +64,29 @@ class SessionQuerySet(models.QuerySet["Session"]):
         """Sessions whose next by-id check is at or before ``at`` (never-fetched ones excluded)."""
         return self.filter(next_check_at__lte=at)
 
-    def claimable(self, *, not_checked_since: dt.datetime, now: dt.datetime) -> SessionQuerySet:
+    def claimable(
+        self, *, not_checked_since: dt.datetime | None, now: dt.datetime
+    ) -> SessionQuerySet:
         """Unfinished sessions free to lease: no live lease, not checked since the moment.
 
         ``not_checked_since`` is when the claiming run began: a session an overlapping run
-        already stored (and released) after that is not fetched a second time. ``now`` is
+        already stored (and released) after that is not fetched a second time (``None``: no
+        such condition; the caller's own filter says what is worth fetching). ``now`` is
         the database's clock (:func:`verilock_django.clock.now`), which decides whether a
         lease ran out. Sessions Verilock answered 404 for are left out.
         """
         lease_free = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=now)
+        queryset = self.unfinished().filter(lease_free, missing_since__isnull=True)
+        if not_checked_since is None:
+            return queryset
         not_checked = models.Q(last_synced_at__isnull=True) | models.Q(
             last_synced_at__lt=not_checked_since
         )
-        return self.unfinished().filter(lease_free, not_checked, missing_since__isnull=True)
+        return queryset.filter(not_checked)
+
+    def in_age_order(self) -> SessionQuerySet:
+        """Ordered by the age of their full data: never fetched first, then the oldest."""
+        return self.order_by(models.F("data_fetched_at").asc(nulls_first=True), "id")
 
 
 class Session(models.Model):

@@ -54,12 +54,15 @@ class SyncReport:
     skipped: int = 0
     #: The run stopped claiming work at its time limit (``max_runtime``).
     stopped: bool = False
-    #: Why the list endpoint failed, if it did (the run then checked by id only).
+    #: Why the list endpoint failed, if it did (the run then inferred nothing from the list).
     list_error: str | None = None
     #: Failed sessions whose request never got an HTTP answer (timeout, refused connection).
     unreachable: int = 0
     #: Sessions claimed and handed to a task engine instead of fetched here (``--enqueue``).
     enqueued: int = 0
+    #: Sessions whose data is older than ``VERILOCK_MAX_DATA_AGE`` that the run's budget or
+    #: window left for the next run (which starts with them: oldest data first).
+    stale_left: int = 0
 
     @property
     def synced(self) -> int:
@@ -112,6 +115,8 @@ class SyncReport:
             parts.append(f"{self.enqueued} enqueued")
         if self.list_error is not None:
             parts.append(f"listing sessions failed: {self.list_error}")
+        if self.stale_left:
+            parts.append(f"{self.stale_left} with old data left for the next run")
         if self.stopped:
             parts.append("stopped at the time limit")
         requests = ngettext("%d request", "%d requests", self.requests) % self.requests

@@ -45,6 +45,7 @@ from .table import (
     ENCRYPT_FIELDS,
     FINISHED_STATUSES,
     LEASE_SECONDS,
+    MAX_DATA_AGE,
     MAX_JSON_DEPTH,
     MAX_RESPONSE_BYTES,
     MAX_RETRIES,
@@ -93,6 +94,7 @@ __all__ = [
     "GROUP_VERIFY",
     "GROUP_WEBHOOK",
     "LEASE_SECONDS",
+    "MAX_DATA_AGE",
     "MAX_JSON_DEPTH",
     "MAX_RESPONSE_BYTES",
     "MAX_RETRIES",
@@ -148,6 +150,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     TASK_QUEUE,
     RECHECK_MIN_INTERVAL,
     RECHECK_MAX_INTERVAL,
+    MAX_DATA_AGE,
     LEASE_SECONDS,
     WEBHOOK_SECRETS,
     WEBHOOK_PROCESSOR,
@@ -261,6 +264,12 @@ class VerilockSettings:
     def recheck_max_interval(self) -> float:
         """``VERILOCK_RECHECK_MAX_INTERVAL``: longest recheck wait, seconds (> 0)."""
         return RECHECK_MAX_INTERVAL.value()
+
+    @property
+    def max_data_age(self) -> float | None:
+        """``VERILOCK_MAX_DATA_AGE``: oldest full data an unfinished session may keep before
+        the batch refresh fetches it by id, minutes (> 0), or ``None`` (never by age)."""
+        return MAX_DATA_AGE.value()
 
     @property
     def lease_seconds(self) -> float:

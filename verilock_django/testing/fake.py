@@ -38,7 +38,8 @@ class FakeVerilock(FakeAccount):
     ``api_key=None`` accepts any non-empty key. ``rate_limit_per_minute=None`` disables
     the limit (and the ``X-RateLimit-*`` headers). ``auto_advance_seconds`` makes every
     unfinished session move one status forward each time that many seconds passed since
-    its last change (evaluated lazily on each request). The session calls (``add_session``,
+    its last change (evaluated lazily on each request). ``status_filter=False`` makes the
+    list ignore its ``status`` parameter, as a provider might. The session calls (``add_session``,
     ``seed``, ``get``, ``sessions``, ``payload``, ``complete``, ``expire``, ``advance``,
     ``advance_many``) are those of :class:`~.account.FakeAccount`.
     """
@@ -59,6 +60,7 @@ class FakeVerilock(FakeAccount):
         auth_styles: Iterable[AuthStyle] = ("bearer", "x-api-key"),
         random_seed: int = 0,
         clock: Callable[[], datetime] = utcnow,
+        status_filter: bool = True,
     ) -> None:
         # Reproducible fake data, not security: ids only need to look real.
         rng = random.Random(random_seed)  # noqa: S311
@@ -77,6 +79,7 @@ class FakeVerilock(FakeAccount):
             on_finished=self._webhooks.emit,
         )
         self.api_key = api_key
+        self.status_filter = status_filter
         self.latency_ms = latency_ms
         #: How long a "timeout" fault keeps the connection silent on the HTTP server.
         self.hang_seconds = hang_seconds
