@@ -12,10 +12,11 @@ import pytest
 from django.utils import timezone
 
 from verilock_django import clock
+from verilock_django.client import VerilockClient
 from verilock_django.listing import Walk, plan_walks
 from verilock_django.models import Session
 from verilock_django.refresh import refresh_unfinished
-from verilock_django.store import SyncResult, store_session
+from verilock_django.store import store_session
 from verilock_django.testing.responses_api import InProcessVerilock
 
 pytestmark = pytest.mark.django_db
@@ -143,14 +144,19 @@ def test_a_run_stopped_by_its_window_is_continued_by_the_next_oldest_data_first(
         )
     for session_id in ids:  # a step-only change: only a fetch by id can see it
         verilock_api.get(session_id).results["aml"] = {"status": "approved", "score": 0.01}
-    # Each stored session takes 10 s of this run's (simulated) window.
+    # Each fetch takes 10 s of this run's (simulated) window. (Per fetch, not per stored
+    # session: answers are stored in batches, after several fetches.)
     now = [0.0]
     monkeypatch.setattr("verilock_django.refresh.monotonic", lambda: now[0])
+    get_session = VerilockClient.get_session
 
-    def tick(result: SyncResult) -> None:
+    def slow_get_session(client: VerilockClient, session_id: str) -> Any:
         now[0] += 10.0
+        return get_session(client, session_id)
 
-    first = refresh_unfinished(max_runtime=35, concurrency=1, on_result=tick)
+    monkeypatch.setattr(VerilockClient, "get_session", slow_get_session)
+
+    first = refresh_unfinished(max_runtime=35, concurrency=1)
 
     done = fetched(verilock_api)
     assert first.stopped and "stopped at the time limit" in first.summary()
