@@ -165,6 +165,7 @@ BAD_VALUES: dict[str, object] = {
     "TASK_QUEUE": 3,
     "RECHECK_MIN_INTERVAL": "5m",
     "RECHECK_MAX_INTERVAL": 0,
+    "MAX_DATA_AGE": 0,
     "LEASE_SECONDS": None,
     "WEBHOOK_SECRETS": None,
     "WEBHOOK_PROCESSOR": "",
@@ -182,6 +183,7 @@ BAD_VALUES: dict[str, object] = {
     "PAYLOAD_SCRUBBER": "tests.missing.scrubber",
     "PII_RETENTION_DAYS": 0,
     "WEBHOOK_RETENTION_DAYS": 1.5,
+    "ENCRYPT_FIELDS": "yes",
 }
 
 

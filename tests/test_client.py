@@ -163,7 +163,9 @@ def test_error_statuses_map_to_typed_exceptions(
     assert error.error_code == code
     assert error.request_id == "req_123"
     assert error.session_id == SEED_ID
-    assert body["message"] in str(error)
+    # The status and the code, never the provider's free text (it may quote the applicant).
+    assert f"HTTP {status}, error={code}" in str(error)
+    assert body["message"] not in str(error)
     assert "req_123" in str(error)
 
 
@@ -393,3 +395,33 @@ def test_get_is_retried_on_503_then_succeeds(mocked: responses.RequestsMock) -> 
     with override_settings(VERILOCK_MAX_RETRIES=2, VERILOCK_RETRY_BACKOFF=0.0):
         assert VerilockClient().get_session(SEED_ID) == {"id": SEED_ID}
     assert len(mocked.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"error": "validation_error"}, "validation_error"),
+        ({"error": 4012}, "4012"),
+        ({"error": True}, None),
+        ({"error": {"code": "x"}}, None),
+        ({"error": "Jean Dupont is not allowed"}, None),  # free text: never kept
+        ({"error": "x" * 81}, None),
+    ],
+)
+def test_only_a_short_identifier_is_kept_as_the_error_code(
+    mocked: responses.RequestsMock, body: dict[str, Any], code: str | None
+) -> None:
+    mocked.get(URL, json=body, status=409)
+    with pytest.raises(ApiError) as excinfo:
+        VerilockClient().get_session(SEED_ID)
+    assert excinfo.value.error_code == code
+    assert "Conflict (HTTP 409" in str(excinfo.value)
+
+
+def test_a_status_without_a_standard_phrase_still_names_its_number(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(URL, body=b"<html>Jean Dupont</html>", status=599)
+    with pytest.raises(ServerError) as excinfo:
+        VerilockClient().get_session(SEED_ID)
+    assert str(excinfo.value).endswith(": error (HTTP 599)")

@@ -68,7 +68,7 @@ def test_failures_go_to_stderr_and_exit_non_zero(mocked: responses.RequestsMock)
         call_command("sync_verilock_sessions", stdout=out, stderr=err)
 
     assert excinfo.value.returncode == 1
-    assert "ses_bad: failed:" in err.getvalue() and "down" in err.getvalue()
+    assert "ses_bad: failed:" in err.getvalue() and "HTTP 503" in err.getvalue()
     assert "1 failed" in out.getvalue()
     assert Session.objects.get(pk="ses_ok").status == "processing"
 

@@ -119,7 +119,7 @@ def test_a_failed_listing_is_in_the_summary_and_exits_1(verilock_api: InProcessV
 
     assert error.returncode == 1
     assert "listing sessions failed: " in out
-    assert "; due sessions were checked by id" in out
+    assert "; nothing was inferred from the list, only sessions with old data" in out
     assert "2 not due, the earliest at " in out  # not due, so not fetched by id either
     assert str(error) == "listing sessions failed."
     assert err == ""  # no session failed: nothing per session on stderr
@@ -205,6 +205,26 @@ def test_dry_run_says_what_is_sure_and_what_only_the_list_knows(
     assert len(verbose.splitlines()) == 8
 
 
+def test_dry_run_counts_the_sessions_whose_data_is_too_old(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    old, _fresh = mirror(verilock_api, 2)
+    Session.objects.filter(pk=old).update(data_fetched_at=timezone.now() - dt.timedelta(hours=1))
+
+    out, _ = run("--dry-run")
+    as_json, _ = run("--dry-run", "--json")
+    settings.VERILOCK_MAX_DATA_AGE = None
+    off, _ = run("--dry-run")
+
+    assert (
+        "; 1 with data older than VERILOCK_MAX_DATA_AGE would be fetched by id too, oldest "
+        "first, within the run's request budget; " in out
+    )
+    assert json.loads(as_json)["old_data"] == 1
+    assert "VERILOCK_MAX_DATA_AGE" not in off
+    assert verilock_api.total_requests == 0
+
+
 def test_dry_run_with_ids_says_which_are_new(mocked: responses.RequestsMock) -> None:
     Session.objects.create(id="ses_known")
     out, _ = run("ses_known", "ses_new", "--dry-run", verbosity=2)
@@ -243,6 +263,7 @@ def test_json_is_one_object_with_the_same_summary(mocked: responses.RequestsMock
         "missing": 0,
         "left": 0,
         "list_error": None,
+        "stale_left": 0,
         "stopped_at_time_limit": False,
         "requests": 2,
         "elapsed": data["elapsed"],
@@ -266,6 +287,7 @@ def test_json_dry_run(mocked: responses.RequestsMock) -> None:
         "via_list_due": 0,
         "not_due": 0,
         "next_check_at": None,
+        "old_data": 0,
         "held": 0,
         "missing": 0,
         "limit": None,

@@ -168,15 +168,16 @@ def test_an_approved_session_is_mirrored(verilock_api):
 def test_the_test_extra_brings_the_plugin_and_no_database_driver(
     dist: Path, tmp_path: Path
 ) -> None:
-    """A host project installs ``verilock-django[test]``: the plugin works with no API key."""
+    """A host project installs ``verilock-django[test]``: the plugin works with no API key,
+    and neither a database driver nor the ``encryption`` extra comes with it."""
     wheel = only(dist, "verilock_django-*.whl")
     python = install_into_new_venv(tmp_path / "venv", f"{wheel}[test]")
     missing = run(
         python,
         "-c",
         "import importlib.util as u; "
-        "print([m for m in ('psycopg', 'psycopg2', 'MySQLdb', 'environ', 'dj_database_url') "
-        "if u.find_spec(m)])",
+        "print([m for m in ('psycopg', 'psycopg2', 'MySQLdb', 'environ', 'dj_database_url', "
+        "'encrypted_fields') if u.find_spec(m)])",
     )
     assert missing.strip() == "[]"
 

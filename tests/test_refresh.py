@@ -32,6 +32,7 @@ from .conftest import API_URL
 pytestmark = pytest.mark.django_db
 
 YESTERDAY = timezone.now() - dt.timedelta(days=1)
+EMPTY_PAGE = {"data": [], "meta": {"current_page": 1, "last_page": 1, "per_page": 100, "total": 0}}
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
@@ -112,35 +113,38 @@ def test_full_fetches_every_unfinished_session_by_id(verilock_api: InProcessVeri
     assert report.unchanged == 5
 
 
-def test_by_id_rechecks_back_off(verilock_api: InProcessVerilock, settings: Any) -> None:
-    settings.VERILOCK_RECHECK_MIN_INTERVAL = 60
+def test_sessions_the_list_leaves_out_unchanged_back_off(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 10
     settings.VERILOCK_RECHECK_MAX_INTERVAL = 300
     (session_id,) = mirror(verilock_api, 1)
-    Session.objects.filter(pk=session_id).update(next_check_at=None)
 
-    def run_while_list_is_down() -> list[str]:
-        # With the list endpoint down, every check goes by id, where the backoff applies.
+    def run_with_an_empty_list() -> list[str]:
+        # A listing that leaves the session out although its status did not change.
         verilock_api.reset_counters()
-        verilock_api.fail_next(status=500)  # the list call comes first
+        verilock_api.respond_next(json=EMPTY_PAGE)  # the list call comes first
         refresh_unfinished()
         return detail_requests(verilock_api)
 
-    assert run_while_list_is_down() == [session_id]
-    assert run_while_list_is_down() == []  # not due yet: unchanged sessions wait
+    assert run_with_an_empty_list() == [session_id]  # left its status, as far as we know
+    assert run_with_an_empty_list() == [session_id]  # a second time, still unchanged
+    assert run_with_an_empty_list() == []  # the listing never shows it: the backoff applies
 
     intervals = []
     for _ in range(4):
         Session.objects.filter(pk=session_id).update(next_check_at=clock.now())
-        assert run_while_list_is_down() == [session_id]
+        assert run_with_an_empty_list() == [session_id]
         row = Session.objects.get(pk=session_id)
         assert row.next_check_at is not None and row.last_synced_at is not None
         intervals.append(round((row.next_check_at - row.last_synced_at).total_seconds()))
-    assert intervals == [240, 300, 300, 300]  # 60 · 2^n, capped at the maximum
+    assert intervals == [80, 160, 300, 300]  # 10 · 2^n, capped at the maximum
 
-    verilock_api.advance(session_id)  # a change resets the backoff
-    Session.objects.filter(pk=session_id).update(next_check_at=clock.now())
-    run_while_list_is_down()
+    # Listed again, it is accounted for by the list: the day it leaves, it is fetched at once.
+    verilock_api.reset_counters()
+    assert refresh_unfinished().confirmed == 1
     assert Session.objects.get(pk=session_id).unchanged_checks == 0
+    assert run_with_an_empty_list() == [session_id]
 
 
 def test_next_check_time_doubles_from_min_to_max(settings: Any) -> None:
@@ -159,7 +163,7 @@ def test_next_check_time_doubles_from_min_to_max(settings: Any) -> None:
 
 def test_a_long_list_gives_way_to_by_id_checks(verilock_api: InProcessVerilock) -> None:
     (ours,) = mirror(verilock_api, 1)
-    Session.objects.update(next_check_at=None)
+    verilock_api.status_filter = False  # a provider that ignores the filter lists them all
     for _ in range(350):  # newer, finished sessions the listing would walk through
         verilock_api.add_session(status="approved")
 
@@ -170,19 +174,47 @@ def test_a_long_list_gives_way_to_by_id_checks(verilock_api: InProcessVerilock) 
     assert detail_requests(verilock_api) == [ours]
 
 
-def test_a_failed_list_falls_back_to_by_id(verilock_api: InProcessVerilock) -> None:
-    ids = mirror(verilock_api, 3)
-    Session.objects.update(next_check_at=None)
+def test_a_failed_list_page_never_turns_into_a_by_id_storm(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    ids = mirror(verilock_api, 10)
+    verilock_api.advance_many(ids=ids)  # all changed upstream, none of it listed this time
     verilock_api.html_error_next(status=502)
 
     report = refresh_unfinished()
 
-    assert sorted(detail_requests(verilock_api)) == sorted(ids)
-    assert report.fetched == 3 and not report.failed
+    # Nothing is inferred from a failed list: the fresh sessions are not fetched.
+    assert detail_requests(verilock_api) == [] and report.requests == 1
+    assert report.list_error is not None and not report.ok
+    assert "listing sessions failed" in report.summary()
+
+
+def test_with_the_list_down_only_old_data_is_fetched_oldest_first_within_budget(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    # A quota of 5 a minute over a 60 s window: 4 requests (80 %), the failed list took 1.
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = 5
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 60
+    ids = mirror(verilock_api, 6)
+    hour_ago = clock.now() - dt.timedelta(hours=1)
+    for age, session_id in enumerate(ids):
+        Session.objects.filter(pk=session_id).update(
+            data_fetched_at=hour_ago - dt.timedelta(minutes=age)
+        )
+    settings.VERILOCK_MAX_RETRIES = 0
+    verilock_api.fail_next(status=500)  # the list call comes first
+
+    report = refresh_unfinished()
+
+    assert list_requests(verilock_api) == 1 and report.list_error is not None
+    assert sorted(detail_requests(verilock_api)) == sorted(ids[-3:])  # the 3 oldest
+    assert report.stale_left == 3 and not report.failed
+    assert "3 with old data left for the next run" in report.summary()
 
 
 def test_sessions_leased_by_another_run_are_left_alone(verilock_api: InProcessVerilock) -> None:
-    ids = mirror(verilock_api, 3)
+    ids = mirror(verilock_api, 3, status="created")
+    mirror(verilock_api, 1)  # a processing one: advanced, the 3 are listed as changed there
     verilock_api.advance_many(ids=ids)
     later = timezone.now() + dt.timedelta(minutes=5)
     Session.objects.filter(pk=ids[0]).update(lease_expires_at=later)

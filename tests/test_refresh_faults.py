@@ -180,14 +180,16 @@ def test_unusable_bodies_leave_stored_data_untouched(
     assert_upstream_state_stored(verilock_server, [ids[0], ids[2]])
 
 
-def test_faulty_list_page_falls_back_to_fetching_by_id(
+def test_faulty_list_page_falls_back_to_fetching_old_data_by_id(
     verilock_server: FakeVerilockServer,
 ) -> None:
     ids = batch(verilock_server)
+    Session.objects.update(data_fetched_at=timezone.now() - dt.timedelta(hours=1))
     verilock_server.state.malformed_next()  # the list call is the first request
 
     report = refresh_unfinished()
 
+    assert report.list_error is not None
     assert report.synced == 3 and not report.failed
     assert_upstream_state_stored(verilock_server, ids)
 

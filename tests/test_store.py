@@ -38,32 +38,32 @@ def processing(seed: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def test_a_database_error_fails_one_session_with_a_message_free_of_payload_values(
-    seed: dict[str, Any], verilock_api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch
+    seed: dict[str, Any], verilock_api: InProcessVerilock
 ) -> None:
     good, bad = "ses_good", "ses_bad"
     for session_id in (good, bad):
         Session.objects.create(id=session_id)
         verilock_api.respond_next(session_id, times=99, json=processing(seed, id=session_id))
-    real_store = store_session
+    message = (  # what PostgreSQL says about a value it cannot take
+        'invalid input syntax for type json\nCONTEXT: JSON data, line 1: ..."'
+        f'{seed["applicant"]["email"]}"...'
+    )
 
-    def store(payload: dict[str, Any], **kwargs: Any) -> Any:
-        if payload["id"] == bad:  # what PostgreSQL says about a value it cannot take
-            raise DataError(
-                'invalid input syntax for type json\nCONTEXT: JSON data, line 1: ..."'
-                f'{seed["applicant"]["email"]}"...'
-            )
-        return real_store(payload, **kwargs)
+    def refuse_bad(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().upper().startswith("INSERT") and bad in str(params):
+            raise DataError(message)
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr("verilock_django.sync.store_session", store)
-
-    report = sync_sessions([good, bad])
+    with connection.execute_wrapper(refuse_bad):
+        report = sync_sessions([good, bad])
 
     assert report.updated == 1 and list(report.failed) == [bad]
     stored = Session.objects.get(pk=bad)
     assert stored.last_sync_error.startswith("could not store the session: DataError")
+    assert stored.status == "" and not stored.results.exists()  # nothing else was written
     for text in (stored.last_sync_error, report.failed[bad]):
         assert seed["applicant"]["email"] not in text
-    with pytest.raises(StorageError):
+    with connection.execute_wrapper(refuse_bad), pytest.raises(StorageError):
         sync_session(bad)
 
 

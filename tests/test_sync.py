@@ -184,11 +184,11 @@ def test_batch_isolates_failures(verilock_api: InProcessVerilock) -> None:
 
     assert report.synced == 2
     assert list(report.failed) == ["ses_2"]
-    assert "down" in report.failed["ses_2"]
+    assert "HTTP 500, error=server_error" in report.failed["ses_2"]
     assert report.requests == 3
     assert Session.objects.get(pk="ses_3").status == "approved"
     failed = Session.objects.get(pk="ses_2")
-    assert failed.status == "" and failed.payload == {} and "down" in failed.last_sync_error
+    assert failed.status == "" and failed.payload == {} and "HTTP 500" in failed.last_sync_error
 
 
 def test_batch_aborts_on_refused_key(verilock_api: InProcessVerilock) -> None:

@@ -69,11 +69,13 @@ def test_the_database_worker_runs_the_enqueued_syncs_and_events(settings: Any) -
         )  # fmt: skip
         subprocess.run(worker, env=env, check=True, timeout=180, capture_output=True)  # noqa: S603
 
-        per_session = {sid: server.state.requests_for(sid) for sid in ids}
+        per_session = {sid: server.state.answered_for(sid) for sid in ids}
+        log = server.state.requests
 
     assert synced() == SESSIONS
     assert Session.objects.get(pk=decided).status == "approved"
     assert WebhookEvent.objects.get(pk=event.pk).status == WebhookEventStatus.PROCESSED
-    assert set(per_session.values()) == {1}  # each session fetched exactly once
+    assert set(per_session.values()) == {1}  # each session answered exactly once
+    assert all(r.answered and r.status == 200 for r in log)  # nothing abandoned, no 429
     results = DBTaskResult.objects.filter(queue_name=queue)
     assert sorted(set(results.values_list("status", flat=True))) == ["SUCCESSFUL"]

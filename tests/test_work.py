@@ -327,3 +327,24 @@ def test_store_session_still_works_inside_a_transaction() -> None:
     # The IMMEDIATE begin only applies to an outermost transaction (tests run inside one).
     result = store_session({"id": "ses_x", "status": "created"})
     assert result.outcome.value == "created"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errors"),
+    [
+        ({"VERILOCK_TASK_BACKEND": None, "VERILOCK_LEASE_SECONDS": 5}, []),  # no workers
+        ({"VERILOCK_LEASE_SECONDS": 600}, []),  # the default covers 61 + 10 x 4
+        ({"VERILOCK_LEASE_SECONDS": 100}, ["verilock_django.E060"]),  # < 61 + 10 x 4
+        ({"VERILOCK_LEASE_SECONDS": 100, "VERILOCK_MAX_RETRIES": 1}, []),  # 61 + 10 x 2
+        ({"VERILOCK_LEASE_SECONDS": 70, "VERILOCK_TIMEOUT": 2.0}, []),  # 61 + 2 x 4
+        ({"VERILOCK_LEASE_SECONDS": 100, "VERILOCK_TIMEOUT": -1}, []),  # E004's business
+    ],
+)
+def test_a_workers_lease_must_outlast_the_rate_limit_wait_and_every_attempt(
+    settings: Any, overrides: dict[str, Any], errors: list[str]
+) -> None:
+    settings.VERILOCK_TASK_BACKEND = "celery"
+    settings.VERILOCK_TIMEOUT, settings.VERILOCK_MAX_RETRIES = 10.0, 3
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    assert [message.id for message in work.check_worker_lease()] == errors

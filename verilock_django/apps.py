@@ -14,4 +14,4 @@ class VerilockConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import checks, work  # noqa: F401  (registers the checks)

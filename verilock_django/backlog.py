@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from django.db.models import CharField, Count, Min, Q, Value
 from django.db.models.expressions import Case, When
 
+from .conf import verilock_settings
 from .models import Session, SessionQuerySet
 
 #: Most ids excluded by one query (SQLite allows 32,766 parameters, PostgreSQL 65,535).
@@ -52,6 +53,9 @@ class Standings:
     counts: dict[str, int] = field(default_factory=dict)
     #: The earliest ``next_check_at`` among the ``not_due`` sessions (None when there are none).
     next_check_at: dt.datetime | None = None
+    #: Before a run: sessions whose full data is older than ``VERILOCK_MAX_DATA_AGE`` (also
+    #: counted under their standing), which the run fetches by id within its budget.
+    old_data: int = 0
 
     def __getitem__(self, standing: str) -> int:
         return self.counts[standing]
@@ -94,8 +98,14 @@ def after_run(since: dt.datetime, now: dt.datetime, *, failed: Collection[str] =
 
 
 def plan(now: dt.datetime, *, full: bool) -> Standings:
-    """Count the unfinished sessions by what a run starting at ``now`` would do. One query."""
-    return _count(_unfinished(()), _plan_cases(now, full=full), BEFORE_RUN)
+    """Count the unfinished sessions by what a run starting at ``now`` would do, and (not
+    ``full``) those with data older than ``VERILOCK_MAX_DATA_AGE``. One query."""
+    max_age = verilock_settings.max_data_age
+    old = None
+    if not full and max_age is not None:
+        cutoff = now - dt.timedelta(minutes=max_age)
+        old = Q(missing_since__isnull=True, data_fetched_at__lt=cutoff)
+    return _count(_unfinished(()), _plan_cases(now, full=full), BEFORE_RUN, old_data=old)
 
 
 def sessions(
@@ -168,17 +178,26 @@ def _plan_cases(now: dt.datetime, *, full: bool) -> list[tuple[str, Q]]:
 
 
 def _count(
-    queryset: SessionQuerySet, cases: list[tuple[str, Q]], vocabulary: tuple[str, ...]
+    queryset: SessionQuerySet,
+    cases: list[tuple[str, Q]],
+    vocabulary: tuple[str, ...],
+    *,
+    old_data: Q | None = None,
 ) -> Standings:
     standings = Standings(counts=dict.fromkeys(vocabulary, 0))
     grouped = (
         queryset.annotate(standing=_standing(cases))
         .order_by()
         .values("standing")
-        .annotate(count=Count("pk"), earliest=Min("next_check_at"))
+        .annotate(
+            count=Count("pk"),
+            earliest=Min("next_check_at"),
+            old=Count("pk", filter=old_data if old_data is not None else Q(pk__isnull=True)),
+        )
     )
     for row in grouped:
         standings.counts[row["standing"]] = row["count"]
+        standings.old_data += row["old"]
         if row["standing"] == "not_due":
             standings.next_check_at = row["earliest"]
     return standings

@@ -30,6 +30,7 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E023``   The minimum recheck interval exceeds the maximum.
 ``verilock_django.E024``   ``VERILOCK_LEASE_SECONDS`` is not a positive number.
 ``verilock_django.E025``   ``VERILOCK_RETRY_AFTER_MAX`` is not a positive number.
+``verilock_django.E055``   ``VERILOCK_MAX_DATA_AGE`` is not None or a number of minutes > 0.
 ``verilock_django.W030``   The start flow is included, shape "b", but no ``VERILOCK_PROFILE_ID``.
 ``verilock_django.E030``   ``VERILOCK_CREATE_SHAPE`` is not ``"b"`` or ``"a"``.
 ``verilock_django.E031``   ``VERILOCK_PROFILE_ID`` is not a string.
@@ -42,6 +43,9 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E042``   ``VERILOCK_PII_RETENTION_DAYS`` is not None or a positive integer.
 ``verilock_django.E043``   ``VERILOCK_WEBHOOK_RETENTION_DAYS`` is not None or a positive integer.
 ``verilock_django.W040``   Webhook events are deleted sooner than ``VERILOCK_WEBHOOK_MAX_AGE``.
+``verilock_django.E044``   ``VERILOCK_ENCRYPT_FIELDS`` is not a boolean.
+``verilock_django.E045``   Encryption is on but ``django-fernet-encrypted-fields`` is missing.
+``verilock_django.E046``   Encryption is on but ``SALT_KEY`` is not a non-empty string or list.
 ``verilock_django.E028``   ``VERILOCK_RATE_LIMIT_REDIS_URL`` is not None or a Redis URL.
 ``verilock_django.E029``   ``VERILOCK_TASK_BACKEND``/``VERILOCK_TASK_QUEUE`` is not None or a name.
 =========================  ==========================================================
@@ -58,7 +62,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 
-from . import conf
+from . import conf, encryption
 
 
 @register(Tags.compatibility)
@@ -162,6 +166,32 @@ def check_privacy_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
                     id="verilock_django.W040",
                 )
             )
+    return messages + _encryption_errors()
+
+
+def _encryption_errors() -> list[CheckMessage]:
+    """E045/E046: ``VERILOCK_ENCRYPT_FIELDS`` is on but writing a token would fail."""
+    if conf.ENCRYPT_FIELDS.problem() is not None or not conf.ENCRYPT_FIELDS.value():
+        return []
+    messages: list[CheckMessage] = []
+    if encryption.library_missing():
+        messages.append(
+            Error(
+                f"VERILOCK_ENCRYPT_FIELDS is on but {encryption.LIBRARY} is not installed.",
+                hint=f"{encryption.EXTRA_HINT}, or turn VERILOCK_ENCRYPT_FIELDS off.",
+                id="verilock_django.E045",
+            )
+        )
+    if encryption.salt_key_problem():
+        messages.append(
+            Error(
+                "VERILOCK_ENCRYPT_FIELDS is on but SALT_KEY is not a non-empty string or a "
+                "list of non-empty strings.",
+                hint="Set SALT_KEY (the encryption keys are derived from it and SECRET_KEY); "
+                "see docs/data-protection.md.",
+                id="verilock_django.E046",
+            )
+        )
     return messages
 
 

@@ -48,7 +48,7 @@ from .exceptions import (
     TransportError,
     VerilockConfigurationError,
 )
-from .http_errors import error_for, location_host, transport_problem
+from .http_errors import error_for, identifier_or_none, location_host, transport_problem
 from .payloads import parse_session_id
 from .ratelimit import DEFAULT_PER_MINUTE, LocalWindow, RedisWindow, Window, announced
 from .retries import retry_policy
@@ -297,7 +297,8 @@ class VerilockClient:
         self._observe(response.headers)
         try:
             status = response.status_code
-            request_id = response.headers.get("X-Request-Id")
+            # Kept only as a short token: a header is the server's free text too.
+            request_id = identifier_or_none(response.headers.get("X-Request-Id"))
             logger.debug("%s %s -> %s (request id %s)", method, path, status, request_id)
             context: dict[str, Any] = {
                 "status_code": status,

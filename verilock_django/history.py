@@ -36,15 +36,18 @@ def recorded_as(trigger: str) -> Iterator[None]:
         _trigger.reset(token)
 
 
-def record_history(
+def history_entries(
     session: Session,
     changes: dict[str, tuple[Any, Any]],
     old_steps: dict[str, StepAssessment],
     assessment: Assessment,
     trigger: str,
     now: dt.datetime,
-) -> None:
-    """One bulk insert of the session's changed values (none when nothing worth it changed)."""
+) -> list[SessionChange]:
+    """The unsaved history rows of one change (none when nothing worth it changed).
+
+    The store inserts them in the transaction of the change, in one statement per batch.
+    """
     rows = [
         SessionChange(
             session=session,
@@ -72,8 +75,7 @@ def record_history(
                     new_value=str(new_step.outcome),
                 )
             )
-    if rows:
-        SessionChange.objects.bulk_create(rows)
+    return rows
 
 
 def current_trigger() -> str:

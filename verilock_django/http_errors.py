@@ -3,14 +3,20 @@
 :func:`error_for` maps an error answer (status, the provider's error body, ``Retry-After``,
 a 422's field messages) to its exception; :func:`transport_problem` names what happened to a
 request that got no answer (refused, not resolved, TLS, proxy, timeout, connection lost).
-Messages name the method, the path and the provider's own words, never a header: the key
-must not reach an error.
+Messages name the method, the path, the status and the provider's error code, never a
+header (the key must not reach an error) and never the provider's free-text ``message``: it
+may quote the applicant ("Applicant Jean Dupont is already verified"), and the sync logs and
+stores every error's text. Only tokens that cannot carry personal data are kept: the status,
+the error code and the request id when each is a short identifier, and a 422's field names;
+a 422's field messages stay on ``FieldValidationError.field_errors`` for the caller, out
+of the message.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -50,6 +56,26 @@ def parse_json_or_none(data: bytes) -> object:
 
 
 _HOST_PATTERN: Final = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
+#: What an error code, a request id or a field name must look like to reach a message: one
+#: short token, no spaces, so no sentence (and no name or email address) fits in it.
+_TOKEN_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}")
+
+
+def identifier_or_none(value: object) -> str | None:
+    """``value`` as a string when it is a short identifier token (``validation_error``,
+    ``req_123``), else ``None``: free text never passes."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value)
+    return text if _TOKEN_PATTERN.fullmatch(text) else None
+
+
+def status_phrase(status: int) -> str:
+    """The standard reason phrase of ``status`` (never the server's own status line)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -119,15 +145,15 @@ def error_for(
     data: bytes | None,
     context: dict[str, Any],
 ) -> VerilockError:
+    """The typed exception for an error answer (see the module docstring for what it keeps).
+
+    ``context`` holds ``status_code``, ``request_id`` (already reduced to a token by the
+    client) and ``session_id``.
+    """
     status: int = context["status_code"]
     body = None if data is None else parse_json_or_none(data)
-    error_code: str | None = None
-    detail = ""
-    if isinstance(body, dict):
-        error_code = str(body["error"]) if body.get("error") else None
-        detail = str(body.get("message") or "")
-    reason = detail or response.reason or "error"
-    message = f"{method} {path}: {reason}"
+    error_code = identifier_or_none(body.get("error")) if isinstance(body, dict) else None
+    message = f"{method} {path}: {status_phrase(status)}"
     kwargs: dict[str, Any] = {**context, "error_code": error_code}
     if status in (401, 403):
         return AuthenticationError(message, **kwargs)
@@ -139,9 +165,9 @@ def error_for(
         return ServerError(message, **kwargs)
     if status == 422:
         fields = field_errors(body)
-        if fields:
-            listed = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in fields.items())
-            message = f"{message} ({listed})"
+        named = [name for name in fields if identifier_or_none(name)]
+        if named:
+            message = f"{message} (fields refused: {', '.join(named)})"
         return FieldValidationError(message, field_errors=fields, **kwargs)
     return ApiError(message, **kwargs)
 

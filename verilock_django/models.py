@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
+from .encryption import EncryptableDateField, EncryptableJSONField, EncryptableTextField
 from .statuses import SessionStatus, StepOutcome, StepStatus, WebhookEventStatus
 from .storable import (
     EMAIL_MAX_LENGTH,
@@ -63,19 +64,29 @@ class SessionQuerySet(models.QuerySet["Session"]):
         """Sessions whose next by-id check is at or before ``at`` (never-fetched ones excluded)."""
         return self.filter(next_check_at__lte=at)
 
-    def claimable(self, *, not_checked_since: dt.datetime, now: dt.datetime) -> SessionQuerySet:
+    def claimable(
+        self, *, not_checked_since: dt.datetime | None, now: dt.datetime
+    ) -> SessionQuerySet:
         """Unfinished sessions free to lease: no live lease, not checked since the moment.
 
         ``not_checked_since`` is when the claiming run began: a session an overlapping run
-        already stored (and released) after that is not fetched a second time. ``now`` is
+        already stored (and released) after that is not fetched a second time (``None``: no
+        such condition; the caller's own filter says what is worth fetching). ``now`` is
         the database's clock (:func:`verilock_django.clock.now`), which decides whether a
         lease ran out. Sessions Verilock answered 404 for are left out.
         """
         lease_free = models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=now)
+        queryset = self.unfinished().filter(lease_free, missing_since__isnull=True)
+        if not_checked_since is None:
+            return queryset
         not_checked = models.Q(last_synced_at__isnull=True) | models.Q(
             last_synced_at__lt=not_checked_since
         )
-        return self.unfinished().filter(lease_free, not_checked, missing_since__isnull=True)
+        return queryset.filter(not_checked)
+
+    def in_age_order(self) -> SessionQuerySet:
+        """Ordered by the age of their full data: never fetched first, then the oldest."""
+        return self.order_by(models.F("data_fetched_at").asc(nulls_first=True), "id")
 
 
 class Session(models.Model):
@@ -98,13 +109,17 @@ class Session(models.Model):
     )
     steps = models.JSONField(_("steps"), default=list, blank=True)
 
-    applicant_first_name = models.CharField(
+    # Personal data: encrypted when VERILOCK_ENCRYPT_FIELDS is on (see encryption.py), so
+    # TEXT columns whatever the setting; max_length is the parser's limit.
+    applicant_first_name = EncryptableTextField(
         _("first name"), max_length=NAME_MAX_LENGTH, blank=True
     )
-    applicant_last_name = models.CharField(_("last name"), max_length=NAME_MAX_LENGTH, blank=True)
-    applicant_email = models.CharField(_("email"), max_length=EMAIL_MAX_LENGTH, blank=True)
-    applicant_date_of_birth = models.DateField(_("date of birth"), null=True, blank=True)
-    applicant_nationality = models.CharField(
+    applicant_last_name = EncryptableTextField(
+        _("last name"), max_length=NAME_MAX_LENGTH, blank=True
+    )
+    applicant_email = EncryptableTextField(_("email"), max_length=EMAIL_MAX_LENGTH, blank=True)
+    applicant_date_of_birth = EncryptableDateField(_("date of birth"), null=True, blank=True)
+    applicant_nationality = EncryptableTextField(
         _("nationality"), max_length=NATIONALITY_MAX_LENGTH, blank=True
     )
 
@@ -113,7 +128,7 @@ class Session(models.Model):
     created_at = models.DateTimeField(_("created at Verilock"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True, db_index=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
-    payload = models.JSONField(_("last payload"), default=dict, blank=True)
+    payload = EncryptableJSONField(_("last payload"), default=dict, blank=True)
 
     # The host's user this session verifies: set when the app created the session for them,
     # or by ``VERILOCK_USER_RESOLVER`` from ``reference_id`` for sessions created elsewhere.
@@ -199,8 +214,8 @@ class StepResult(models.Model):
     score = models.FloatField(_("score"), null=True, blank=True)
     # 1 for a 0-1 score, 100 for a 0-100 score; null without a score.
     score_scale = models.PositiveSmallIntegerField(_("score scale"), null=True, blank=True)
-    details = models.JSONField(_("details"), default=dict, blank=True)
-    payload = models.JSONField(_("step payload"), default=dict, blank=True)
+    details = EncryptableJSONField(_("details"), default=dict, blank=True)
+    payload = EncryptableJSONField(_("step payload"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("step result")
@@ -299,7 +314,7 @@ class WebhookEvent(models.Model):
     last_error = models.TextField(_("last error"), blank=True)
     processing_started_at = models.DateTimeField(_("processing started"), null=True, blank=True)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
-    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    payload = EncryptableJSONField(_("payload"), default=dict, blank=True)
 
     objects = WebhookEventQuerySet.as_manager()
 

@@ -424,17 +424,17 @@ def apply_retention(
             report.webhook_events = events.count()
         return report
     if sessions is not None:
-        for ids in _chunks(sessions, chunk_size):
+        for ids in pk_chunks(sessions, chunk_size):
             with _timed(report), transaction.atomic():
                 _blank(sessions, ids, now, report)
     if events is not None:
-        for event_ids in _chunks(events, chunk_size):
+        for event_ids in pk_chunks(events, chunk_size):
             with _timed(report), transaction.atomic():
                 report.webhook_events += WebhookEvent.objects.filter(pk__in=event_ids).delete()[0]
     return report
 
 
-def _chunks(rows: QuerySet[Any], size: int) -> Iterator[list[Any]]:
+def pk_chunks(rows: QuerySet[Any], size: int) -> Iterator[list[Any]]:
     """Primary keys of ``rows`` in ascending chunks (keyset pagination: no OFFSET, no cursor)."""
     last: Any = None
     while True:

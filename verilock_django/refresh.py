@@ -1,29 +1,44 @@
 """The batch refresh: bring every unfinished session up to date within the API's limits.
 
-One refresh run:
+One refresh run (``full=True`` skips all this and fetches every unfinished session by id):
 
-1. **List** (default). ``GET /sessions?from=<day the oldest unfinished session was
-   created>&per_page=100``, pages 1..last_page. Each page is reconciled by id with the
-   stored unfinished sessions: a session whose listed status equals the stored one is
-   *confirmed* (no request; ``last_synced_at`` is bumped); one whose status changed is
-   claimed and fetched by id at once. The walk stops after page 1 when the pages left
-   outnumber the unfinished sessions still unaccounted for (a few old unfinished sessions
-   among many newer finished ones make the list long: checking them by id is cheaper),
-   and at the first page that fails.
-2. **By id** for what the list did not account for: sessions never fetched, without a
-   ``created_at``, or absent from the listing — only those *due* (``next_check_at``
-   passed; the interval doubles after each check that brought nothing new, between
-   ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``).
-   ``full=True`` skips the list and fetches every unfinished session by id, due or not.
+1. **List, filtered by status.** For each status the stored unfinished sessions hold, one
+   listing ``GET /sessions?status=<it>&from=<day the oldest of them was created>&per_page=100``
+   (see :mod:`verilock_django.listing`), pages 1..last_page. Each page is reconciled by id
+   with the stored unfinished sessions: one whose listed status (and decision, when the
+   item carries one) equals the stored one is *confirmed* (no request; ``last_synced_at``
+   is bumped); one that changed is claimed and fetched by id at once. Items of other
+   statuses (a provider that ignores the filter) reconcile the same way, and then that
+   listing also accounts for every status left to walk.
+2. **Unlisted.** Once a listing was walked to its last page, a stored session of its status
+   that it did not show has left that status: it is fetched by id — unless the list left it
+   out twice while fetches found it unchanged, then the by-id backoff applies
+   (``next_check_at``; the interval doubles per unchanged check between
+   ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
+   whose pages left outnumber its sessions still unaccounted for gives way after page 1:
+   fetching those by id is cheaper. **A failed page stops the list phase**: nothing is
+   inferred from the listings and the run goes on to 3 and 4 only, so a failing list never
+   turns into a by-id storm (the summary says the list failed).
+3. **Never fetched.** Rows registered by id and never fetched have no data at all: each is
+   fetched, unless its first fetch failed lately (``next_check_at``, the backoff).
+4. **By age.** The list shows statuses, not steps: every unfinished session whose full data
+   was fetched more than ``VERILOCK_MAX_DATA_AGE`` minutes ago is fetched by id, oldest
+   first, within the run's request budget: :data:`AGE_BUDGET_SHARE` of the quota
+   (``client.rate_limit`` per minute) over the run's window (``max_runtime``, else
+   ``VERILOCK_RECHECK_MIN_INTERVAL``, which is set a little below the cron period), less
+   what 1 to 3 spent (or enqueued). What the budget or the window leaves is counted
+   (``report.stale_left``) and is the oldest data of the next run, which therefore
+   continues where this one stopped.
 
-So a cycle over N unfinished sessions of which k changed costs k + ceil(W/100) requests
-(W = sessions listed), and the backoff only governs by-id checks: the list checks every
-listed session on every run for the price of one request per 100.
+So a run over U unfinished sessions of which k changed costs k + ceil(U/100) + (one per
+extra status listed) requests, plus one per never-fetched row and the budgeted by-age
+fetches of sessions whose data is older than ``VERILOCK_MAX_DATA_AGE``. docs/scaling.md
+derives the worst-case age of each kind of change.
 
 This module only *chooses* ids; fetching and storing go through
 :class:`verilock_django.sync.SyncPipeline` (a bounded thread pool fetches; every database
-write happens on the calling thread, through :mod:`verilock_django.store`, one transaction
-per session). Rows are claimed with a lease before they are fetched (see
+write happens on the calling thread, through the store layer, one transaction per batch of
+up to 100 answers). Rows are claimed with a lease before they are fetched (see
 :func:`verilock_django.schedule.claim_sessions`), so overlapping runs never fetch the same
 session, and the lease is released in the same statement that stores the session.
 Work is pulled in chunks; nothing here holds all ids in memory.
@@ -38,27 +53,33 @@ fetched by one worker at a time, and the list walk is all this run spends on the
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
-import time
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from time import monotonic
 
-from django.db.models import Min
+from django.db.models import Q
 
 from . import clock
 from .client import VerilockClient, get_client
-from .exceptions import AuthenticationError, PayloadError, VerilockError
+from .conf import verilock_settings
+from .exceptions import AuthenticationError, VerilockError
+from .listing import LIST_PAGE_SIZE, Item, Walk, listed_as, page_items, plan_walks
 from .models import Session, SessionQuerySet
 from .notify import deliver_pending_finished
-from .payloads import parse_session
 from .schedule import claim_sessions, confirm_listed, new_lease, release_claims
 from .sync import OnProgress, OnResult, SyncPipeline, SyncReport
 
 logger = logging.getLogger(__name__)
 
-#: Items per list page: the API's maximum.
-LIST_PAGE_SIZE = 100
+#: Share of the quota over a run's window that its by-age fetches may use, whatever the list
+#: phase left: the rest stays free for webhook-triggered syncs, the admin and session
+#: creation, and keeps a run inside its window so cron runs do not pile up.
+AGE_BUDGET_SHARE = 0.8
+
+__all__ = ["AGE_BUDGET_SHARE", "LIST_PAGE_SIZE", "Enqueue", "Lease", "refresh_unfinished"]
 
 
 @dataclass(frozen=True)
@@ -88,21 +109,23 @@ def refresh_unfinished(
     """Refresh unfinished sessions (see the module docstring) and return the report.
 
     ``limit`` caps the sessions fetched; ``max_runtime`` (seconds) stops claiming new
-    work once passed; ``on_progress(report, total)`` runs after each settled session;
-    ``enqueue`` hands claimed sessions to workers instead of fetching them here
-    (``report.enqueued`` counts them); once ``should_stop()`` is true (SIGTERM) nothing new
-    is claimed, what is in flight is stored, and the rest of the claims are released.
+    work once passed and sizes the by-age budget; ``on_progress(report, total)`` runs after
+    each stored batch; ``enqueue`` hands claimed sessions to workers instead of fetching
+    them here (``report.enqueued`` counts them); once ``should_stop()`` is true (SIGTERM)
+    nothing new is claimed, what is in flight is stored, and the rest of the claims are
+    released. Raises :class:`~verilock_django.exceptions.AuthenticationError` when the API
+    refuses the key (every claim released first).
     """
     client = client or get_client()
     report = SyncReport()
-    started = time.monotonic()
+    started = monotonic()
     requests_before = client.request_count
     run = _Run(
         client=client,
         report=report,
         concurrency=concurrency,
         limit=limit,
-        deadline=None if max_runtime is None else started + max_runtime,
+        max_runtime=max_runtime,
         on_result=on_result,
         on_progress=on_progress,
         enqueue=enqueue,
@@ -111,16 +134,26 @@ def refresh_unfinished(
     deliver_pending_finished()
     try:
         with run:
-            if not full:
-                run.walk_list()
-            run.fetch_due(full=full)
+            if full:
+                run.process(run.claimable())
+            else:
+                run.walk_lists()
+                run.fetch_never_fetched()
+                run.fetch_old()
     finally:
         report.requests = client.request_count - requests_before
-        report.elapsed = time.monotonic() - started
+        report.elapsed = monotonic() - started
     return report
 
 
 # -- internals -----------------------------------------------------------------------
+
+
+class _Walked(enum.Enum):
+    COMPLETE = "complete"  # every page read: what it did not show has left the status
+    GAVE_WAY = "gave way"  # cheaper to fetch its unaccounted sessions by id
+    STOPPED = "stopped"  # the time limit, --limit or a stop: nothing inferred
+    FAILED = "failed"  # a page failed: the list phase ends, nothing inferred
 
 
 class _Run:
@@ -133,7 +166,7 @@ class _Run:
         report: SyncReport,
         concurrency: int | None,
         limit: int | None,
-        deadline: float | None,
+        max_runtime: float | None,
         on_result: OnResult | None,
         on_progress: OnProgress | None,
         enqueue: Enqueue | None = None,
@@ -144,7 +177,10 @@ class _Run:
         self.should_stop = should_stop
         self.report = report
         self.limit = limit
-        self.deadline = deadline
+        self.deadline = None if max_runtime is None else monotonic() + max_runtime
+        #: The run's window, seconds: what the by-age budget is sized on.
+        self.window = max_runtime or verilock_settings.recheck_min_interval
+        self.requests_before = client.request_count
         self.started_at = clock.now()
         self.claimed = 0
         #: Every lease token this run claimed under: released on the way out.
@@ -170,50 +206,77 @@ class _Run:
         finally:
             release_claims(self.lease_tokens)
 
-    # -- the two phases ---------------------------------------------------------------
+    # -- phases 1 and 2: the filtered listings ------------------------------------------
 
-    def walk_list(self) -> None:
-        """Confirm unchanged sessions from the list; fetch the changed ones by id."""
-        oldest = Session.objects.unfinished().aggregate(oldest=Min("created_at"))["oldest"]
-        if oldest is None:
-            return  # nothing listable: every unfinished session is pending
-        created_from = oldest.astimezone(dt.timezone.utc).date().isoformat()
-        page, last_page = 1, 1
-        while page <= last_page and not self.out_of_time() and not self.limit_reached():
+    def walk_lists(self) -> None:
+        """Walk one listing per stored unfinished status; then fetch what they left out."""
+        walks = plan_walks()
+        accounted: list[str] = []  # statuses whose unlisted sessions have changed
+        for index, walk in enumerate(walks):
+            outcome, covers = self.walk(walk, [w.status for w in walks[index:]])
+            if outcome is _Walked.FAILED:
+                return  # no inference from any listing: the by-age phase only
+            if outcome is _Walked.STOPPED:
+                break
+            accounted.extend(covers)
+            if len(covers) > 1:
+                break  # the filter was ignored: this listing showed every status left
+        if accounted:
+            self.fetch_unlisted(accounted)
+
+    def walk(self, walk: Walk, left: list[str]) -> tuple[_Walked, list[str]]:
+        """Read one listing page by page, reconciling each; returns how it ended and the
+        statuses it accounts for (``left``, this one first, when the filter was ignored)."""
+        page, last_page, covers = 1, 1, [walk.status]
+        while page <= last_page:
+            if self.out_of_time() or self.limit_reached():
+                return _Walked.STOPPED, covers
             try:
                 body = self.client.list_sessions(
-                    page=page, per_page=LIST_PAGE_SIZE, created_from=created_from
+                    page=page,
+                    per_page=LIST_PAGE_SIZE,
+                    status=walk.status,
+                    created_from=walk.created_from,
                 )
-                items, last_page = _page_items(body)
+                items, last_page = page_items(body)
             except AuthenticationError:
                 raise
             except VerilockError as exc:
-                logger.warning("Listing Verilock sessions failed, checking by id: %s", exc)
+                logger.warning("Listing Verilock sessions failed; by age only this run: %s", exc)
                 self.report.list_error = str(exc)
-                return
+                return _Walked.FAILED, covers
+            if any(item.listed_status != walk.status for item in items):
+                covers = left  # the provider ignores the status filter
             self.reconcile(items)
-            unaccounted = self.unfinished - self.report.confirmed - self.claimed
-            if page == 1 and last_page - 1 > unaccounted:
-                logger.info(
-                    "Listing %d more pages costs more than checking %d sessions by id.",
-                    last_page - 1,
-                    unaccounted,
-                )
-                return
+            if page == 1 and last_page > 1:
+                unaccounted = listed_as(self.claimable(), covers).count()
+                if last_page - 1 > unaccounted:
+                    logger.info(
+                        "Listing %d more pages costs more than checking %d sessions by id.",
+                        last_page - 1,
+                        unaccounted,
+                    )
+                    return _Walked.GAVE_WAY, covers
             page += 1
-        if self.out_of_time():
-            self.report.stopped = True
+        return _Walked.COMPLETE, covers
 
-    def reconcile(self, items: list[tuple[str, str]]) -> None:
+    def reconcile(self, items: list[Item]) -> None:
         """Compare one page's statuses with the stored ones; fetch what changed."""
-        listed = dict(items)
-        stored = dict(
-            Session.objects.unfinished().filter(pk__in=listed).values_list("id", "status")
-        )
-        unchanged = [sid for sid, status in stored.items() if listed[sid] == status]
-        changed = sorted(sid for sid in stored if listed[sid] != stored[sid])
+        listed = {item.id: item for item in items}
+        stored = {
+            sid: (status, decision)
+            for sid, status, decision in Session.objects.unfinished()
+            .filter(pk__in=listed)
+            .values_list("id", "status", "decision")
+        }
+        unchanged: list[str] = []
+        changed: list[str] = []
+        for sid, (status, decision) in sorted(stored.items()):
+            item = listed[sid]
+            same = item.status == status and item.decision in (None, decision)
+            (unchanged if same else changed).append(sid)
         if unchanged:
-            # Marks them as accounted for, so the by-id phase leaves them alone.
+            # Marks them as accounted for, so the later phases leave them alone.
             self.report.confirmed += confirm_listed(unchanged)
             self.pipeline.settle()
         if changed:
@@ -221,16 +284,54 @@ class _Run:
             # The others are leased by another run, which fetches them.
             self.report.skipped += len(changed) - claimed
 
-    def fetch_due(self, *, full: bool) -> None:
-        """Fetch by id every due session this run has not accounted for (all, if ``full``)."""
-        self.pipeline.drain(0)  # what the list phase fetched is stored, hence accounted for
-        queryset = self.claimable()
-        if full:
-            self.process(queryset)
-        else:
-            # Never-fetched sessions first, then the overdue ones.
-            self.process(queryset.filter(next_check_at__isnull=True))
-            self.process(queryset.due(self.started_at))
+    def fetch_unlisted(self, statuses: list[str]) -> None:
+        """Fetch the sessions of fully listed ``statuses`` that no page showed: changed.
+
+        Those the list left out before while fetches found them unchanged (a listing that
+        never shows them) wait for their by-id backoff instead. A listing resets
+        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
+        second unchanged fetch without a listing in between starts the backoff.
+        """
+        backoff_over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
+        self.process(listed_as(self.claimable(), statuses).filter(backoff_over))
+
+    # -- phase 3: by age ----------------------------------------------------------------
+
+    def fetch_never_fetched(self) -> None:
+        """Fetch the rows registered by id and never fetched (no data at all): every one,
+        like a changed session, unless its first fetch failed lately (the backoff)."""
+        due = Q(next_check_at__isnull=True) | Q(next_check_at__lte=clock.now())
+        self.process(self.claimable().filter(due, data_fetched_at__isnull=True))
+
+    def fetch_old(self) -> None:
+        """Fetch sessions whose full data is older than ``VERILOCK_MAX_DATA_AGE``, oldest
+        first, within the budget; count what is left for the next run."""
+        self.pipeline.drain(0)  # what the phases before fetched is stored, its cost known
+        max_age = verilock_settings.max_data_age
+        if max_age is None:
+            return
+        stale = (
+            Session.objects.claimable(not_checked_since=None, now=clock.now())
+            .filter(data_fetched_at__lt=self.started_at - dt.timedelta(minutes=max_age))
+            .in_age_order()
+        )
+        quota = self.client.rate_limit * self.window / 60 * AGE_BUDGET_SHARE
+        spent = self.client.request_count - self.requests_before + self.report.enqueued
+        budget = max(0, math.floor(quota) - spent)
+        claimed = 0
+        while claimed < budget and not self.out_of_time() and not self.limit_reached():
+            size = min(self.chunk_size, budget - claimed, self.room())
+            # Failed ones are released and still stale: not again in this run.
+            candidates = stale.exclude(pk__in=list(self.report.failed))
+            won, last_seen = self.claim(candidates, size)
+            if last_seen is None:
+                return  # nothing stale is left
+            claimed += won
+        self.pipeline.drain(0)
+        left = stale.exclude(pk__in=list(self.report.failed)).count()
+        self.report.stale_left = left
+        if left:
+            logger.info("%d sessions with old data left for the next run", left)
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -242,57 +343,46 @@ class _Run:
         """Claim ``queryset``'s rows chunk by chunk (keyset on id), fetch them; count claims."""
         after, claimed = "", 0
         while not self.out_of_time() and not self.limit_reached():
-            size = self.chunk_size
-            if self.limit is not None:
-                size = min(size, self.limit - self.claimed)
-            until = new_lease()
             candidates = queryset.filter(pk__gt=after).order_by("id")
-            # Enqueued claims belong to the workers that take them over: not released here.
-            tokens = None if self.enqueue is not None else self.lease_tokens
-            ids, last_seen = claim_sessions(candidates, size, until=until, tokens=tokens)
+            won, last_seen = self.claim(candidates, min(self.chunk_size, self.room()))
             if last_seen is None:
                 break
             after = last_seen
-            self.claimed += len(ids)
-            claimed += len(ids)
-            if self.enqueue is not None:
-                lease = Lease(until, self.started_at)
-                for session_id in ids:
-                    self.enqueue(session_id, lease)
-                self.report.enqueued += len(ids)
-                continue
-            for session_id in ids:
-                self.pipeline.submit(session_id)
-        if self.out_of_time():
-            self.report.stopped = True
+            claimed += won
         # No drain here: the next list page is fetched while these are in flight.
         return claimed
 
+    def claim(self, candidates: SessionQuerySet, size: int) -> tuple[int, str | None]:
+        """Lease up to ``size`` of ``candidates`` (in their order) and fetch or enqueue them;
+        returns how many were won and the last id looked at (``None``: none left)."""
+        until = new_lease()
+        # Enqueued claims belong to the workers that take them over: not released here.
+        tokens = None if self.enqueue is not None else self.lease_tokens
+        ids, last_seen = claim_sessions(candidates, size, until=until, tokens=tokens)
+        self.claimed += len(ids)
+        if self.enqueue is not None:
+            lease = Lease(until, self.started_at)
+            for session_id in ids:
+                self.enqueue(session_id, lease)
+            self.report.enqueued += len(ids)
+        else:
+            for session_id in ids:
+                self.pipeline.submit(session_id)
+        return len(ids), last_seen
+
+    def room(self) -> int:
+        """How many more sessions ``limit`` lets this run claim (no limit: a chunk)."""
+        return self.chunk_size if self.limit is None else self.limit - self.claimed
+
     def out_of_time(self) -> bool:
         """True once ``max_runtime`` has passed or a stop was asked for: claim nothing new."""
-        if self.should_stop is not None and self.should_stop():
-            return True
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        stop = (self.should_stop is not None and self.should_stop()) or (
+            self.deadline is not None and monotonic() >= self.deadline
+        )
+        if stop:
+            self.report.stopped = True
+        return stop
 
     def limit_reached(self) -> bool:
         """True once ``limit`` sessions were claimed."""
         return self.limit is not None and self.claimed >= self.limit
-
-
-def _page_items(body: dict[str, Any]) -> tuple[list[tuple[str, str]], int]:
-    """``(id, status)`` of a list page's readable items, and the last page number."""
-    data, meta = body.get("data"), body.get("meta")
-    if not isinstance(data, list) or not isinstance(meta, dict):
-        raise PayloadError("(list body)", "expected 'data' (a list) and 'meta' (an object)")
-    last_page = meta.get("last_page")
-    if isinstance(last_page, bool) or not isinstance(last_page, int):
-        raise PayloadError("meta.last_page", "expected a number")
-    items = []
-    for item in data:
-        try:
-            parsed = parse_session(item)
-        except PayloadError:
-            # Unreadable: if it is one of ours, the by-id phase fetches it.
-            continue
-        items.append((parsed.id, parsed.status))
-    return items, last_page

@@ -22,13 +22,15 @@ from .models import Session, SessionQuerySet
 def confirm_listed(session_ids: Collection[str]) -> int:
     """Mark sessions the list endpoint showed unchanged as checked now; returns the row count.
 
-    The stored payload stays what was last fetched; an earlier sync error and a "missing at
-    Verilock" mark are cleared (the list shows the session exists and answers).
+    The stored payload (and ``data_fetched_at``, the age of its steps) stays what was last
+    fetched; an earlier sync error and a "missing at Verilock" mark are cleared (the list
+    shows the session exists and answers), and so is the by-id backoff (``unchanged_checks``:
+    the list accounts for the session, so the day it leaves the list it is fetched at once).
     """
     if not session_ids:
         return 0
     return Session.objects.filter(pk__in=session_ids).update(
-        last_synced_at=clock.now(), last_sync_error="", missing_since=None
+        last_synced_at=clock.now(), last_sync_error="", missing_since=None, unchanged_checks=0
     )
 
 

@@ -1,8 +1,8 @@
 """Sync chosen sessions: fetch each from Verilock, then store it through :mod:`.store`.
 
 :func:`sync_session` syncs one id; :func:`sync_sessions` many, through
-:class:`SyncPipeline` (a bounded thread pool fetches, the calling thread stores). Every door
-(command, admin, webhook processing, task) and the batch refresh in :mod:`.refresh` come
+:class:`SyncPipeline` (a bounded thread pool fetches, the calling thread stores in batches).
+Every door (command, admin, webhook processing, task) and the batch refresh in :mod:`.refresh` come
 through here. HTTP never runs inside a database transaction, and a failed fetch or an
 unusable payload leaves the stored session exactly as it was, apart from its
 ``last_sync_error`` and its next check time.
@@ -13,8 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import traceback
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +27,12 @@ from .conf import verilock_settings
 from .exceptions import (
     ApiError,
     AuthenticationError,
-    StorageError,
     TransportError,
     VerilockError,
     describe_failure,
 )
-from .store import Outcome, SyncResult, record_failure, store_session
+from .store import Outcome, SyncResult, failure, record_failure, store_session
+from .store_batch import store_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +54,15 @@ class SyncReport:
     skipped: int = 0
     #: The run stopped claiming work at its time limit (``max_runtime``).
     stopped: bool = False
-    #: Why the list endpoint failed, if it did (the run then checked by id only).
+    #: Why the list endpoint failed, if it did (the run then inferred nothing from the list).
     list_error: str | None = None
     #: Failed sessions whose request never got an HTTP answer (timeout, refused connection).
     unreachable: int = 0
     #: Sessions claimed and handed to a task engine instead of fetched here (``--enqueue``).
     enqueued: int = 0
+    #: Sessions whose data is older than ``VERILOCK_MAX_DATA_AGE`` that the run's budget or
+    #: window left for the next run (which starts with them: oldest data first).
+    stale_left: int = 0
 
     @property
     def synced(self) -> int:
@@ -113,6 +115,8 @@ class SyncReport:
             parts.append(f"{self.enqueued} enqueued")
         if self.list_error is not None:
             parts.append(f"listing sessions failed: {self.list_error}")
+        if self.stale_left:
+            parts.append(f"{self.stale_left} with old data left for the next run")
         if self.stopped:
             parts.append("stopped at the time limit")
         requests = ngettext("%d request", "%d requests", self.requests) % self.requests
@@ -205,54 +209,83 @@ def store_fetched(fetched: Fetched, *, release_lease: bool = False) -> SyncResul
 
     Any exception while storing (not only a :class:`VerilockError`: a database error, a
     bug) fails this one session only: it becomes a
-    :class:`~verilock_django.exceptions.StorageError` whose message holds no payload value,
-    recorded on the row, and the lease is released.
+    :class:`~verilock_django.exceptions.StorageError` whose message holds no payload value
+    (:func:`.store.failure`), recorded on the row, and the lease is released.
     """
-    error = fetched.error
-    if error is None:
-        assert fetched.payload is not None
-        try:
-            return store_session(
-                fetched.payload,
-                requested_id=fetched.session_id,
-                fetched_at=fetched.fetched_at,
-                release_lease=release_lease,
-            )
-        except VerilockError as exc:
-            exc.session_id = exc.session_id or fetched.session_id
-            error = exc
-        except ImproperlyConfigured:
-            raise
-        except Exception as exc:  # one session's failure must never stop a batch
-            error = StorageError(
-                f"could not store the session: {describe_failure(exc)}",
-                session_id=fetched.session_id,
-            )
-            logger.error(
-                "Storing Verilock session %s failed:\n%s",
-                fetched.session_id,
-                "".join(traceback.format_tb(exc.__traceback__)),  # where, never the values
-            )
-    logger.warning("Sync of Verilock session %s failed: %s", fetched.session_id, error)
+    if fetched.error is not None:
+        failed = SyncResult(fetched.session_id, Outcome.FAILED, error=fetched.error)
+        return _failed(failed, release_lease=release_lease)
     try:
-        record_failure(fetched.session_id, error, release_lease=release_lease)
+        return store_session(
+            fetched.payload,
+            requested_id=fetched.session_id,
+            fetched_at=fetched.fetched_at,
+            release_lease=release_lease,
+        )
+    except Exception as exc:  # one session's failure must never stop a batch
+        return _failed(failure(fetched.session_id, exc), release_lease=release_lease)
+
+
+def store_fetched_batch(
+    batch: Sequence[Fetched], *, release_lease: bool = False
+) -> list[SyncResult]:
+    """:func:`store_fetched` for many fetches, stored in one transaction; results in order.
+
+    The payloads go through :func:`.store_batch.store_sessions` (one set of statements for
+    the whole batch, one by one if that fails); every failure, of a fetch or of storing, is
+    recorded on its own row as :func:`store_fetched` does.
+    """
+    answers = [f for f in batch if f.error is None]
+    stored = iter(
+        store_sessions(
+            [(f.session_id, f.payload, f.fetched_at) for f in answers],
+            release_lease=release_lease,
+        )
+    )
+    results = []
+    for fetched in batch:
+        if fetched.error is not None:
+            result = SyncResult(fetched.session_id, Outcome.FAILED, error=fetched.error)
+        else:
+            result = next(stored)
+        if result.outcome is Outcome.FAILED:
+            _failed(result, release_lease=release_lease)
+        results.append(result)
+    return results
+
+
+def _failed(result: SyncResult, *, release_lease: bool = False) -> SyncResult:
+    """Log a failed session and keep its error on the row (releasing its lease)."""
+    assert result.error is not None
+    logger.warning("Sync of Verilock session %s failed: %s", result.session_id, result.error)
+    try:
+        record_failure(result.session_id, result.error, release_lease=release_lease)
     except Exception as exc:  # the database itself is failing: report, do not stop the batch
         logger.error(
             "Recording the failure of Verilock session %s failed too: %s",
-            fetched.session_id,
+            result.session_id,
             describe_failure(exc),
         )
-    return SyncResult(fetched.session_id, Outcome.FAILED, error=error)
+    return result
 
 
 class SyncPipeline:
-    """Fetch in a bounded thread pool; store each answer on the calling thread.
+    """Fetch in a bounded thread pool; store the answers in batches on the calling thread.
 
     Starts with one request in flight and opens up to ``concurrency`` once the API has
     answered without refusing the key, so a bad key costs one request, not a volley.
+    Answers are stored :data:`BATCH_SIZE` at a time (:func:`store_fetched_batch`, one
+    transaction each), or as many as arrived once the oldest has waited
+    :data:`BATCH_SECONDS` while the pipeline waits for more, and all of them on
+    :meth:`drain` ``(0)`` and on the way out: a slow trickle is stored within a second.
     ``leased``: the ids were claimed by :func:`verilock_django.schedule.claim_sessions`; each
     store (or recorded failure) releases its lease.
     """
+
+    #: Most answers stored in one transaction.
+    BATCH_SIZE = 100
+    #: Longest an answer waits for its batch to fill while the pipeline waits (seconds).
+    BATCH_SECONDS = 0.5
 
     def __init__(
         self,
@@ -276,6 +309,8 @@ class SyncPipeline:
         self.total = 0
         self._proven = False
         self._in_flight: dict[Future[Fetched], str] = {}
+        self._ready: list[Fetched] = []
+        self._ready_since = 0.0
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="verilock-sync")
 
     def __enter__(self) -> SyncPipeline:
@@ -285,36 +320,74 @@ class SyncPipeline:
         try:
             if exc_type is None:
                 self.drain(0)
+            elif self._ready:  # keep what was fetched; the exception goes on regardless
+                try:
+                    self.flush()
+                except Exception as exc:
+                    logger.error("Storing fetched sessions failed: %s", describe_failure(exc))
         finally:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
+    @property
+    def queue_depth(self) -> int:
+        """Most fetches in flight: four per thread keep every thread busy while this thread
+        stores a batch, and keep what a stop (SIGTERM, ``max_runtime``) still fetches small."""
+        return 4 * self.concurrency
+
     def submit(self, session_id: str) -> None:
         """Queue one fetch, first storing answers until there is room for it."""
-        # A queue twice the pool's size keeps every thread busy while this thread stores.
-        self.drain((2 * self.concurrency if self._proven else 1) - 1)
+        self.drain((self.queue_depth if self._proven else 1) - 1)
         future = self._executor.submit(fetch, self.client, session_id, clock.now())
         self._in_flight[future] = session_id
 
     def drain(self, keep: int) -> None:
-        """Store answers as they arrive until at most ``keep`` fetches are in flight."""
+        """Collect answers until at most ``keep`` fetches are in flight; store what is due.
+
+        ``keep=0`` stores every answer collected.
+        """
+        self._harvest(0.0)  # what arrived meanwhile joins its batch, which may be due
         while len(self._in_flight) > keep:
-            done, _ = wait(self._in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                del self._in_flight[future]
-                self._store(future.result())
+            timeout = None
+            if self._ready:
+                timeout = max(0.0, self._ready_since + self.BATCH_SECONDS - time.monotonic())
+            self._harvest(timeout)
+        if keep == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store every answer collected so far (one transaction) and report the results."""
+        batch, self._ready = self._ready, []
+        if not batch:
+            return
+        for result in store_fetched_batch(batch, release_lease=self.leased):
+            self.report.add(result)
+            if self.on_result is not None:
+                self.on_result(result)
+        self.settle()
 
     def settle(self) -> None:
         """Tell the progress callback that the report moved."""
         if self.on_progress is not None:
             self.on_progress(self.report, self.total)
 
-    def _store(self, fetched: Fetched) -> None:
+    def _collect(self, fetched: Fetched) -> None:
         if isinstance(fetched.error, AuthenticationError):
+            self.flush()  # what was fetched before is kept
             raise fetched.error
         if fetched.error is None or isinstance(fetched.error, ApiError):
             self._proven = True  # the API answered and accepted the key
-        result = store_fetched(fetched, release_lease=self.leased)
-        self.report.add(result)
-        if self.on_result is not None:
-            self.on_result(result)
-        self.settle()
+        if not self._ready:
+            self._ready_since = time.monotonic()
+        self._ready.append(fetched)
+        if len(self._ready) >= self.BATCH_SIZE:
+            self.flush()
+
+    def _harvest(self, timeout: float | None) -> None:
+        """Collect the answers that arrive within ``timeout`` seconds; store a due batch."""
+        if self._in_flight:
+            done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                del self._in_flight[future]
+                self._collect(future.result())
+        if self._ready and time.monotonic() - self._ready_since >= self.BATCH_SECONDS:
+            self.flush()

@@ -13,22 +13,34 @@ of a Django ``TASKS`` backend (:mod:`verilock_django.tasks`), or ``"celery"``
 when configured, so neither Django's task framework nor Celery is needed otherwise. Every
 ``enqueue_*`` function sends on commit of the current transaction (at once outside one) and
 returns ``False`` when no engine is configured: the caller then does the work itself.
+
+A worker's lease must outlast the longest fetch it covers (:func:`lease_floor`); system
+check ``verilock_django.E060`` (:func:`check_worker_lease`) says so when it does not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
+from django.core.checks import CheckMessage, Error, Tags, register
 from django.utils.module_loading import import_string
 
 from . import clock
 from .client import get_client
-from .conf import CELERY_BACKEND, verilock_settings
+from .conf import (
+    CELERY_BACKEND,
+    LEASE_SECONDS,
+    MAX_RETRIES,
+    TASK_BACKEND,
+    TIMEOUT,
+    verilock_settings,
+)
 from .exceptions import RateLimitedError, ServerError, TransportError, VerilockConfigurationError
 from .models import Session
 from .processing import ProcessOutcome, dispatch, process_event
+from .ratelimit import WINDOW
 from .refresh import Lease, refresh_unfinished
 from .schedule import release_leases, take_lease
 from .sync import fetch, store_fetched, sync_session
@@ -156,3 +168,39 @@ def dispatch_event(event_id: int) -> None:
             target.enqueue_event(event_id)
             return
     dispatch(event_id)
+
+
+# -- the lease a worker needs ------------------------------------------------------------
+
+
+def lease_floor() -> float:
+    """The longest a worker may hold a session between taking its lease and storing the
+    answer, in seconds: one rate-limit window (:data:`verilock_django.ratelimit.WINDOW`)
+    plus ``VERILOCK_TIMEOUT`` for the first attempt and each of ``VERILOCK_MAX_RETRIES``.
+
+    :raises InvalidSetting: one of these settings is unusable (its own check reports it).
+    """
+    return WINDOW + TIMEOUT.value() * (MAX_RETRIES.value() + 1)
+
+
+@register(Tags.compatibility)
+def check_worker_lease(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``verilock_django.E060``: with a task backend, ``VERILOCK_LEASE_SECONDS`` is shorter
+    than :func:`lease_floor`. A lease that runs out while its worker still waits for the
+    answer lets another worker fetch the same session again."""
+    rows = (TASK_BACKEND, LEASE_SECONDS, TIMEOUT, MAX_RETRIES)
+    if any(row.problem() is not None for row in rows) or TASK_BACKEND.value() is None:
+        return []
+    needed = lease_floor()
+    if LEASE_SECONDS.value() >= needed:
+        return []
+    return [
+        Error(
+            "VERILOCK_LEASE_SECONDS is shorter than a worker may hold a session before "
+            "storing it: one rate-limit window plus every attempt's VERILOCK_TIMEOUT "
+            f"({needed:g} s with these settings).",
+            hint="Raise VERILOCK_LEASE_SECONDS (default 600), or lower VERILOCK_TIMEOUT or "
+            "VERILOCK_MAX_RETRIES.",
+            id="verilock_django.E060",
+        )
+    ]

@@ -8,6 +8,7 @@ No model admin is defined or registered here.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.admin.utils import quote
@@ -17,10 +18,12 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.functional import cached_property
+from django.utils.functional import cached_property, lazy
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
+from ..conf import verilock_settings
 from ..models import Session
 from ..outcomes import as_percent
 from ..statuses import OUTCOME_MARKS, OUTCOME_TONES, StepOutcome, status_label, status_tone
@@ -169,3 +172,39 @@ def step_letter(step: str) -> str:
     return (
         parts[0][:1] + (parts[1][:1] if len(parts) > 1 and step != "face_match" else "")
     ).upper() or "?"
+
+
+# -- encrypted columns -------------------------------------------------------------------
+
+#: List columns ordered by an applicant column: ciphertext sorts at random.
+APPLICANT_ORDERED = frozenset({"applicant", "applicant_masked"})
+
+
+def personal_data_encrypted() -> bool:
+    """Whether ``VERILOCK_ENCRYPT_FIELDS`` is on: the applicant columns and payloads are
+    stored encrypted, so search, ordering and lookups on them are off."""
+    return verilock_settings.encrypt_fields
+
+
+def sortable_columns(columns: Sequence[Any]) -> list[Any]:
+    """``columns`` without those ordered by an encrypted applicant column."""
+    if not personal_data_encrypted():
+        return list(columns)
+    return [name for name in columns if name not in APPLICANT_ORDERED]
+
+
+def _session_search_help() -> str:
+    if personal_data_encrypted():
+        return gettext(
+            "Search by the start of a Verilock id or reference. Search by applicant name or "
+            "email is off: those columns are encrypted (VERILOCK_ENCRYPT_FIELDS)."
+        )
+    return gettext(
+        "Search by the start of a Verilock id or reference; by applicant name or email "
+        "with the personal-data permission."
+    )
+
+
+#: The sessions' search help, worded for the current ``VERILOCK_ENCRYPT_FIELDS`` each time
+#: it is shown.
+SESSION_SEARCH_HELP = lazy(_session_search_help, str)()

@@ -95,12 +95,9 @@ class SessionAdmin(_SessionAdminBase):
         filters.SyncStateFilter,
     )
     # Ids and references by their start; names and emails (personal data) by any part,
-    # for staff who may see them. Each has an index on PostgreSQL (migration 0002).
+    # for staff who may see them, unless encrypted. Indexed on PostgreSQL (migration 0006).
     search_fields = ("^id", "^reference_id")
-    search_help_text = _(
-        "Search by the start of a Verilock id or reference; by applicant name or email "
-        "with the personal-data permission."
-    )
+    search_help_text = display.SESSION_SEARCH_HELP
     list_per_page = 50
     show_full_result_count = False
     paginator = display.EstimatedCountPaginator
@@ -143,7 +140,7 @@ class SessionAdmin(_SessionAdminBase):
         )
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
-        if not display.can_view_pii(request):
+        if not display.can_view_pii(request) or display.personal_data_encrypted():
             return tuple(self.search_fields)
         if "@" in request.GET.get("q", ""):
             # An email address: its start, on a B-tree index, not the names' trigrams.
@@ -175,6 +172,9 @@ class SessionAdmin(_SessionAdminBase):
         if display.can_view_pii(request):
             return self.list_display
         return [name + "_masked" if name in MASKED else name for name in self.list_display]
+
+    def get_sortable_by(self, request: HttpRequest) -> Any:
+        return display.sortable_columns(super().get_sortable_by(request))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if display.can_view_pii(request):

@@ -42,8 +42,10 @@ from .table import (
     CREATE_SHAPE,
     CREATE_STEPS,
     DECLINE_REVOKES,
+    ENCRYPT_FIELDS,
     FINISHED_STATUSES,
     LEASE_SECONDS,
+    MAX_DATA_AGE,
     MAX_JSON_DEPTH,
     MAX_RESPONSE_BYTES,
     MAX_RETRIES,
@@ -84,6 +86,7 @@ __all__ = [
     "DECLINE_REVOKES",
     "DEFAULT_API_URL",
     "DEFAULT_CREATE_STEPS",
+    "ENCRYPT_FIELDS",
     "FINISHED_STATUSES",
     "GROUP_API",
     "GROUP_PRIVACY",
@@ -91,6 +94,7 @@ __all__ = [
     "GROUP_VERIFY",
     "GROUP_WEBHOOK",
     "LEASE_SECONDS",
+    "MAX_DATA_AGE",
     "MAX_JSON_DEPTH",
     "MAX_RESPONSE_BYTES",
     "MAX_RETRIES",
@@ -146,6 +150,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     TASK_QUEUE,
     RECHECK_MIN_INTERVAL,
     RECHECK_MAX_INTERVAL,
+    MAX_DATA_AGE,
     LEASE_SECONDS,
     WEBHOOK_SECRETS,
     WEBHOOK_PROCESSOR,
@@ -163,6 +168,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     PAYLOAD_SCRUBBER,
     PII_RETENTION_DAYS,
     WEBHOOK_RETENTION_DAYS,
+    ENCRYPT_FIELDS,
 )
 
 
@@ -260,6 +266,12 @@ class VerilockSettings:
         return RECHECK_MAX_INTERVAL.value()
 
     @property
+    def max_data_age(self) -> float | None:
+        """``VERILOCK_MAX_DATA_AGE``: oldest full data an unfinished session may keep before
+        the batch refresh fetches it by id, minutes (> 0), or ``None`` (never by age)."""
+        return MAX_DATA_AGE.value()
+
+    @property
     def lease_seconds(self) -> float:
         """``VERILOCK_LEASE_SECONDS``: lifetime of a run's claim on a session, seconds (> 0)."""
         return LEASE_SECONDS.value()
@@ -346,6 +358,11 @@ class VerilockSettings:
     def webhook_retention_days(self) -> int | None:
         """``VERILOCK_WEBHOOK_RETENTION_DAYS``: days (> 0) before webhook events are deleted."""
         return WEBHOOK_RETENTION_DAYS.value()
+
+    @property
+    def encrypt_fields(self) -> bool:
+        """``VERILOCK_ENCRYPT_FIELDS``: personal-data columns are encrypted when written."""
+        return ENCRYPT_FIELDS.value()
 
 
 verilock_settings = VerilockSettings()

@@ -349,3 +349,18 @@ def _boolean(value: object) -> bool:
 
 
 _optional_positive_number = _optional(_positive_number, "a positive number")
+
+#: Longest ``VERILOCK_MAX_DATA_AGE``: a year of minutes (keeps date arithmetic in range).
+MAX_MINUTES = 525_600.0
+
+
+def _optional_minutes(value: object) -> float | None:
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or not 0 < number <= MAX_MINUTES:  # "not <" also refuses NaN
+        raise InvalidSetting(
+            f"must be None or a number of minutes above 0, at most {MAX_MINUTES:g} "
+            f"({_kind(value)})"
+        )
+    return number

@@ -32,6 +32,7 @@ from .fields import (
     _non_negative_number,
     _optional_callable_path,
     _optional_days,
+    _optional_minutes,
     _optional_name,
     _optional_positive_int,
     _optional_positive_number,
@@ -221,17 +222,33 @@ RECHECK_MIN_INTERVAL: Final[Setting[float]] = Setting(
     "float (s)",
     "300",
     "First wait before an unfinished session is checked by id again; it doubles after each "
-    "check that brought nothing new. Set it a little below your cron period.",
+    "check that brought nothing new. Set it a little below your cron period: it is also the "
+    "window a run's by-age budget is sized on when `--max-runtime` is not given.",
 )
 RECHECK_MAX_INTERVAL: Final[Setting[float]] = Setting(
     "RECHECK_MAX_INTERVAL",
-    21600.0,
+    3600.0,
     _positive_number,
     "E022",
     GROUP_SYNC,
     "float (s)",
-    "21600",
-    "Upper bound of that wait (not below the minimum: `E023`).",
+    "3600",
+    "Upper bound of that wait (not below the minimum: `E023`). It governs sessions the list "
+    "leaves out although their status did not change; `VERILOCK_MAX_DATA_AGE` refreshes "
+    "them sooner when it is shorter.",
+)
+MAX_DATA_AGE: Final[Setting[float | None]] = Setting(
+    "MAX_DATA_AGE",
+    20.0,
+    _optional_minutes,
+    "E055",
+    GROUP_SYNC,
+    "float (min) or `None`",
+    "20",
+    "Every unfinished session whose full data (steps included) was fetched longer ago than "
+    "this is fetched by id, oldest first, within the run's request budget: the list shows "
+    "statuses only. `None`: never by age (step-only changes then wait for a status change or "
+    "a webhook). See docs/scaling.md for the worst-case age of each kind of change.",
 )
 LEASE_SECONDS: Final[Setting[float]] = Setting(
     "LEASE_SECONDS",
@@ -355,6 +372,19 @@ WEBHOOK_RETENTION_DAYS: Final[Setting[int | None]] = Setting(
     "30",
     "`apply_verilock_retention` deletes webhook events (any status, payload included) "
     "received longer ago than this. `None`: kept.",
+)
+ENCRYPT_FIELDS: Final[Setting[bool]] = Setting(
+    "ENCRYPT_FIELDS",
+    False,
+    _boolean,
+    "E044",
+    GROUP_PRIVACY,
+    "bool",
+    "False",
+    "Encrypt the applicant columns and the raw JSON (session, step and webhook payloads) "
+    "when they are written (the `encryption` extra, keys from `SALT_KEY` and `SECRET_KEY`); "
+    "`manage.py encrypt_verilock_data` rewrites stored rows. Search and filters on those "
+    "columns stop working. See docs/data-protection.md.",
 )
 
 CREATE_SHAPE: Final[Setting[str]] = Setting(

@@ -144,14 +144,28 @@ def of_refresh(
     if left["missing"]:
         parts.append(f"{left['missing']} known missing at Verilock (404; a sync by id asks again)")
     if left["left"]:
-        reason = " (time limit)" if report.stopped else " (--limit)" if limited else ""
+        reason = (
+            " (time limit)"
+            if report.stopped
+            else " (--limit)"
+            if limited
+            else " (the list failed)"
+            if report.list_error is not None
+            else ""
+        )
         parts.append(f"{left['left']} due but left for the next run{reason}")
+    if report.stale_left:
+        parts.append(
+            f"{report.stale_left} with data older than VERILOCK_MAX_DATA_AGE left for the next "
+            "run, which starts with them (request budget or time limit)"
+        )
     if report.list_error is not None:
         parts.append(
-            f"listing sessions failed: {report.list_error}; due sessions were checked by id"
+            f"listing sessions failed: {report.list_error}; nothing was inferred from the "
+            "list, only sessions with old data were fetched by id"
         )
     if report.stopped:
-        parts.append("stopped at the time limit")
+        parts.append("stopped at the time limit: the next run continues with the oldest data")
     if not report.settled and not left.total:
         if stored:
             parts.append(f"no unfinished sessions: all {stored} stored are finished")
@@ -169,6 +183,7 @@ def of_refresh(
         "missing": left["missing"],
         "left": left["left"],
         "list_error": report.list_error,
+        "stale_left": report.stale_left,
         "stopped_at_time_limit": report.stopped,
         "requests": report.requests,
         "elapsed": report.elapsed,
@@ -204,6 +219,11 @@ def of_plan(plan: Standings, *, full: bool, limit: int | None) -> Summary:
                 f"{plan['not_due']} not due, the earliest at {when(plan.next_check_at)} "
                 "(--full fetches them now)"
             )
+    if plan.old_data:
+        parts.append(
+            f"{plan.old_data} with data older than VERILOCK_MAX_DATA_AGE would be fetched by id "
+            "too, oldest first, within the run's request budget"
+        )
     if plan["held"]:
         parts.append(f"{plan['held']} held by another run")
     if plan["missing"]:
@@ -223,6 +243,7 @@ def of_plan(plan: Standings, *, full: bool, limit: int | None) -> Summary:
         "via_list_due": listed_due,
         "not_due": plan.counts.get("not_due", 0),
         "next_check_at": iso(plan.next_check_at),
+        "old_data": plan.old_data,
         "held": plan["held"],
         "missing": plan["missing"],
         "limit": limit,

@@ -125,6 +125,9 @@ class FakeAccount:
         self.default_shape: ShapeChoice = default_shape
         self.auto_advance_seconds = auto_advance_seconds
         self.on_finished = on_finished
+        #: Whether ``GET /sessions`` honours its ``status`` filter; ``False`` plays a provider
+        #: that ignores it (every status listed), which the batch refresh must survive.
+        self.status_filter = True
         #: Held by every reader and writer of the sessions (the routes hold it per request).
         self.lock = threading.RLock()
         self._sessions: dict[str, FakeSession] = {}

@@ -10,6 +10,8 @@ not part of the Verilock API. Routes (``path`` relative to ``/_fake``):
 ``POST /sessions/{id}/complete|advance|expire``  move one session
 ``POST|DELETE /faults``        plan a fault / forget every pending fault
 ``GET /webhooks``              emitted envelopes and delivery attempts
+``GET|POST|DELETE /hold``      whether answers are held and how many / hold every answer
+                               from now on / release them (:class:`.requestlog.AnswerHold`)
 
 A body that is not a JSON object is 400, an unknown session 404, a bad field 422.
 """
@@ -24,7 +26,7 @@ from typing import Any, Final
 from .account import FakeAccount
 from .faults import FaultPlan
 from .replies import FakeResponse, error_reply, json_reply
-from .requestlog import RequestLog
+from .requestlog import AnswerHold, RequestLog
 from .webhooks import WebhookSender
 
 __all__ = ["ControlApi", "stats"]
@@ -36,14 +38,26 @@ _SESSION_KEYS: Final = frozenset(
 
 
 def stats(
-    account: FakeAccount, faults: FaultPlan, log: RequestLog, webhooks: WebhookSender
+    account: FakeAccount,
+    faults: FaultPlan,
+    log: RequestLog,
+    webhooks: WebhookSender,
+    hold: AnswerHold,
 ) -> dict[str, Any]:
-    """Counters and a status breakdown, as served by ``GET /_fake/stats``."""
+    """Counters and a status breakdown, as served by ``GET /_fake/stats``.
+
+    ``requests_by_session`` counts requests received, ``answered_by_session`` those whose
+    answer reached a connected client; ``abandoned_requests`` is how many did not.
+    """
+    finished = log.requests
     with account.lock:
         sessions = account.sessions
         return {
             "total_requests": log.total,
             "requests_by_session": log.by_session,
+            "answered_by_session": log.answered_by_session,
+            "abandoned_requests": sum(1 for r in finished if not r.answered),
+            "held_answers": hold.held,
             "sessions": len(sessions),
             "by_status": dict(Counter(s.status for s in sessions)),
             "webhook_events": len(webhooks.events),
@@ -60,12 +74,14 @@ class ControlApi:
         faults: FaultPlan,
         log: RequestLog,
         webhooks: WebhookSender,
+        hold: AnswerHold,
         rng: random.Random,
     ) -> None:
         self.account = account
         self.faults = faults
         self.log = log
         self.webhooks = webhooks
+        self.hold = hold
         self.rng = rng
 
     def handle(self, method: str, path: str, body: bytes) -> FakeResponse:
@@ -90,7 +106,13 @@ class ControlApi:
     def _route(self, method: str, parts: list[str], data: dict[str, Any]) -> FakeResponse:
         account = self.account
         if method == "GET" and parts == ["stats"]:
-            return self._json(200, stats(account, self.faults, self.log, self.webhooks))
+            return self._json(200, stats(account, self.faults, self.log, self.webhooks, self.hold))
+        if parts == ["hold"] and method in ("GET", "POST", "DELETE"):
+            if method == "POST":
+                self.hold.hold()
+            elif method == "DELETE":
+                self.hold.release()
+            return self._json(200, {"holding": self.hold.holding, "held": self.hold.held})
         if method == "GET" and parts == ["sessions"]:
             return self._json(
                 200, {"data": [{**s.payload(), "shape": s.shape} for s in account.sessions]}

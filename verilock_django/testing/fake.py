@@ -6,8 +6,9 @@
 in-process ``responses`` adapter (``responses_api.py``) both call it, so they behave
 identically. Each request goes: count it (:mod:`.requestlog`), apply a planned fault
 (:mod:`.faults`) or the latency, check the key, the rate limit (:mod:`.ratelimit`), apply
-time-based progression, route it (:mod:`.routes`), log it. Final statuses send webhooks
-(:mod:`.webhooks`); :mod:`.control` serves ``/_fake``.
+time-based progression, route it (:mod:`.routes`), deliver it (the server may hold it, and
+tells whether the client was still there), log it as answered or abandoned. Final statuses
+send webhooks (:mod:`.webhooks`); :mod:`.control` serves ``/_fake``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json as _json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .account import FakeAccount, ShapeChoice, utcnow
@@ -24,7 +25,7 @@ from .control import ControlApi, stats
 from .faults import FaultKind, FaultPlan, fault_reply
 from .ratelimit import RateLimit
 from .replies import FakeResponse, error_reply
-from .requestlog import AuthStyle, RecordedRequest, RequestLog
+from .requestlog import AnswerHold, AuthStyle, RecordedRequest, RequestLog
 from .routes import ApiRoutes, credentials, session_id_of
 from .webhooks import WebhookDelivery, WebhookSender
 
@@ -37,7 +38,8 @@ class FakeVerilock(FakeAccount):
     ``api_key=None`` accepts any non-empty key. ``rate_limit_per_minute=None`` disables
     the limit (and the ``X-RateLimit-*`` headers). ``auto_advance_seconds`` makes every
     unfinished session move one status forward each time that many seconds passed since
-    its last change (evaluated lazily on each request). The session calls (``add_session``,
+    its last change (evaluated lazily on each request). ``status_filter=False`` makes the
+    list ignore its ``status`` parameter, as a provider might. The session calls (``add_session``,
     ``seed``, ``get``, ``sessions``, ``payload``, ``complete``, ``expire``, ``advance``,
     ``advance_many``) are those of :class:`~.account.FakeAccount`.
     """
@@ -58,6 +60,7 @@ class FakeVerilock(FakeAccount):
         auth_styles: Iterable[AuthStyle] = ("bearer", "x-api-key"),
         random_seed: int = 0,
         clock: Callable[[], datetime] = utcnow,
+        status_filter: bool = True,
     ) -> None:
         # Reproducible fake data, not security: ids only need to look real.
         rng = random.Random(random_seed)  # noqa: S311
@@ -76,6 +79,7 @@ class FakeVerilock(FakeAccount):
             on_finished=self._webhooks.emit,
         )
         self.api_key = api_key
+        self.status_filter = status_filter
         self.latency_ms = latency_ms
         #: How long a "timeout" fault keeps the connection silent on the HTTP server.
         self.hang_seconds = hang_seconds
@@ -83,8 +87,12 @@ class FakeVerilock(FakeAccount):
         self._faults = FaultPlan()
         self._limit = RateLimit(rate_limit_per_minute)
         self._log = RequestLog()
+        #: Answers held on their way out (:meth:`hold_answers`); the server waits on it.
+        self.answer_hold = AnswerHold()
         self._routes = ApiRoutes(self, rng)
-        self._control = ControlApi(self, self._faults, self._log, self._webhooks, rng)
+        self._control = ControlApi(
+            self, self._faults, self._log, self._webhooks, self.answer_hold, rng
+        )
 
     @property
     def rate_limit_per_minute(self) -> int | None:
@@ -190,8 +198,15 @@ class FakeVerilock(FakeAccount):
     # ----------------------------------------------------------------- counters
 
     def requests_for(self, session_id: str) -> int:
-        """How many API requests named this session id (failed ones included)."""
+        """How many API requests named this session id (received: failed and abandoned
+        ones included)."""
         return self._log.requests_for(session_id)
+
+    def answered_for(self, session_id: str) -> int:
+        """How many API requests naming this session id were answered: the whole response
+        went to a client still connected (any status). A client killed while its answer
+        was held (:meth:`hold_answers`) or in flight is not counted."""
+        return self._log.answered_for(session_id)
 
     @property
     def total_requests(self) -> int:
@@ -200,8 +215,32 @@ class FakeVerilock(FakeAccount):
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every API request received, oldest first."""
+        """Every finished API request, answered or abandoned (``answered`` says which), in
+        the order they finished."""
         return self._log.requests
+
+    # -------------------------------------------------------------- held answers
+
+    def hold_answers(self) -> None:
+        """From now on the loopback server keeps each answer until :meth:`release_answers`.
+
+        For tests that stop a client in the middle of a fetch: wait for
+        :meth:`wait_for_held`, kill the client, release; its answers are logged abandoned.
+        """
+        self.answer_hold.hold()
+
+    def release_answers(self) -> None:
+        """Send every held answer (to clients still connected) and stop holding."""
+        self.answer_hold.release()
+
+    @property
+    def held_answers(self) -> int:
+        """How many answers the loopback server is holding now."""
+        return self.answer_hold.held
+
+    def wait_for_held(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` answers are held; ``False`` when ``timeout`` s pass first."""
+        return self.answer_hold.wait_for_held(count, timeout)
 
     def reset_counters(self) -> None:
         """Zero the request counters and forget the request log."""
@@ -209,7 +248,7 @@ class FakeVerilock(FakeAccount):
 
     def stats(self) -> dict[str, Any]:
         """Counters and a status breakdown, as served by ``GET /_fake/stats``."""
-        return stats(self, self._faults, self._log, self._webhooks)
+        return stats(self, self._faults, self._log, self._webhooks, self.answer_hold)
 
     # ----------------------------------------------------------------- webhooks
 
@@ -240,12 +279,20 @@ class FakeVerilock(FakeAccount):
         query: str,
         headers: Mapping[str, str],
         body: bytes,
+        deliver: Callable[[FakeResponse], bool] | None = None,
     ) -> FakeResponse:
-        """Answer one API request; ``path`` is relative to the API base (``/sessions/…``)."""
+        """Answer one API request; ``path`` is relative to the API base (``/sessions/…``).
+
+        ``deliver(response)`` sends the answer and says whether a connected client got it
+        (the loopback server passes it, and holds the answer first while
+        :meth:`hold_answers` is in effect); without it the caller delivers the returned
+        response, answered unless it is a ``timeout`` or ``reset`` fault.
+        """
         method = method.upper()
         session_id = session_id_of(path)
         auth_style, presented_key = credentials(headers)
         self._log.count(session_id)
+        arrived = datetime.now(timezone.utc)
         fault = self._faults.take(session_id)
         delay = self.latency_ms + (fault.latency_ms if fault and fault.kind == "latency" else 0)
         if delay:
@@ -255,6 +302,10 @@ class FakeVerilock(FakeAccount):
             response = fault_reply(fault, self.rng)
         else:
             response = self._answer(method, path, query, body, auth_style, presented_key)
+        if deliver is None:
+            answered = response.fault not in ("timeout", "reset")
+        else:
+            answered = deliver(response)
         self._log.record(
             RecordedRequest(
                 method,
@@ -264,6 +315,8 @@ class FakeVerilock(FakeAccount):
                 response.status,
                 auth_style,
                 fault.kind if fault else None,
+                answered,
+                arrived,
             )
         )
         return response

@@ -120,7 +120,7 @@ class ApiRoutes:
         # The docs say "max 100" without saying whether larger values are rejected; the
         # fake clamps, like most Laravel-style APIs.
         per_page = min(per_page, 100)
-        wanted = params.get("status")
+        wanted = params.get("status") if self.account.status_filter else None
         found = []
         # Only the page's items are rendered: a listing costs what its page holds, not the
         # account's size (Gen B renders its own status words, so it is rendered to filter).

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import select
 import signal
 import socket
 import struct
@@ -112,13 +113,40 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             for prefix in API_PREFIXES:
                 if path.startswith(prefix + "/") or path == prefix:
-                    response = state.handle(
-                        self.command, path[len(prefix) :] or "/", parts.query, headers, body
+                    state.handle(
+                        self.command,
+                        path[len(prefix) :] or "/",
+                        parts.query,
+                        headers,
+                        body,
+                        deliver=self._deliver,
                     )
-                    break
-            else:
-                response = state.error_response(404, f"No route for {self.command} {path}.")
+                    return
+            response = state.error_response(404, f"No route for {self.command} {path}.")
         self._send(response)
+
+    def _deliver(self, response: FakeResponse) -> bool:
+        """Send an API answer, after holding it while the fake holds answers; ``True`` when
+        all of it was written to a client still connected (see :mod:`.requestlog`)."""
+        self.server.state.answer_hold.wait(self.server.stopping)
+        if not self._client_connected():
+            self.close_connection = True
+            return False
+        try:
+            self._send(response)
+        except OSError:  # the client went away while it was written
+            self.close_connection = True
+            return False
+        return response.fault not in ("timeout", "reset")
+
+    def _client_connected(self) -> bool:
+        # The client sends nothing more after its request (HTTP/1.0, one per connection):
+        # a readable socket means end of stream or a reset, i.e. the client went away.
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
 
     def _send(self, response: FakeResponse) -> None:
         if response.fault == "timeout":

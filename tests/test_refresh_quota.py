@@ -1,0 +1,226 @@
+"""The batch refresh's cost: listings filtered by status, a provider that ignores the filter,
+and a run that stops at its window and the next one that continues where it stopped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from django.utils import timezone
+
+from verilock_django import clock
+from verilock_django.client import VerilockClient
+from verilock_django.listing import Walk, plan_walks
+from verilock_django.models import Session
+from verilock_django.refresh import refresh_unfinished
+from verilock_django.store import store_session
+from verilock_django.testing.responses_api import InProcessVerilock
+
+pytestmark = pytest.mark.django_db
+
+LAST_WEEK = timezone.now() - dt.timedelta(days=7)
+
+
+def mirror(api: InProcessVerilock, count: int, status: str, *, offset: int = 0) -> list[str]:
+    """``count`` sessions in ``status`` at the fake, stored as a past sync left them."""
+    ids = [
+        api.add_session(status=status, created_at=LAST_WEEK + dt.timedelta(minutes=offset + i)).id
+        for i in range(count)
+    ]
+    for session_id in ids:
+        store_session(api.payload(session_id))
+    api.reset_counters()
+    return ids
+
+
+def listings(api: InProcessVerilock) -> list[dict[str, str]]:
+    """The query of every list request, in order."""
+    return [
+        {key: values[-1] for key, values in parse_qs(r.query).items()}
+        for r in api.requests
+        if r.session_id is None and r.path == "/sessions"
+    ]
+
+
+def fetched(api: InProcessVerilock) -> list[str]:
+    return [r.session_id for r in api.requests if r.session_id]
+
+
+def assert_mirrored(api: InProcessVerilock, ids: list[str]) -> None:
+    for session_id in ids:
+        assert Session.objects.get(pk=session_id).status == api.get(session_id).status
+
+
+def test_the_list_walk_costs_what_the_unfinished_sessions_need(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = mirror(verilock_api, 250, "processing")
+    for _ in range(1000):  # the account's history: newer sessions, all finished
+        verilock_api.add_session(status="approved")
+    changed = ids[::25]  # k = 10, all finished now: they leave the listing
+    verilock_api.advance_many(ids=changed)
+
+    report = refresh_unfinished()
+
+    pages = listings(verilock_api)
+    assert [(q["status"], q["page"]) for q in pages] == [("processing", str(n)) for n in (1, 2, 3)]
+    assert all(q["from"] == LAST_WEEK.date().isoformat() for q in pages)
+    assert sorted(fetched(verilock_api)) == sorted(changed)
+    assert report.requests <= len(changed) + math.ceil(250 / 100) + 2
+    assert report.synced == 10 and report.confirmed == 240 and not report.failed
+    assert_mirrored(verilock_api, ids)
+
+
+def test_each_unfinished_status_has_its_own_listing(verilock_api: InProcessVerilock) -> None:
+    created = mirror(verilock_api, 120, "created")
+    processing = mirror(verilock_api, 130, "processing", offset=200)
+    moved, finished = created[:10], processing[:10]
+    verilock_api.advance_many(ids=moved + finished)  # created → processing → approved
+
+    report = refresh_unfinished()
+
+    pages = listings(verilock_api)
+    # The oldest "from" first; one listing per status, each as long as its sessions need.
+    assert [(q["status"], q["page"]) for q in pages] == [
+        ("created", "1"),
+        ("created", "2"),
+        ("processing", "1"),
+        ("processing", "2"),
+    ]
+    assert sorted(fetched(verilock_api)) == sorted(moved + finished)
+    k = len(moved) + len(finished)
+    assert report.requests <= k + math.ceil(250 / 100) + 2
+    assert report.confirmed == 230 and report.synced == k
+    assert_mirrored(verilock_api, created + processing)
+
+
+def test_a_provider_that_ignores_the_filter_still_reconciles_every_session(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.status_filter = False
+    created = mirror(verilock_api, 5, "created")
+    processing = mirror(verilock_api, 5, "processing", offset=10)
+    for _ in range(20):
+        verilock_api.add_session(status="declined")
+    changed = [created[0], created[1], processing[0], processing[1]]
+    verilock_api.advance_many(ids=changed)
+
+    report = refresh_unfinished()
+
+    # The first listing showed every status: no second listing, no session fetched twice.
+    assert [q["status"] for q in listings(verilock_api)] == ["created"]
+    assert sorted(fetched(verilock_api)) == sorted(changed)
+    assert report.confirmed == 6 and report.synced == 4
+    assert_mirrored(verilock_api, created + processing)
+
+
+def test_sessions_of_a_completed_gen_b_lifecycle_are_listed_as_completed() -> None:
+    # A Gen B "completed" session with a decision is stored under its decision as status.
+    base = {"created_at": LAST_WEEK, "data_fetched_at": LAST_WEEK}
+    Session.objects.create(id="ses_review", status="review", decision="review", **base)
+    Session.objects.create(id="ses_open", status="in_progress", **base)
+    Session.objects.create(id="ses_never")  # no creation date: not listable
+    Session.objects.create(id="ses_done", status="approved", decision="approved", **base)
+
+    day = LAST_WEEK.astimezone(dt.timezone.utc).date().isoformat()
+    assert sorted(plan_walks(), key=lambda w: w.status) == [
+        Walk("completed", day),
+        Walk("in_progress", day),
+    ]
+
+
+def test_a_run_stopped_by_its_window_is_continued_by_the_next_oldest_data_first(
+    verilock_api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = mirror(verilock_api, 12, "processing")
+    hour_ago = clock.now() - dt.timedelta(hours=1)
+    oldest_first = list(reversed(ids))
+    for minutes, session_id in enumerate(oldest_first):  # ids[-1] has the oldest data
+        Session.objects.filter(pk=session_id).update(
+            data_fetched_at=hour_ago - dt.timedelta(minutes=12 - minutes)
+        )
+    for session_id in ids:  # a step-only change: only a fetch by id can see it
+        verilock_api.get(session_id).results["aml"] = {"status": "approved", "score": 0.01}
+    # Each fetch takes 10 s of this run's (simulated) window. (Per fetch, not per stored
+    # session: answers are stored in batches, after several fetches.)
+    now = [0.0]
+    monkeypatch.setattr("verilock_django.refresh.monotonic", lambda: now[0])
+    get_session = VerilockClient.get_session
+
+    def slow_get_session(client: VerilockClient, session_id: str) -> Any:
+        now[0] += 10.0
+        return get_session(client, session_id)
+
+    monkeypatch.setattr(VerilockClient, "get_session", slow_get_session)
+
+    first = refresh_unfinished(max_runtime=35, concurrency=1)
+
+    done = fetched(verilock_api)
+    assert first.stopped and "stopped at the time limit" in first.summary()
+    assert 0 < len(done) < len(ids) and first.synced == len(done)
+    assert sorted(done) == sorted(oldest_first[: len(done)])  # the oldest data first
+    assert first.stale_left == len(ids) - len(done)
+    assert f"{first.stale_left} with old data left for the next run" in first.summary()
+
+    verilock_api.reset_counters()
+    second = refresh_unfinished()
+
+    rest = fetched(verilock_api)
+    assert sorted(rest) == sorted(oldest_first[len(done) :])  # where the first one stopped
+    assert not second.stopped and second.stale_left == 0
+    for session_id in ids:
+        step = Session.objects.get(pk=session_id).results.get(step="aml")
+        assert (step.status, step.score) == ("approved", 0.01)
+
+
+def test_the_budget_sizes_on_the_window_and_leaves_a_share_of_the_quota(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    # 120 a minute over a 60 s window: 80 % is 96 requests, less the 1 list request.
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = 120  # the documented quota (tests raise it)
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 60
+    ids = mirror(verilock_api, 100, "processing")
+    Session.objects.update(data_fetched_at=clock.now() - dt.timedelta(hours=1))
+
+    report = refresh_unfinished()
+
+    assert len(fetched(verilock_api)) == 95 and report.requests == 96
+    assert report.stale_left == 5 and report.confirmed == len(ids)
+
+
+def test_a_session_refreshed_by_age_that_then_finishes_is_fetched_by_the_next_run(
+    verilock_api: InProcessVerilock,
+) -> None:
+    (session_id,) = mirror(verilock_api, 1, "processing")
+    Session.objects.update(data_fetched_at=clock.now() - dt.timedelta(hours=1))
+    refresh_unfinished()  # confirmed by the list, then fetched by age: unchanged
+    assert fetched(verilock_api) == [session_id]
+    row = Session.objects.get()
+    assert row.unchanged_checks == 1 and row.next_check_at > clock.now()  # type: ignore[operator]
+
+    verilock_api.advance(session_id)  # decided: it leaves the "processing" listing
+    verilock_api.reset_counters()
+    refresh_unfinished()
+
+    assert fetched(verilock_api) == [session_id]  # at once, the backoff notwithstanding
+    assert_mirrored(verilock_api, [session_id])
+
+
+def test_rows_never_fetched_are_all_fetched_whatever_the_by_age_budget(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    # 5 a minute over a 60 s window: a by-age budget of 4; the 5 rows have no data at all.
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = 5
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 60
+    ids = [verilock_api.add_session(status="processing").id for _ in range(5)]
+    for session_id in ids:
+        Session.objects.create(id=session_id)  # registered by id, never fetched
+
+    report = refresh_unfinished()
+
+    assert sorted(fetched(verilock_api)) == sorted(ids) and report.created + report.updated == 5
+    assert listings(verilock_api) == []  # nothing listable yet
+    assert_mirrored(verilock_api, ids)
