@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from verilock_django import processing
+from verilock_django import encryption, processing
 from verilock_django.models import Tombstone, WebhookEvent, WebhookEventStatus
 from verilock_django.privacy import erase_sessions
 from verilock_django.signals import webhook_received
@@ -158,3 +158,30 @@ def test_the_default_processor_never_processes_on_the_request_thread(
     assert thread is not threading.current_thread()
     assert thread.name.startswith("verilock-webhook")
     assert WebhookEvent.objects.get().status == WebhookEventStatus.PENDING
+
+
+@pytest.mark.skipif(
+    encryption.library_missing(),
+    reason="the encryption extra (django-fernet-encrypted-fields) is not installed",
+)
+@pytest.mark.usefixtures("warm")
+def test_the_prepared_insert_encrypts_the_payload_as_the_field_does(
+    client: Client, settings: Any
+) -> None:
+    settings.SALT_KEY = "salt-for-the-intake-test"
+    settings.VERILOCK_ENCRYPT_FIELDS = True
+    payload = webhook_payload(session_id="ses_sealed", webhook_id="wh_sealed")
+
+    assert delivered(client, payload)[0] == "stored"
+
+    meta = WebhookEvent._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {meta.get_field('payload').column} FROM {meta.db_table} "  # noqa: S608
+            "WHERE webhook_id = %s",
+            ["wh_sealed"],
+        )
+        (raw,) = cursor.fetchone()
+    # Stored as the field stores it: one token, nothing of the delivery readable.
+    assert "ses_sealed" not in (raw if isinstance(raw, str) else json.dumps(raw))
+    assert WebhookEvent.objects.get(webhook_id="wh_sealed").payload == payload
