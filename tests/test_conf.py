@@ -13,7 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from verilock_django.checks import check_webhook_settings
-from verilock_django.conf import SETTINGS, VerilockSettings, verilock_settings
+from verilock_django.conf import GROUP_API, SETTINGS, Setting, VerilockSettings, verilock_settings
 from verilock_django.exceptions import VerilockConfigurationError
 from verilock_django.models import Session
 
@@ -91,6 +91,20 @@ def test_settings_are_read_at_access_time() -> None:
 def test_the_settings_fixture_takes_effect(settings: Any) -> None:
     settings.VERILOCK_SYNC_CONCURRENCY = 4
     assert verilock_settings.sync_concurrency == 4
+
+
+def test_a_setting_is_parsed_once_until_it_changes(settings: Any) -> None:
+    parsed: list[object] = []
+
+    def parse(value: object) -> int:
+        parsed.append(value)
+        return int(str(value))
+
+    row = Setting("TEST_PARSED_ONCE", 1, parse, "E001", GROUP_API, "int", "1", "A test row.")
+    assert [row.value(), row.value()] == [1, 1]
+    settings.VERILOCK_TEST_PARSED_ONCE = 5
+    assert [row.value(), row.value()] == [5, 5]
+    assert parsed == [1, 5]
 
 
 def test_a_key_pasted_with_surrounding_whitespace_works() -> None:

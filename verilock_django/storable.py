@@ -117,8 +117,10 @@ def parse_json_body(data: bytes, *, max_depth: int) -> Any:
         text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError:
         raise PayloadError("(body)", "not UTF-8 text") from None
-    # One linear pass over brackets, skipping strings whole, as the decoder will read them.
-    depth, at = 0, 0
+    # Nesting never exceeds the number of opening brackets (those inside strings included),
+    # so most bodies need no scan. Otherwise one linear pass over brackets, skipping strings
+    # whole, as the decoder will read them.
+    depth, at = 0, len(text) if text.count("{") + text.count("[") <= max_depth else 0
     while match := _JSON_STRUCTURE.search(text, at):
         char, at = match.group(), match.end()
         if char == '"':

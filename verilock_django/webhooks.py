@@ -22,7 +22,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.db.models.constants import OnConflict
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -37,20 +47,24 @@ from .exceptions import (
     VerilockConfigurationError,
     describe_failure,
 )
-from .models import WebhookEvent
+from .models import Tombstone, WebhookEvent
 from .payloads import parse_session_id, parse_timestamp
-from .privacy import ensure_not_erased, minimise_webhook_body
+from .privacy import minimise_webhook_body, session_hash
 from .signals import webhook_received
 from .signatures import SIGNATURE_HEADERS, verify_signature
 from .storable import (
     EVENT_TYPE_MAX_LENGTH,
+    MAX_STORED_DEPTH,
     WEBHOOK_ID_MAX_LENGTH,
+    clean_text,
     parse_json_body,
-    storable_json,
 )
 from .work import dispatch_event
 
 logger = logging.getLogger(__name__)
+
+# Where WSGI puts the signature headers (read there: building request.headers costs more).
+_SIGNATURE_KEYS = tuple("HTTP_" + name.upper().replace("-", "_") for name in SIGNATURE_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -73,30 +87,35 @@ def parse_envelope(body: bytes) -> Envelope:
 
     Only a body that is not a JSON object, or nests deeper than ``VERILOCK_MAX_JSON_DEPTH`` or
     than a stored payload may (:data:`~verilock_django.storable.MAX_STORED_DEPTH`), is
-    refused. The payload is kept as :func:`~verilock_django.storable.storable_json` makes
-    it. A missing ``webhook_id`` is derived from the event, the session id and the timestamp
-    (or, without a timestamp, from the body itself), so the provider's retries of one event
-    still collapse into one row.
+    refused. The payload is kept as read (storing cleans it, see :func:`store_delivery`);
+    the columns' values are cleaned as :func:`~verilock_django.storable.storable_json`
+    cleans text. A missing ``webhook_id`` is derived from the event, the session id and the
+    timestamp (or, without a timestamp, from the body itself), so the provider's retries of
+    one event still collapse into one row.
     """
-    depth = verilock_settings.max_json_depth
+    # Bounded by what may be stored as well, so that storing can refuse nothing (no second
+    # walk over the payload here: storing cleans it, once).
+    depth = min(verilock_settings.max_json_depth, MAX_STORED_DEPTH)
     try:
-        payload = storable_json(parse_json_body(body, max_depth=depth))
+        payload = parse_json_body(body, max_depth=depth)
     except PayloadError as exc:
         raise InvalidEnvelope(f"the body is {exc.problem}") from None
     if not isinstance(payload, dict):
         raise InvalidEnvelope("the body is not a JSON object")
-    event = payload.get("event")
+    event = _text(payload.get("event"))
     event = event[:EVENT_TYPE_MAX_LENGTH] if isinstance(event, str) else ""
     data = payload.get("data")
     data = data if isinstance(data, dict) else {}
     session_id = _session_id(event, data, payload)
-    timestamp = payload.get("timestamp")
+    timestamp = _text(payload.get("timestamp"))
     try:
         occurred_at = parse_timestamp(timestamp, "timestamp")
     except PayloadError:
         occurred_at = None
     return Envelope(
-        webhook_id=_webhook_id(payload.get("webhook_id"), event, session_id, timestamp, body),
+        webhook_id=_webhook_id(
+            _text(payload.get("webhook_id")), event, session_id, timestamp, body
+        ),
         event_type=event,
         session_id=session_id,
         occurred_at=occurred_at,
@@ -105,46 +124,70 @@ def parse_envelope(body: bytes) -> Envelope:
 
 
 def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
-    """Store a delivery once; ``(event, False)`` for a ``webhook_id`` already stored.
+    """Store a delivery once: ``(event, True)`` when stored, ``(delivery, False)`` for a
+    ``webhook_id`` already stored (the delivery as received, unsaved: ``pk`` is ``None``).
 
-    Two statements whether new or a duplicate: ``INSERT … ON CONFLICT DO NOTHING`` (the
-    unique ``webhook_id`` decides, also under concurrent deliveries, and a duplicate never
-    breaks the caller's transaction), then one read of the stored row's id and arrival
-    time, which tells whether this insert made it. When stored, ``webhook_received`` and
-    processing follow the commit. The body is stored as :func:`.privacy.minimise_webhook_body`
-    leaves it. Raises :class:`~verilock_django.exceptions.ErasedSessionError` (nothing
-    stored) for a delivery about a session erased on request.
+    A duplicate costs no more statements than a new delivery: on PostgreSQL one statement
+    checks the tombstone and runs ``INSERT … ON CONFLICT (webhook_id) DO NOTHING RETURNING
+    id`` (a duplicate writes nothing); elsewhere, with a session id, one read tells whether
+    the session was erased or the delivery is stored already (a duplicate stops there,
+    without waiting for SQLite's write lock), then that insert (MySQL and MariaDB without
+    ``RETURNING``: ``INSERT IGNORE`` and the inserted row's id). The unique ``webhook_id``
+    decides under concurrent deliveries; nothing is read back and no savepoint is taken, so a
+    duplicate never breaks the caller's transaction. The SQL is built once per database. When
+    stored, ``webhook_received`` and processing follow the commit (at once outside a
+    transaction). The body is stored as :func:`.privacy.minimise_webhook_body` leaves it.
+
+    :raises ErasedSessionError: the delivery is about a session erased on request (nothing
+        stored).
+    :raises DatabaseError: the row cannot be written (``OperationalError`` when the database
+        is away).
     """
-    if envelope.session_id:
-        ensure_not_erased(envelope.session_id)
-    new = WebhookEvent(
-        webhook_id=envelope.webhook_id,
-        event_type=envelope.event_type,
-        session_id=envelope.session_id,
-        occurred_at=stored_datetime(envelope.occurred_at),
-        received_at=timezone.now(),
-        payload=minimise_webhook_body(envelope.payload),
-    )
-    WebhookEvent.objects.bulk_create([new], ignore_conflicts=True)
-    event = (
-        WebhookEvent.objects.only("pk", "webhook_id", "received_at")
-        .filter(webhook_id=envelope.webhook_id)
-        .first()
-    )
-    if event is None:
-        raise IntegrityError("the webhook event was neither stored nor found")
-    # Another delivery of the same id stored at the same microsecond is taken as new too:
-    # processing is idempotent, so the worst case is one extra check of the session.
-    if event.received_at != new.received_at:
+    values: dict[str, Any] = {
+        "webhook_id": envelope.webhook_id,
+        "event_type": envelope.event_type,
+        "session_id": envelope.session_id,
+        "occurred_at": stored_datetime(envelope.occurred_at),
+        "received_at": timezone.now(),
+        "payload": minimise_webhook_body(envelope.payload),
+    }
+    alias = router.db_for_write(WebhookEvent)
+    connection = connections[alias]
+    sql = _statements(connection)
+    params = sql.params(values, connection)
+    erased = session_hash(envelope.session_id) if envelope.session_id else None
+    with connection.cursor() as cursor:
+        if sql.combined:
+            cursor.execute(sql.insert, [erased, *params])
+            is_erased, pk = cursor.fetchone()
+        else:
+            is_erased = stored = False
+            if erased is not None:
+                # The tombstone check reads whether the delivery is stored as well: a
+                # duplicate then costs this one read and never waits for the write lock.
+                cursor.execute(sql.checks, [erased, envelope.webhook_id])
+                is_erased, stored = cursor.fetchone()
+            pk = None
+            if not (is_erased or stored):
+                cursor.execute(sql.insert, params)
+                pk = sql.inserted_pk(cursor)
+    if is_erased:
+        raise ErasedSessionError(
+            f"Session {envelope.session_id} was erased on request: its deliveries are not "
+            "stored (verilock_django.privacy.lift_tombstone allows them again).",
+            session_id=envelope.session_id,
+        )
+    event = WebhookEvent(**values)
+    if pk is None:
         return event, False
-    new.pk = event.pk
-    new._state.adding, new._state.db = False, event._state.db  # as if read back
+    event.pk = pk
+    event._state.adding, event._state.db = False, alias  # as if read back
     # Two callbacks: a failing signal receiver must not keep the event from processing.
     transaction.on_commit(
-        lambda: webhook_received.send(sender=WebhookEvent, event=new), robust=True
+        lambda: webhook_received.send(sender=WebhookEvent, event=event), using=alias, robust=True
     )
-    transaction.on_commit(lambda: dispatch_event(new.pk), robust=True)
-    return new, True
+    transaction.on_commit(lambda: dispatch_event(pk), using=alias, robust=True)
+    return event, True
 
 
 @csrf_exempt
@@ -205,7 +248,7 @@ def _signed_body(request: HttpRequest) -> bytes | HttpResponse:
     if len(body) > limit:
         return _reject(413, "body too large")
 
-    signatures = [request.headers[name] for name in SIGNATURE_HEADERS if name in request.headers]
+    signatures = [request.META[key] for key in _SIGNATURE_KEYS if key in request.META]
     if not signatures:
         return _reject(403, "missing signature")
     if not verify_signature(body, signatures, secrets):
@@ -222,10 +265,16 @@ def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> st
         candidates.append(data.get("id"))
     for value in candidates:
         try:
-            return parse_session_id(value)
+            return parse_session_id(_text(value))
         except PayloadError:
             continue
     return ""
+
+
+def _text(value: object) -> object:
+    """A string as :func:`~verilock_django.storable.storable_json` leaves it; anything else
+    as is."""
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _webhook_id(value: object, event: str, session_id: str, timestamp: object, body: bytes) -> str:
@@ -241,6 +290,105 @@ def _webhook_id(value: object, event: str, session_id: str, timestamp: object, b
     else:
         basis = body
     return "derived:" + hashlib.sha256(basis).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The intake's SQL for one database, and how to fill it in."""
+
+    #: ``INSERT … RETURNING id`` (or ``INSERT IGNORE``), or on PostgreSQL the statement that
+    #: also checks the tombstone and returns ``(erased, id or NULL)``.
+    insert: str
+    combined: bool
+    #: ``(erased, stored)`` for a session id and a webhook id (unused when ``combined``).
+    checks: str
+    returning: bool
+    #: The inserted columns: ``(field, None)`` for a value of the delivery, ``(field,
+    #: value)`` for a default prepared once (a callable default is evaluated per row).
+    columns: tuple[tuple[Field[Any, Any], object], ...]
+
+    def params(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> list[Any]:
+        return [
+            field.get_db_prep_save(values[field.name], connection)
+            if field.name in values
+            else (
+                field.get_db_prep_save(field.get_default(), connection)
+                if constant is _PER_ROW
+                else constant
+            )
+            for field, constant in self.columns
+        ]
+
+    def inserted_pk(self, cursor: Any) -> int | None:
+        if self.returning:
+            row = cursor.fetchone()
+            return None if row is None else int(row[0])
+        return int(cursor.lastrowid) if cursor.rowcount == 1 else None
+
+
+_PER_ROW = object()
+_DELIVERY_FIELDS = frozenset(
+    ("webhook_id", "event_type", "session_id", "occurred_at", "received_at", "payload")
+)
+# Keyed by the connection's alias and settings: an override of DATABASES gets its own.
+_statement_cache: dict[tuple[str, str, int], _Statements] = {}
+
+
+def _statements(connection: BaseDatabaseWrapper) -> _Statements:
+    key = (connection.alias, connection.vendor, id(connection.settings_dict))
+    cached = _statement_cache.get(key)
+    if cached is None:
+        cached = _statement_cache[key] = _build_statements(connection)
+    return cached
+
+
+def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
+    def quote(name: str | None) -> str:
+        return str(connection.ops.quote_name(str(name)))
+
+    meta, tombstone = WebhookEvent._meta, Tombstone._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    columns = tuple(
+        (
+            field,
+            None
+            if field.name in _DELIVERY_FIELDS
+            else _PER_ROW
+            if field.has_default() and callable(field.default)
+            else field.get_db_prep_save(field.get_default(), connection),
+        )
+        for field in fields
+    )
+    # Only quoted names from the models are formatted in; every value is a parameter.
+    table, names = quote(meta.db_table), ", ".join(quote(field.column) for field in fields)
+    marks, pk = ", ".join(["%s"] * len(fields)), quote(meta.pk.column)
+    unique = quote(meta.get_field("webhook_id").column)
+    tombstones, key = quote(tombstone.db_table), quote(tombstone.pk.column)
+    erased = f"SELECT 1 FROM {tombstones} WHERE {key} = %s"  # noqa: S608
+    stored = f"SELECT 1 FROM {table} WHERE {unique} = %s"  # noqa: S608
+    checks = f"SELECT EXISTS ({erased}), EXISTS ({stored})"
+    if connection.vendor == "postgresql":
+        # One round trip: the insert happens only when no tombstone matches, and the answer
+        # tells an erased session (true, NULL) from a duplicate (false, NULL).
+        insert = (
+            f"WITH erased AS (SELECT EXISTS ({erased}) AS yes), "  # noqa: S608
+            f"stored AS (INSERT INTO {table} ({names}) SELECT {marks} FROM erased "
+            f"WHERE NOT erased.yes ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}) "
+            f"SELECT erased.yes, (SELECT {pk} FROM stored) FROM erased"
+        )
+        return _Statements(insert, True, checks, True, columns)
+    if connection.vendor == "sqlite":
+        # Only a conflict on webhook_id is a duplicate (SQLite's INSERT OR IGNORE would
+        # swallow a NOT NULL or CHECK violation too).
+        head, tail = "INSERT INTO", f"ON CONFLICT ({unique}) DO NOTHING"
+    else:
+        head = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
+        tail = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+    returning = bool(connection.features.can_return_columns_from_insert)
+    if returning:
+        tail += f" RETURNING {pk}"
+    insert = f"{head} {table} ({names}) VALUES ({marks}) {tail}".rstrip()
+    return _Statements(insert, False, checks, returning, columns)
 
 
 def _is_stale(occurred_at: dt.datetime | None) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -100,15 +100,23 @@ class Setting(Generic[T_co]):
         return getattr(settings, self.setting_name, self.default)
 
     def value(self) -> T_co:
-        """The typed value now.
+        """The typed value now, parsed again only when the raw value changed.
 
         :raises VerilockConfigurationError: the value is unusable (the message names the
             setting and the problem, never the value).
         """
+        raw = self.raw()
+        last = _last_parsed.get(self.name)
+        if last is not None and last[0] is raw and last[1] == _contents(raw):
+            return cast(T_co, last[2])
         try:
-            return self.parse(self.raw())
+            parsed = self.parse(raw)
         except InvalidSetting as exc:
             raise VerilockConfigurationError(f"{self.setting_name} {exc.problem}.") from None
+        # An imported callable is looked up on every access: a test may replace it.
+        if not callable(parsed):
+            _last_parsed[self.name] = (raw, _contents(raw), parsed)
+        return parsed
 
     def problem(self) -> InvalidSetting | None:
         """What is wrong with the current value, or ``None`` if it is usable."""
@@ -117,6 +125,18 @@ class Setting(Generic[T_co]):
         except InvalidSetting as exc:
             return exc
         return None
+
+
+#: Per setting, the last raw value parsed, a copy of its items and the typed value.
+#: Parsers are pure, so reading a setting on every request (the webhook view reads six)
+#: costs a lookup, not a parse; any other value, or a list changed in place, is parsed.
+_last_parsed: dict[str, tuple[object, object, object]] = {}
+
+
+def _contents(raw: object) -> object:
+    if isinstance(raw, dict):
+        return tuple(raw.items())
+    return tuple(raw) if isinstance(raw, (list, set)) else None
 
 
 # -- parsers: raw value in, typed value out, or InvalidSetting --------------------------
