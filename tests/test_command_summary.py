@@ -349,3 +349,25 @@ def test_progress_bar_when_ids_are_given(verilock_api: InProcessVerilock) -> Non
     text = out.getvalue()
     assert "/s ETA" in text and "/3 " in text
     assert text.rsplit("\r\x1b[2K", 1)[1].startswith("3 fetched")
+
+
+def test_a_dry_run_counts_one_listing_per_status_listed(
+    verilock_api: InProcessVerilock,
+) -> None:
+    # Unfinished sessions in three statuses: the refresh walks one filtered listing each.
+    ids = [
+        verilock_api.add_session(status=status).id
+        for status in ("created", "processing", "review", "review")
+    ]
+    run(*ids)
+    verilock_api.reset_counters()
+
+    out, _ = run("--dry-run")
+    data = json.loads(run("--dry-run", "--json")[0])
+    run()
+
+    assert "4 would be checked through the list" in out
+    assert out.endswith("; at least 3 requests\n"), out
+    assert data["requests_at_least"] == 3
+    # What a run with nothing changed spends: exactly those listings.
+    assert verilock_api.total_requests == 3

@@ -37,6 +37,7 @@ from django.db.models import CharField, Count, Min, Q, Value
 from django.db.models.expressions import Case, When
 
 from .conf import verilock_settings
+from .listing import list_status
 from .models import Session, SessionQuerySet
 
 #: Most ids excluded by one query (SQLite allows 32,766 parameters, PostgreSQL 65,535).
@@ -56,6 +57,9 @@ class Standings:
     #: Before a run: sessions whose full data is older than ``VERILOCK_MAX_DATA_AGE`` (also
     #: counted under their standing), which the run fetches by id within its budget.
     old_data: int = 0
+    #: Before a run (not ``full``): how many listings the ``listed`` and ``listed_due``
+    #: sessions need, one per status they are listed under (the refresh lists by status).
+    list_walks: int = 0
 
     def __getitem__(self, standing: str) -> int:
         return self.counts[standing]
@@ -99,13 +103,16 @@ def after_run(since: dt.datetime, now: dt.datetime, *, failed: Collection[str] =
 
 def plan(now: dt.datetime, *, full: bool) -> Standings:
     """Count the unfinished sessions by what a run starting at ``now`` would do, and (not
-    ``full``) those with data older than ``VERILOCK_MAX_DATA_AGE``. One query."""
+    ``full``) those with data older than ``VERILOCK_MAX_DATA_AGE`` and the listings the
+    listable ones need (``list_walks``). One query."""
     max_age = verilock_settings.max_data_age
     old = None
     if not full and max_age is not None:
         cutoff = now - dt.timedelta(minutes=max_age)
         old = Q(missing_since__isnull=True, data_fetched_at__lt=cutoff)
-    return _count(_unfinished(()), _plan_cases(now, full=full), BEFORE_RUN, old_data=old)
+    return _count(
+        _unfinished(()), _plan_cases(now, full=full), BEFORE_RUN, old_data=old, walks=not full
+    )
 
 
 def sessions(
@@ -183,21 +190,34 @@ def _count(
     vocabulary: tuple[str, ...],
     *,
     old_data: Q | None = None,
+    walks: bool = False,
 ) -> Standings:
+    """Count ``queryset`` by standing; with ``walks``, also by listed status (grouped by
+    both), to count the listings the ``listed`` and ``listed_due`` rows need."""
     standings = Standings(counts=dict.fromkeys(vocabulary, 0))
+    annotated = queryset.annotate(standing=_standing(cases))
+    keys = ["standing"]
+    if walks:
+        annotated, keys = annotated.annotate(list_status=list_status()), [*keys, "list_status"]
     grouped = (
-        queryset.annotate(standing=_standing(cases))
-        .order_by()
-        .values("standing")
+        annotated.order_by()
+        .values(*keys)
         .annotate(
             count=Count("pk"),
             earliest=Min("next_check_at"),
             old=Count("pk", filter=old_data if old_data is not None else Q(pk__isnull=True)),
         )
     )
+    listed_statuses = set()
     for row in grouped:
-        standings.counts[row["standing"]] = row["count"]
+        standing = row["standing"]
+        standings.counts[standing] += row["count"]
         standings.old_data += row["old"]
-        if row["standing"] == "not_due":
-            standings.next_check_at = row["earliest"]
+        if standing == "not_due":
+            earliest = standings.next_check_at
+            if earliest is None or (row["earliest"] is not None and row["earliest"] < earliest):
+                standings.next_check_at = row["earliest"]
+        if walks and standing in ("listed", "listed_due"):
+            listed_statuses.add(row["list_status"])
+    standings.list_walks = len(listed_statuses)
     return standings

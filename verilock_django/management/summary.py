@@ -232,7 +232,10 @@ def of_plan(plan: Standings, *, full: bool, limit: int | None) -> Summary:
         parts.append(f"at most {limit} fetched (--limit)")
     if not plan.total:
         parts.append("no unfinished sessions; " + REGISTER_HINT)
-    least = (min(sure, limit) if limit is not None else sure) + (1 if listed else 0)
+    # One listing per status the listable sessions hold (a provider that ignores the
+    # status filter may need only one, but the documented API filters).
+    walks = plan.list_walks if listed else 0
+    least = (min(sure, limit) if limit is not None else sure) + walks
     parts.append("at least " + count(least, "%(n)d request", "%(n)d requests"))
     data = {
         "mode": "dry-run",
