@@ -26,7 +26,10 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    first, within the run's request budget: :data:`AGE_BUDGET_SHARE` of the quota
    (``client.rate_limit`` per minute) over the run's window (``max_runtime``, else
    ``VERILOCK_RECHECK_MIN_INTERVAL``, which is set a little below the cron period), less
-   what 1 to 3 spent (or enqueued). What the budget or the window leaves is counted
+   what 1 to 3 spent (or enqueued). A session whose last fetch failed waits for the
+   failure's backoff (``failed_checks``, ``next_check_at``: doubling per failure in a row
+   between the two ``VERILOCK_RECHECK_*`` intervals), so sessions that keep failing cannot
+   take the budget from the others run after run. What the budget or the window leaves is counted
    (``report.stale_left``) and is the oldest data of the next run, which therefore
    continues where this one stopped.
 
@@ -310,9 +313,13 @@ class _Run:
         max_age = verilock_settings.max_data_age
         if max_age is None:
             return
+        now = clock.now()
         stale = (
-            Session.objects.claimable(not_checked_since=None, now=clock.now())
+            Session.objects.claimable(not_checked_since=None, now=now)
             .filter(data_fetched_at__lt=self.started_at - dt.timedelta(minutes=max_age))
+            # A session whose last fetch failed waits for its failure's backoff: never
+            # renewed, its data stays the oldest and would take the budget every run.
+            .exclude(failed_checks__gt=0, next_check_at__gt=now)
             .in_age_order()
         )
         quota = self.client.rate_limit * self.window / 60 * AGE_BUDGET_SHARE
