@@ -280,3 +280,26 @@ def test_sessions_that_keep_failing_wait_for_their_backoff_and_leave_the_budget_
     assert set(Session.objects.filter(pk__in=failing).values_list("failed_checks", flat=True)) == {
         0
     }
+
+
+def test_a_gen_b_session_in_review_listed_without_a_decision_is_not_fetched_every_run(
+    verilock_api: InProcessVerilock,
+) -> None:
+    remote = verilock_api.add_session(status="completed", shape="b", decision="review")
+    store_session(verilock_api.payload(remote.id))
+    assert Session.objects.get().status == "review"
+    verilock_api.reset_counters()
+
+    for _ in range(4):
+        report = refresh_unfinished()
+        assert report.confirmed == 1
+
+    assert fetched(verilock_api) == []  # listed "completed" as it was: confirmed, not fetched
+    assert [q["status"] for q in listings(verilock_api)] == ["completed"] * 4
+
+    # Still unchanged, it gets its by-age refresh like any session.
+    Session.objects.update(data_fetched_at=clock.now() - dt.timedelta(hours=1))
+    refresh_unfinished()
+    assert fetched(verilock_api) == [remote.id]
+
+    assert Session.objects.get().status == "review"
