@@ -224,3 +224,82 @@ def test_rows_never_fetched_are_all_fetched_whatever_the_by_age_budget(
     assert sorted(fetched(verilock_api)) == sorted(ids) and report.created + report.updated == 5
     assert listings(verilock_api) == []  # nothing listable yet
     assert_mirrored(verilock_api, ids)
+
+
+def test_sessions_that_keep_failing_wait_for_their_backoff_and_leave_the_budget_to_others(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    # 60 a minute over a 5 s window: 4 requests, 1 list page, so 3 by-age fetches a run.
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = 60
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 600  # the first failure's backoff: 10 min
+    settings.VERILOCK_RECHECK_MAX_INTERVAL = 3600
+    settings.VERILOCK_MAX_RETRIES = 0
+    ids = mirror(verilock_api, 8, "processing")
+    hour_ago = clock.now() - dt.timedelta(hours=1)
+    for minutes, session_id in enumerate(ids):  # ids[-1] has the oldest data
+        Session.objects.filter(pk=session_id).update(
+            data_fetched_at=hour_ago - dt.timedelta(minutes=minutes)
+        )
+    failing, healthy = ids[-3:], ids[:-3]
+    for session_id in failing:
+        verilock_api.fail_next(session_id, status=500, times=100)
+
+    runs = []
+    for _ in range(3):
+        verilock_api.reset_counters()
+        report = refresh_unfinished(max_runtime=5)
+        runs.append(sorted(fetched(verilock_api)))
+        assert report.confirmed == len(ids)  # the list shows all of them, unchanged
+
+    assert runs[0] == sorted(failing)  # the oldest data first: they fail
+    assert runs[1] == sorted(healthy[-3:]) and runs[2] == sorted(healthy[:2])
+    for row in Session.objects.filter(pk__in=failing):
+        # The listing cleared the error text, not the failure's backoff.
+        assert row.last_sync_error == "" and row.failed_checks == 1
+        assert row.next_check_at > clock.now() + dt.timedelta(minutes=9)  # type: ignore[operator]
+    assert set(Session.objects.filter(pk__in=healthy).values_list("failed_checks", flat=True)) == {
+        0
+    }
+
+    # Their backoff passes: the next run retries them (the oldest data), and the next
+    # failure doubles the backoff.
+    Session.objects.filter(pk__in=failing).update(next_check_at=clock.now())
+    verilock_api.reset_counters()
+    refresh_unfinished(max_runtime=5)
+    assert sorted(fetched(verilock_api)) == sorted(failing)
+    for row in Session.objects.filter(pk__in=failing):
+        assert row.failed_checks == 2
+        assert row.next_check_at > clock.now() + dt.timedelta(minutes=19)  # type: ignore[operator]
+
+    # Fetched fine after the backoff: the count starts again.
+    verilock_api.clear_faults()
+    Session.objects.filter(pk__in=failing).update(next_check_at=clock.now())
+    verilock_api.reset_counters()
+    refresh_unfinished(max_runtime=5)
+    assert sorted(fetched(verilock_api)) == sorted(failing)
+    assert set(Session.objects.filter(pk__in=failing).values_list("failed_checks", flat=True)) == {
+        0
+    }
+
+
+def test_a_gen_b_session_in_review_listed_without_a_decision_is_not_fetched_every_run(
+    verilock_api: InProcessVerilock,
+) -> None:
+    remote = verilock_api.add_session(status="completed", shape="b", decision="review")
+    store_session(verilock_api.payload(remote.id))
+    assert Session.objects.get().status == "review"
+    verilock_api.reset_counters()
+
+    for _ in range(4):
+        report = refresh_unfinished()
+        assert report.confirmed == 1
+
+    assert fetched(verilock_api) == []  # listed "completed" as it was: confirmed, not fetched
+    assert [q["status"] for q in listings(verilock_api)] == ["completed"] * 4
+
+    # Still unchanged, it gets its by-age refresh like any session.
+    Session.objects.update(data_fetched_at=clock.now() - dt.timedelta(hours=1))
+    refresh_unfinished()
+    assert fetched(verilock_api) == [remote.id]
+
+    assert Session.objects.get().status == "review"

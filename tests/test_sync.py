@@ -34,6 +34,7 @@ def snapshot(session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "data_fetched_at",
         "next_check_at",
         "unchanged_checks",
+        "failed_checks",
         "lease_expires_at",
         "missing_since",
     ):

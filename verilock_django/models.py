@@ -150,6 +150,9 @@ class Session(models.Model):
     # Scheduling and claiming for the batch refresh.
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True, editable=False)
     unchanged_checks = models.PositiveIntegerField(default=0, editable=False)
+    # Fetches by id that failed in a row (reset by a stored answer, not by a listing): while
+    # positive, ``next_check_at`` is the failure's backoff, which the by-age refresh honours.
+    failed_checks = models.PositiveIntegerField(default=0, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Verilock answered 404 for this id: the batch refresh stops asking until an explicit
     # sync or a webhook finds it again.

@@ -7,7 +7,10 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    (see :mod:`verilock_django.listing`), pages 1..last_page. Each page is reconciled by id
    with the stored unfinished sessions: one whose listed status (and decision, when the
    item carries one) equals the stored one is *confirmed* (no request; ``last_synced_at``
-   is bumped); one that changed is claimed and fetched by id at once. Items of other
+   is bumped); one that changed is claimed and fetched by id at once. An item without a
+   decision is compared by the word the stored session is listed under (a Gen B session
+   stored as ``review`` is listed ``completed``), so a decision such an item hides is
+   seen by the by-age refresh (4), not by the list. Items of other
    statuses (a provider that ignores the filter) reconcile the same way, and then that
    listing also accounts for every status left to walk.
 2. **Unlisted.** Once a listing was walked to its last page, a stored session of its status
@@ -26,7 +29,10 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    first, within the run's request budget: :data:`AGE_BUDGET_SHARE` of the quota
    (``client.rate_limit`` per minute) over the run's window (``max_runtime``, else
    ``VERILOCK_RECHECK_MIN_INTERVAL``, which is set a little below the cron period), less
-   what 1 to 3 spent (or enqueued). What the budget or the window leaves is counted
+   what 1 to 3 spent (or enqueued). A session whose last fetch failed waits for the
+   failure's backoff (``failed_checks``, ``next_check_at``: doubling per failure in a row
+   between the two ``VERILOCK_RECHECK_*`` intervals), so sessions that keep failing cannot
+   take the budget from the others run after run. What the budget or the window leaves is counted
    (``report.stale_left``) and is the oldest data of the next run, which therefore
    continues where this one stopped.
 
@@ -66,7 +72,15 @@ from . import clock
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
 from .exceptions import AuthenticationError, VerilockError
-from .listing import LIST_PAGE_SIZE, Item, Walk, listed_as, page_items, plan_walks
+from .listing import (
+    LIST_PAGE_SIZE,
+    Item,
+    Walk,
+    list_status,
+    listed_as,
+    page_items,
+    plan_walks,
+)
 from .models import Session, SessionQuerySet
 from .notify import deliver_pending_finished
 from .schedule import claim_sessions, confirm_listed, new_lease, release_claims
@@ -264,16 +278,23 @@ class _Run:
         """Compare one page's statuses with the stored ones; fetch what changed."""
         listed = {item.id: item for item in items}
         stored = {
-            sid: (status, decision)
-            for sid, status, decision in Session.objects.unfinished()
+            sid: (status, decision, listed_word)
+            for sid, status, decision, listed_word in Session.objects.unfinished()
             .filter(pk__in=listed)
-            .values_list("id", "status", "decision")
+            .annotate(list_status=list_status())
+            .values_list("id", "status", "decision", "list_status")
         }
         unchanged: list[str] = []
         changed: list[str] = []
-        for sid, (status, decision) in sorted(stored.items()):
+        for sid, (status, decision, listed_word) in sorted(stored.items()):
             item = listed[sid]
-            same = item.status == status and item.decision in (None, decision)
+            if item.decision is None:
+                # No decision to fold in: compare the word the provider lists it under (a
+                # Gen B session stored as "review" is listed "completed"). A decision that
+                # such an item hides waits for the by-age refresh.
+                same = item.status == status or item.listed_status == listed_word
+            else:
+                same = item.status == status and item.decision == decision
             (unchanged if same else changed).append(sid)
         if unchanged:
             # Marks them as accounted for, so the later phases leave them alone.
@@ -310,9 +331,13 @@ class _Run:
         max_age = verilock_settings.max_data_age
         if max_age is None:
             return
+        now = clock.now()
         stale = (
-            Session.objects.claimable(not_checked_since=None, now=clock.now())
+            Session.objects.claimable(not_checked_since=None, now=now)
             .filter(data_fetched_at__lt=self.started_at - dt.timedelta(minutes=max_age))
+            # A session whose last fetch failed waits for its failure's backoff: never
+            # renewed, its data stays the oldest and would take the budget every run.
+            .exclude(failed_checks__gt=0, next_check_at__gt=now)
             .in_age_order()
         )
         quota = self.client.rate_limit * self.window / 60 * AGE_BUDGET_SHARE

@@ -26,6 +26,8 @@ def confirm_listed(session_ids: Collection[str]) -> int:
     fetched; an earlier sync error and a "missing at Verilock" mark are cleared (the list
     shows the session exists and answers), and so is the by-id backoff (``unchanged_checks``:
     the list accounts for the session, so the day it leaves the list it is fetched at once).
+    A failed fetch's backoff (``failed_checks``, ``next_check_at``) stays: the list shows
+    the session exists, not that fetching it works.
     """
     if not session_ids:
         return 0

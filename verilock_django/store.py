@@ -36,7 +36,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Value
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
 from . import clock
@@ -184,16 +184,26 @@ def store_discovered(payload: object, *, fetched_at: dt.datetime | None = None) 
 
 
 def record_failure(session_id: str, error: BaseException, *, release_lease: bool = False) -> None:
-    """Keep a safe description of ``error`` on the stored session; retry after the minimum.
+    """Keep a safe description of ``error`` on the stored session; retry after a backoff.
 
-    Nothing else about the session changes; an unknown ``session_id`` is left unknown. A
+    Nothing else about the session changes; an unknown ``session_id`` is left unknown.
+    ``failed_checks`` counts the failures in a row, and ``next_check_at`` becomes the
+    failure's backoff: ``VERILOCK_RECHECK_MIN_INTERVAL`` after the first, doubling per
+    failure up to ``VERILOCK_RECHECK_MAX_INTERVAL`` (a listing that confirms the session
+    clears the error text but not this). A
     :class:`~verilock_django.exceptions.NotFoundError` also marks the session missing at
     Verilock (``missing_since``), which the batch refresh then skips.
     """
     now = clock.now()
+    failed_before = (
+        Session.objects.filter(pk=session_id).values_list("failed_checks", flat=True).first()
+    )
+    if failed_before is None:
+        return
     updates: dict[str, Any] = {
         "last_sync_error": describe_failure(error)[:ERROR_MAX_LENGTH],
-        "next_check_at": next_check_time(0, now),
+        "failed_checks": F("failed_checks") + 1,
+        "next_check_at": next_check_time(failed_before, now),
     }
     if isinstance(error, NotFoundError):
         updates["missing_since"] = Coalesce("missing_since", Value(now))

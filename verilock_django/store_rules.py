@@ -147,6 +147,7 @@ CHECKED_COLUMNS = (
     "missing_since",
     "data_fetched_at",
     "unchanged_checks",
+    "failed_checks",
     "next_check_at",
 )
 
@@ -169,6 +170,7 @@ def plan_write(answer: Answer, stored: Session | None) -> Write:
         return Write(SyncResult(data.id, Outcome.STALE), stored if lease else None, columns=lease)
     if stored.payload == data.payload and stored.last_synced_at is not None:
         stored.unchanged_checks += 1
+        stored.failed_checks = 0
         stored.last_synced_at = now
         stored.last_sync_error = ""
         stored.missing_since = None
@@ -277,6 +279,7 @@ def _write(
     session.missing_since = None
     session.data_fetched_at = fetched_at
     session.unchanged_checks = 0
+    session.failed_checks = 0
     session.next_check_at = None if session.is_finished else next_check_time(0, now)
     if session.is_finished:
         session.hosted_url = ""  # the link to an open flow is kept only while it is open
