@@ -23,7 +23,13 @@ OVERVIEW = reverse("admin:verilock_django_session_overview")
 def add(
     number: int, status: str, *, days_ago: int, shape: Shape = "b", step: str = "face_match"
 ) -> None:
-    created = timezone.now() - dt.timedelta(days=days_ago, hours=1)
+    # Within the calendar day `days_ago` days back, whatever the time of day the test runs
+    # (an hour back from just after midnight would land on the day before).
+    now = timezone.now()
+    since_midnight = now - timezone.localtime(now).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    created = now - dt.timedelta(days=days_ago) - min(dt.timedelta(hours=1), since_midnight / 2)
     store_session(
         session_payload(
             shape,
