@@ -24,36 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchsetup import ACCOUNT_LIMIT_PER_MINUTE, API_KEY, configure_django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-API_KEY = "bench-key"
 LATENCY_MS = 50
 
 
 def configure(database: str, api_url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": database,
-                # The usual production settings for SQLite (as in bench_sync); both get them.
-                "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
-            }
-        },
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        VERILOCK_API_KEY=API_KEY,
-        VERILOCK_API_URL=api_url,
-        VERILOCK_MAX_RETRIES=0,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+    configure_django(database, VERILOCK_API_URL=api_url, VERILOCK_MAX_RETRIES=0)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -94,6 +73,7 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="bench-discover-")
     with FakeVerilockServer(api_key=API_KEY, latency_ms=LATENCY_MS) as server:
+        server.state.rate_limit_per_minute = ACCOUNT_LIMIT_PER_MINUTE  # walks, not the quota
         configure(os.path.join(folder, "db.sqlite3"), server.url)
         from verilock_django.models import Session
 

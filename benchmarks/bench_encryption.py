@@ -29,28 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchsetup import configure_django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
 def configure(database_url: str) -> None:
-    import dj_database_url
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        SECRET_KEY="bench-only",
-        SALT_KEY="bench-only-salt",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"],
-        DATABASES={"default": dj_database_url.parse(database_url)},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        VERILOCK_API_KEY="bench-key",
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+    configure_django(database_url, SALT_KEY="bench-only-salt")
 
 
 def timed(action: Callable[[], Any]) -> float:

@@ -37,34 +37,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchsetup import API_KEY, configure_django
+
 ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "bench-key"
 QUOTA = 120
 
 
-def configure_django(database: str, api_url: str) -> None:
-    """Minimal settings: the app, a SQLite file, the key and URL; every VERILOCK default."""
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": database,
-                "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
-            }
-        },
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        VERILOCK_API_KEY=API_KEY,
-        VERILOCK_API_URL=api_url,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+def configure(database: str, api_url: str) -> None:
+    """Every VERILOCK default but the API's URL (the point of this benchmark)."""
+    configure_django(database, VERILOCK_API_URL=api_url)
 
 
 def child(database: str, api_url: str) -> None:
@@ -73,7 +54,7 @@ def child(database: str, api_url: str) -> None:
 
     from django.core.management import CommandError, call_command
 
-    configure_django(database, api_url)
+    configure(database, api_url)
     out = io.StringIO()
     started = time.perf_counter()
     # Exit status 1 (some sessions failed) raises CommandError: the summary says which.
@@ -146,7 +127,7 @@ def main() -> None:
     database = workdir / "mirror.sqlite3"
     state = FakeVerilock(api_key=API_KEY, random_seed=16)
     with FakeVerilockServer(state) as server:
-        configure_django(str(database), server.url)
+        configure(str(database), server.url)
         ids = prepare(options.unfinished, options.data_age, state)
         rng = random.Random(16)  # reproducible: which sessions change
         changed = rng.sample(ids, round(options.changed * len(ids)))

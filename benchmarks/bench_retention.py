@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchsetup import configure_django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -36,24 +38,9 @@ STEPS = ("document", "selfie", "face_match", "liveness", "aml")
 
 
 def configure(database_url: str) -> None:
-    import dj_database_url
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        SECRET_KEY="bench-only",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"],
-        DATABASES={"default": dj_database_url.parse(database_url)},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        VERILOCK_API_KEY="bench-key",
-        VERILOCK_PII_RETENTION_DAYS=365,
-        VERILOCK_WEBHOOK_RETENTION_DAYS=None,
-        LOGGING_CONFIG=None,
+    configure_django(
+        database_url, VERILOCK_PII_RETENTION_DAYS=365, VERILOCK_WEBHOOK_RETENTION_DAYS=None
     )
-    django.setup()
 
 
 def rss_mib() -> float:

@@ -45,12 +45,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sync_contenders import API_KEY, CONTENDERS, configure_django, database_settings
+from benchsetup import ACCOUNT_LIMIT_PER_MINUTE, API_KEY, database_settings
+from sync_contenders import CONTENDERS, configure
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS_SCRIPT = Path(__file__).resolve().parent / "sync_contenders.py"
 UNFINISHED = "processing"
-ACCOUNT_LIMIT_PER_MINUTE = 1_000_000
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
@@ -173,8 +173,6 @@ def prepare(n: int, latency_ms: int, databases: Databases, server: Any) -> str:
     StepResult.objects.bulk_create(steps, batch_size=500)
     connections["default"].close()
     state.latency_ms = latency_ms
-    # A generous account: the app paces to what the API announces (else the documented 120
-    # a minute), and this benchmark measures throughput, not the quota.
     state.rate_limit_per_minute = ACCOUNT_LIMIT_PER_MINUTE
     return name
 
@@ -297,7 +295,7 @@ def main() -> None:
     sections = set(args.sections.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         databases = Databases(args.database, Path(tmp), args.postgres_url)
-        configure_django(databases.create("bench_sync_setup"))
+        configure(databases.create("bench_sync_setup"))
         try:
             if "speed" in sections:
                 speed(args, contenders, databases)

@@ -24,51 +24,15 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from benchsetup import API_KEY, configure_django
+
 ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "bench-key"
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
-def database_settings(database: str) -> dict[str, Any]:
-    """Django's settings for ``database``: a SQLite file path or a ``postgres://`` URL."""
-    if database.startswith("postgres"):
-        from urllib.parse import urlsplit
-
-        url = urlsplit(database)
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": url.path.lstrip("/"),
-            "USER": url.username or "postgres",
-            "PASSWORD": url.password or "",
-            "HOST": url.hostname or "127.0.0.1",
-            "PORT": str(url.port or 5432),
-        }
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": database,
-        # The usual production settings for SQLite; every contender gets them.
-        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
-    }
-
-
-def configure_django(database: str, api_url: str = "http://127.0.0.1:9/api/v1") -> None:
-    """Minimal settings for a standalone process: the app and one database."""
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "verilock_django"],
-        DATABASES={"default": database_settings(database)},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        VERILOCK_API_KEY=API_KEY,
-        VERILOCK_API_URL=api_url,
-        VERILOCK_MAX_RETRIES=0,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+def configure(database: str, api_url: str = "http://127.0.0.1:9/api/v1") -> None:
+    """Settings for a standalone contender process: the app and one database."""
+    configure_django(database, VERILOCK_API_URL=api_url, VERILOCK_MAX_RETRIES=0)
 
 
 # -- the contenders (run in a subprocess) ---------------------------------------------
@@ -198,7 +162,7 @@ CONTENDERS: dict[str, Callable[[], int]] = {
 
 def child(contender: str, database: str, api_url: str) -> None:
     """Subprocess entry: run one contender and print its figures as JSON."""
-    configure_django(database, api_url)
+    configure(database, api_url)
     from django.db import connection
     from django.db.backends.signals import connection_created
 
