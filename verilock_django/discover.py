@@ -39,8 +39,9 @@ from . import clock
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
 from .exceptions import AuthenticationError, PayloadError, VerilockError, describe_failure
-from .models import Session
+from .models import Session, Tombstone
 from .payloads import parse_session, parse_session_id
+from .privacy import session_hash
 from .store import Outcome, store_discovered
 from .sync import OnResult, SyncPipeline, SyncReport
 
@@ -53,13 +54,16 @@ HEAD_PASSES = 3
 
 
 def erased_session_ids(session_ids: Collection[str]) -> set[str]:
-    """The ids among ``session_ids`` whose local copy was erased and must not come back.
+    """The ids among ``session_ids`` erased on request and not lifted (one query).
 
-    HOOK (erasure tombstones): the single place discovery consults them. The tombstone model
-    (issue 13, branch i13-privacy) is not in :mod:`verilock_django.models` yet; once it is,
-    answer here with one query over it. Until then nothing is erased.
+    The single place discovery consults the tombstones (:mod:`.privacy`): an erased session
+    is neither fetched nor stored again.
     """
-    return set()
+    by_hash = {session_hash(session_id): session_id for session_id in session_ids}
+    if not by_hash:
+        return set()
+    found = Tombstone.objects.filter(pk__in=by_hash).values_list("pk", flat=True)
+    return {by_hash[key] for key in found}
 
 
 @dataclass
