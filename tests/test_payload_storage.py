@@ -241,6 +241,16 @@ def test_a_webhook_body_with_nul_nan_and_huge_numbers_is_stored_cleaned(settings
     assert event.payload["data"] == {"session_id": "ses_1", "quality": "NaN", "n": "1" + "0" * 30}
 
 
+@pytest.mark.parametrize("session_id", ["ses_\\u0000x", "ses_\\ud800x"])
+def test_a_webhook_session_id_is_checked_as_sent_not_cleaned_into_another(
+    session_id: str,
+) -> None:
+    # Found by the break-test: cleaned first, the id became "ses_x" (another session),
+    # which was then fetched; every other door refuses such an id.
+    body = b'{"event": "session.completed", "data": {"session_id": "%s"}}' % session_id.encode()
+    assert parse_envelope(body).session_id == ""
+
+
 def test_the_timestamp_parser_reads_the_same_forms_on_every_python() -> None:
     expected = dt.datetime(2026, 3, 15, 10, 45, 22, 123456, tzinfo=UTC)
     for text in (

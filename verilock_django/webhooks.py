@@ -265,7 +265,8 @@ def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> st
         candidates.append(data.get("id"))
     for value in candidates:
         try:
-            return parse_session_id(_text(value))
+            # Checked as sent: cleaning first would turn "ses_\x00x" into another id.
+            return parse_session_id(value)
         except PayloadError:
             continue
     return ""
