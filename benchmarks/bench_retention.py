@@ -52,12 +52,13 @@ def generate(sessions: int) -> None:
     """Fill the tables server-side: ``sessions`` finished sessions 400 days old, 5 steps each."""
     from django.db import connection, transaction
 
-    from verilock_django.models import Session, StepResult
+    from verilock_django.models import Session, SessionChange, StepResult
 
     seed = json.loads((ROOT / "tests" / "fixtures" / "seed-session.json").read_text())
     results = seed["results"]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {StepResult._meta.db_table}, {Session._meta.db_table}")
+        tables = (model._meta.db_table for model in (StepResult, SessionChange, Session))
+        cursor.execute(f"TRUNCATE {', '.join(tables)}")
         cursor.execute(
             f"""
             INSERT INTO {Session._meta.db_table} (
@@ -66,14 +67,15 @@ def generate(sessions: int) -> None:
                 applicant_date_of_birth, applicant_nationality, hosted_url, risk_score,
                 created_at, completed_at, expires_at, payload, first_synced_at,
                 last_synced_at, last_sync_error, data_fetched_at, next_check_at,
-                unchanged_checks, lease_expires_at, personal_data_removed_at)
+                unchanged_checks, lease_expires_at, personal_data_removed_at,
+                failed_checks, finished_signal_pending, decline_reason)
             SELECT 'ses_' || lpad(i::text, 9, '0'), 'kyc', 'approved', 'approved',
                 'usr_' || i, %s::jsonb, 'Jean', 'Dupont', 'jean' || i || '@example.com',
                 DATE '1990-05-15', 'FR', '', 0.1,
                 now() - interval '401 days', now() - interval '400 days', NULL,
                 jsonb_set(%s::jsonb, '{{id}}', to_jsonb('ses_' || lpad(i::text, 9, '0'))),
                 now() - interval '401 days', now() - interval '400 days', '',
-                now() - interval '400 days', NULL, 0, NULL, NULL
+                now() - interval '400 days', NULL, 0, NULL, NULL, 0, false, ''
             FROM generate_series(1, %s) AS i
             """,
             [json.dumps(seed["steps"]), json.dumps(seed), sessions],
@@ -81,9 +83,10 @@ def generate(sessions: int) -> None:
         cursor.execute(
             f"""
             INSERT INTO {StepResult._meta.db_table}
-                (session_id, step, position, status, score, details, payload)
-            SELECT 'ses_' || lpad(i::text, 9, '0'), s.step, s.position, 'approved', 0.9,
-                s.details, s.payload
+                (session_id, step, position, status, outcome, score, score_scale, details,
+                 payload)
+            SELECT 'ses_' || lpad(i::text, 9, '0'), s.step, s.position, 'approved', 'passed',
+                0.9, NULL, s.details, s.payload
             FROM generate_series(1, %s) AS i
             CROSS JOIN jsonb_to_recordset(%s::jsonb)
                 AS s(step text, position int, details jsonb, payload jsonb)
