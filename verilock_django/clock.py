@@ -23,8 +23,10 @@ RESYNC_SECONDS = 60.0
 
 _QUERIES = {
     # Not CURRENT_TIMESTAMP: inside a transaction that is when the transaction began, and a
-    # base read there would lag for as long as the transaction had run.
-    "postgresql": "SELECT clock_timestamp()",
+    # base read there would lag for as long as the transaction had run. Each query gives
+    # naive UTC: with USE_TZ off Django has PostgreSQL hand a timestamptz back naive in
+    # TIME_ZONE, which read as UTC would put the clock hours off.
+    "postgresql": "SELECT clock_timestamp() AT TIME ZONE 'UTC'",
     "mysql": "SELECT UTC_TIMESTAMP(6)",
     "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
 }
