@@ -63,6 +63,25 @@ def test_auth_header_setting_chooses_one_style(
     assert absent not in headers
 
 
+def test_a_netrc_entry_for_the_api_host_does_not_replace_the_key(
+    mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # requests, trusting the environment, would put the .netrc login in Authorization.
+    netrc = tmp_path / "netrc"
+    host = API_URL.split("/")[2].split(":")[0]
+    netrc.write_text(f"machine {host} login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    mocked.get(URL, json={"id": SEED_ID})
+    VerilockClient().get_session(SEED_ID)
+    assert requests.utils.get_netrc_auth(URL) == ("someone", "elsewhere")  # it is read
+    assert mocked.calls[0].request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_the_auth_hooks_repr_hides_the_key() -> None:
+    assert KEY not in repr(VerilockClient()._auth())
+
+
 def test_settings_are_read_at_call_time(mocked: responses.RequestsMock) -> None:
     mocked.get("https://other.test/v1/sessions/ses_1", json={"id": "ses_1"})
     client = get_client()

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import requests
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3 import BaseHTTPResponse, Timeout
 from urllib3.exceptions import (
     HTTPError,
@@ -59,6 +60,32 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"verilock-django/{__version__}"
 #: Bytes asked for per read of a streamed body (a read returns what has arrived, up to this).
 _CHUNK_SIZE: Final = 64 * 1024
+
+
+#: Headers of every request but the key's (see :class:`KeyAuth`).
+BASE_HEADERS: Final = {"Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+class KeyAuth(AuthBase):
+    """Puts the API key's headers (``Authorization: Bearer …`` and/or ``X-API-Key``) on a
+    request, as requests' authentication hook.
+
+    Given as ``auth``, it also keeps requests from reading ``~/.netrc`` on every request,
+    whose entry for the API's host would replace the ``Authorization`` header. Its repr
+    never shows the key.
+    """
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
 
 
 class VerilockClient:
@@ -216,7 +243,7 @@ class VerilockClient:
         self._local.attempt_started = time.monotonic()
 
     @sensitive_variables("key", "headers")
-    def _headers(self) -> dict[str, str]:
+    def _auth(self) -> KeyAuth:
         if self._api_key is None:
             key = verilock_settings.api_key
         else:
@@ -233,12 +260,12 @@ class VerilockClient:
                 "VERILOCK_API_KEY is not set: the app cannot call the Verilock API."
             )
         style = self._auth_header or verilock_settings.auth_header
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {}
         if style in ("both", "bearer"):
             headers["Authorization"] = f"Bearer {key}"
         if style in ("both", "x-api-key"):
             headers["X-API-Key"] = key
-        return headers
+        return KeyAuth(headers)
 
     @sensitive_variables()
     def _send(
@@ -256,7 +283,7 @@ class VerilockClient:
         The error is returned, not raised, so that neither this frame's locals (the headers)
         nor the library's exception (its request holds the headers) reach the traceback.
         """
-        headers = {**self._headers(), **(extra_headers or {})}
+        auth = self._auth()
         self._before_send()
         self._start_attempt()
         try:
@@ -265,7 +292,8 @@ class VerilockClient:
                 f"{self.api_url}{path}",
                 params=params,
                 json=json_body,
-                headers=headers,
+                headers={**BASE_HEADERS, **(extra_headers or {})},
+                auth=auth,
                 # A total: connecting and waiting for the answer share one budget.
                 timeout=Timeout(total=timeout),  # type: ignore[arg-type]
                 allow_redirects=False,
