@@ -86,7 +86,7 @@ def test_a_held_answer_whose_client_went_away_is_logged_abandoned_not_answered()
         leaving.close()  # the client goes away, as a killed worker's sockets do
         fake.release_answers()
         answer = _read_all(waiting)
-    assert answer.startswith(b"HTTP/1.0 200") and stays.id.encode() in answer
+    assert answer.startswith(b"HTTP/1.1 200") and stays.id.encode() in answer
     assert (fake.requests_for(gone.id), fake.answered_for(gone.id)) == (1, 0)
     assert (fake.requests_for(stays.id), fake.answered_for(stays.id)) == (1, 1)
     assert {r.session_id: r.answered for r in fake.requests} == {gone.id: False, stays.id: True}

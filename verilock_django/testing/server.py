@@ -19,6 +19,7 @@ In tests::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import select
@@ -68,15 +69,41 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: FakeVerilock) -> None:
         self.state = state
         self.stopping = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_idle_connections(self) -> None:
+        """Wake every handler waiting for a keep-alive client's next request (or sending),
+        so that ``server_close()``, which joins them, returns at once."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    # One request per connection, so no handler thread lingers on an idle keep-alive socket.
-    protocol_version = "HTTP/1.0"
-    # A client that connects and sends nothing must not keep a thread (and stop()) waiting.
+    # Keep-alive, like the real API: a client's pooled connection serves many requests (a
+    # new connection and handler thread per request would cost more than the app measured).
+    protocol_version = "HTTP/1.1"
+    # An idle connection (or a client that connects and sends nothing) is closed after this;
+    # stop() wakes such handlers at once.
     timeout = 10
+    # Headers and body go out as two writes: with Nagle's algorithm the second waits for
+    # the client's delayed ACK of the first (40 ms on Linux) on a reused connection.
+    disable_nagle_algorithm = True
     server_version = "FakeVerilock/1"
 
     def do_GET(self) -> None:
@@ -140,8 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         return response.fault not in ("timeout", "reset")
 
     def _client_connected(self) -> bool:
-        # The client sends nothing more after its request (HTTP/1.0, one per connection):
-        # a readable socket means end of stream or a reset, i.e. the client went away.
+        # A client sends nothing more while it waits for its answer (no pipelining): a
+        # readable socket means end of stream or a reset, i.e. the client went away.
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
             return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
@@ -219,6 +246,7 @@ class FakeVerilockServer:
         if httpd is not None:
             httpd.stopping.set()
             httpd.shutdown()
+            httpd.close_idle_connections()
             httpd.server_close()
         if thread is not None:
             thread.join()
