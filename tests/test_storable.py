@@ -26,6 +26,12 @@ def test_strings_and_keys_lose_nul_and_lone_surrogates() -> None:
     }
 
 
+def test_keys_that_become_equal_keep_the_first_place_and_the_last_value() -> None:
+    # As a JSON decoder reads a repeated key ({"1": "a", "1": "b"} is {"1": "b"}).
+    assert list(storable_json({1: "a", "x": 0, "1": "b"}).items()) == [("1", "b"), ("x", 0)]
+    assert storable_json({"a\x00": 1, "a": 2}) == {"a": 2}
+
+
 def test_numbers_no_json_column_holds_become_text_and_the_rest_pass() -> None:
     value = [math.nan, math.inf, -math.inf, 2**63, -(2**63) - 1, 2**63 - 1, -(2**63), 0.5, True]
     assert storable_json(value) == [

@@ -90,11 +90,13 @@ def storable_json(value: object, *, field: str = "", max_depth: int = MAX_STORED
             if depth > max_depth:
                 raise PayloadError(_render(path), f"nested deeper than {max_depth} levels")
             if isinstance(item, Mapping):
-                copy: Any = {}
-                for key, child in item.items():
-                    key = _storable_key(key, path)
-                    copy[key] = None  # keeps the key order; filled below
-                    stack.append((child, copy, key, (path, key), depth + 1))
+                # Keys that become equal keep the first one's place and the last one's
+                # value, as a JSON decoder reads a repeated key.
+                children = {_storable_key(key, path): child for key, child in item.items()}
+                copy: Any = dict.fromkeys(children)  # keeps the key order; filled below
+                stack.extend(
+                    (child, copy, key, (path, key), depth + 1) for key, child in children.items()
+                )
             else:
                 copy = [None] * len(item)
                 stack.extend(
