@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator
 from io import StringIO
 from typing import Any, Literal
@@ -63,6 +64,12 @@ def drop_nationality(data: dict[str, Any]) -> dict[str, Any]:
 
 def not_a_dict(data: dict[str, Any]) -> list[Any]:
     return [data]
+
+
+def add_unstorable(data: dict[str, Any]) -> dict[str, Any]:
+    """A host scrubber that adds what no JSON column holds (a NaN, a NUL, a huge integer)."""
+    data["metadata"] = {"quality": math.nan, "note": "a\x00b", "counter": 2**70}
+    return data
 
 
 @pytest.fixture(autouse=True)
@@ -205,6 +212,16 @@ def test_a_scrubber_editing_in_place_never_changes_the_callers_payload(
 
     assert seed["applicant"]["nationality"] == "FR"
     assert Session.objects.get().applicant_nationality == ""
+
+
+@pytest.mark.django_db
+def test_what_a_scrubber_adds_is_made_storable_like_the_payload(
+    settings: Any, seed: dict[str, Any]
+) -> None:
+    settings.VERILOCK_PAYLOAD_SCRUBBER = "tests.test_privacy.add_unstorable"
+    store_session(seed)
+    stored = Session.objects.get().payload["metadata"]
+    assert stored == {"quality": "NaN", "note": "ab", "counter": str(2**70)}
 
 
 @pytest.mark.django_db

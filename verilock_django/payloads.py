@@ -139,18 +139,24 @@ def parse_session_id(value: object, field_name: str = "id") -> str:
     return text
 
 
-def parse_session(payload: object, *, max_depth: int = MAX_STORED_DEPTH) -> SessionData:
+def parse_session(
+    payload: object, *, max_depth: int = MAX_STORED_DEPTH, storable: bool = False
+) -> SessionData:
     """Parse one session object (either documented shape) into :class:`SessionData`.
 
     The payload is first made storable (:func:`~verilock_django.storable.storable_json`,
     nesting bounded by ``max_depth``), then read; every value returned fits its column.
+    ``storable=True`` says it already is (what ``storable_json`` returned: a stored payload,
+    :func:`~verilock_django.privacy.minimise_payload`'s result), so it is read as it is.
     Raises :class:`PayloadError` naming the field for what cannot be used.
     """
     if not isinstance(payload, Mapping):
         raise PayloadError("(body)", f"expected a JSON object, got {_type_name(payload)}")
     session_id = parse_session_id(payload.get("id"))
     try:
-        clean: JSONObject = storable_json(payload, max_depth=max_depth)
+        clean: JSONObject = (
+            dict(payload) if storable else storable_json(payload, max_depth=max_depth)
+        )
     except PayloadError as exc:
         exc.session_id = session_id
         raise

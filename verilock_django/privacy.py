@@ -138,13 +138,9 @@ def decision_record(payload: object) -> dict[str, Any]:
 
 def _minimise(payload: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     # Cleaned and depth-checked first (iteratively, naming the field when too deep): the
-    # walks below recurse, and only over what could be stored anyway.
-    try:
-        data: object = storable_json(payload)
-    except PayloadError as exc:
-        session_id = payload.get("id")
-        exc.session_id = exc.session_id or (session_id if isinstance(session_id, str) else None)
-        raise
+    # walks below recurse, and only over what could be stored anyway. What is returned is
+    # storable as it is (the parser reads it without cleaning it again).
+    data: object = _storable(payload, payload)
     scrubber = verilock_settings.payload_scrubber
     if scrubber is not None:
         # A deep copy: the scrubber may change nested objects of the caller's payload.
@@ -153,6 +149,7 @@ def _minimise(payload: Mapping[str, Any], record: dict[str, Any]) -> dict[str, A
             raise VerilockConfigurationError(
                 f"VERILOCK_PAYLOAD_SCRUBBER returned {type(data).__name__}, not a dict."
             )
+        data = _storable(data, payload)  # the host's code may add what no column holds
     data = _without_secrets(data)
     mode = verilock_settings.stored_data
     if mode == "without_applicant":
@@ -160,6 +157,16 @@ def _minimise(payload: Mapping[str, Any], record: dict[str, Any]) -> dict[str, A
     elif mode == "decision_only":
         data = _select(data, record)
     return data if isinstance(data, dict) else {}
+
+
+def _storable(value: Mapping[str, Any], payload: Mapping[str, Any]) -> object:
+    """:func:`storable_json` of ``value``; its error names ``payload``'s session."""
+    try:
+        return storable_json(value)
+    except PayloadError as exc:
+        session_id = payload.get("id")
+        exc.session_id = exc.session_id or (session_id if isinstance(session_id, str) else None)
+        raise
 
 
 def _grants_access(value: object) -> bool:

@@ -12,6 +12,7 @@ mark) are the same code for both.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -246,7 +247,9 @@ def step_rows(
 
 def _parse(payload: object) -> SessionData:
     """A payload as it may be stored: minimised (privacy), cleaned, datetimes as Django's."""
-    return parse_session(minimise_payload(payload)).with_datetimes(stored_datetime)
+    if not isinstance(payload, Mapping):
+        return parse_session(payload)  # refused, with the parser's message
+    return parse_session(minimise_payload(payload), storable=True).with_datetimes(stored_datetime)
 
 
 def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> bool:
@@ -302,7 +305,7 @@ def _stored_data(session: Session) -> SessionData | None:
     if not session.payload:
         return SessionData(id=session.id)  # a row registered by id only: no step stored
     try:
-        return parse_session(session.payload)
+        return parse_session(session.payload, storable=True)  # stored: storable already
     except PayloadError:
         return None
 
