@@ -189,6 +189,30 @@ def test_a_failed_list_page_never_turns_into_a_by_id_storm(
     assert "listing sessions failed" in report.summary()
 
 
+#: ``meta.last_page`` values no page of a listing can have: a listing has at least page 1.
+UNUSABLE_LAST_PAGES = [0, -1, -100, None, "2", 1.5, True, "missing"]
+
+
+@pytest.mark.parametrize("last_page", UNUSABLE_LAST_PAGES)
+def test_a_page_with_an_unusable_last_page_never_turns_into_a_by_id_storm(
+    verilock_api: InProcessVerilock, last_page: object
+) -> None:
+    ids = mirror(verilock_api, 10)
+    verilock_api.advance_many(ids=ids)  # all changed upstream, none of it listed this time
+    meta: dict[str, object] = {"current_page": 1, "per_page": 100, "total": 0}
+    if last_page != "missing":
+        meta["last_page"] = last_page
+    verilock_api.respond_next(json={"data": [], "meta": meta})
+
+    report = refresh_unfinished()
+
+    # Such a page says nothing about the listing: nothing inferred, like a failed page.
+    assert detail_requests(verilock_api) == [] and report.requests == 1
+    assert report.list_error is not None and "meta.last_page" in report.list_error
+    assert not report.ok and "listing sessions failed" in report.summary()
+    assert set(Session.objects.values_list("status", flat=True)) == {"processing"}
+
+
 def test_with_the_list_down_only_old_data_is_fetched_oldest_first_within_budget(
     verilock_api: InProcessVerilock, settings: Any
 ) -> None:
