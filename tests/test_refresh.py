@@ -25,6 +25,7 @@ from verilock_django.schedule import next_check_time
 from verilock_django.signals import session_finished
 from verilock_django.store import Outcome, store_session
 from verilock_django.sync import sync_session, sync_sessions
+from verilock_django.testing.factories import list_item
 from verilock_django.testing.responses_api import InProcessVerilock
 
 from .conftest import API_URL
@@ -211,6 +212,32 @@ def test_a_page_with_an_unusable_last_page_never_turns_into_a_by_id_storm(
     assert report.list_error is not None and "meta.last_page" in report.list_error
     assert not report.ok and "listing sessions failed" in report.summary()
     assert set(Session.objects.values_list("status", flat=True)) == {"processing"}
+
+
+def test_a_list_item_without_a_status_confirms_nothing_and_hides_no_other_listing(
+    verilock_api: InProcessVerilock,
+) -> None:
+    created = verilock_api.add_session(
+        status="created", created_at=YESTERDAY - dt.timedelta(hours=1)
+    )
+    store_session(verilock_api.payload(created.id), fetched_at=timezone.now())
+    mirror(verilock_api, 3)  # processing: listed by their own, later walk
+    item = list_item(verilock_api.payload(created.id))
+    del item["status"]
+    verilock_api.respond_next(
+        json={
+            "data": [item],
+            "meta": {"current_page": 1, "last_page": 1, "per_page": 100, "total": 1},
+        }
+    )
+
+    report = refresh_unfinished()
+
+    # The item does not say its status: it confirms nothing (fetched by id), and it does not
+    # show the provider ignoring the filter (the processing listing is still walked).
+    assert detail_requests(verilock_api) == [created.id]
+    assert list_requests(verilock_api) == 2 and report.confirmed == 3
+    assert Session.objects.get(pk=created.id).status == "created"
 
 
 def test_with_the_list_down_only_old_data_is_fetched_oldest_first_within_budget(

@@ -40,10 +40,11 @@ class Walk:
 @dataclass(frozen=True)
 class Item:
     """One readable list item: its id, status and decision as the store would keep them
-    (``decision`` is ``None`` when the item carries none), and the status word as listed."""
+    (``status`` and ``decision`` are ``None`` when the item carries none: such an item
+    confirms nothing), and the status word as listed."""
 
     id: str
-    status: str
+    status: str | None
     decision: str | None
     listed_status: str
 

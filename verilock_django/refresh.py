@@ -261,8 +261,8 @@ class _Run:
                 logger.warning("Listing Verilock sessions failed; by age only this run: %s", exc)
                 self.report.list_error = str(exc)
                 return _Walked.FAILED, covers
-            if any(item.listed_status != walk.status for item in items):
-                covers = left  # the provider ignores the status filter
+            if any(i.status is not None and i.listed_status != walk.status for i in items):
+                covers = left  # the provider ignores the status filter (an item says so)
             self.reconcile(items)
             if page == 1 and last_page > 1:
                 unaccounted = listed_as(self.claimable(), covers).count()
