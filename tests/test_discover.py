@@ -140,6 +140,24 @@ def test_a_failed_page_stops_the_walk_and_is_reported(verilock_api: InProcessVer
     assert "503" in report.summary()
 
 
+@pytest.mark.parametrize("last_page", [0, -1, None, "3"])
+def test_a_page_with_an_unusable_last_page_stops_the_walk_and_is_reported(
+    verilock_api: InProcessVerilock, last_page: object
+) -> None:
+    verilock_api.seed(5)
+    page = VerilockClient().list_sessions(page=1, per_page=PAGE_SIZE)
+    page["meta"]["last_page"] = last_page
+    verilock_api.reset_counters()
+    verilock_api.respond_next(json=page)
+
+    report = discover_sessions()
+
+    # Nothing is taken from a page that cannot say where the listing ends.
+    assert not report.ok and report.list_error is not None
+    assert "meta.last_page" in report.summary()
+    assert report.created == 0 and not Session.objects.exists()
+
+
 def test_the_command_discovers_and_reports(verilock_api: InProcessVerilock) -> None:
     verilock_api.seed(12)
     out = StringIO()

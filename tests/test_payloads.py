@@ -129,6 +129,21 @@ def test_unknown_status_and_step_names_are_kept() -> None:
     assert data.steps == ["video"]
 
 
+@pytest.mark.parametrize("shape", ["a", "b"])
+@pytest.mark.parametrize("status", ["missing", None, "", "   "])
+def test_a_status_not_given_is_none_never_a_default(shape: str, status: object) -> None:
+    payload: dict[str, Any] = (
+        gen_b_payload() if shape == "b" else {"id": "ses_x", "type": "kyc", "results": {}}
+    )
+    payload.pop("status", None)
+    payload.pop("decision", None)
+    if status != "missing":
+        payload["status"] = status
+    data = parse_session(payload)
+    # What it means depends on the stored row: the store decides (see store_rules.known_status).
+    assert (data.status, data.decision) == (None, "")
+
+
 def test_a_created_session_without_results_parses() -> None:
     data = parse_session({"id": "ses_new", "status": "created", "completed_at": None})
     assert data.status == "created"

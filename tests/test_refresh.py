@@ -25,6 +25,7 @@ from verilock_django.schedule import next_check_time
 from verilock_django.signals import session_finished
 from verilock_django.store import Outcome, store_session
 from verilock_django.sync import sync_session, sync_sessions
+from verilock_django.testing.factories import list_item
 from verilock_django.testing.responses_api import InProcessVerilock
 
 from .conftest import API_URL
@@ -187,6 +188,56 @@ def test_a_failed_list_page_never_turns_into_a_by_id_storm(
     assert detail_requests(verilock_api) == [] and report.requests == 1
     assert report.list_error is not None and not report.ok
     assert "listing sessions failed" in report.summary()
+
+
+#: ``meta.last_page`` values no page of a listing can have: a listing has at least page 1.
+UNUSABLE_LAST_PAGES = [0, -1, -100, None, "2", 1.5, True, "missing"]
+
+
+@pytest.mark.parametrize("last_page", UNUSABLE_LAST_PAGES)
+def test_a_page_with_an_unusable_last_page_never_turns_into_a_by_id_storm(
+    verilock_api: InProcessVerilock, last_page: object
+) -> None:
+    ids = mirror(verilock_api, 10)
+    verilock_api.advance_many(ids=ids)  # all changed upstream, none of it listed this time
+    meta: dict[str, object] = {"current_page": 1, "per_page": 100, "total": 0}
+    if last_page != "missing":
+        meta["last_page"] = last_page
+    verilock_api.respond_next(json={"data": [], "meta": meta})
+
+    report = refresh_unfinished()
+
+    # Such a page says nothing about the listing: nothing inferred, like a failed page.
+    assert detail_requests(verilock_api) == [] and report.requests == 1
+    assert report.list_error is not None and "meta.last_page" in report.list_error
+    assert not report.ok and "listing sessions failed" in report.summary()
+    assert set(Session.objects.values_list("status", flat=True)) == {"processing"}
+
+
+def test_a_list_item_without_a_status_confirms_nothing_and_hides_no_other_listing(
+    verilock_api: InProcessVerilock,
+) -> None:
+    created = verilock_api.add_session(
+        status="created", created_at=YESTERDAY - dt.timedelta(hours=1)
+    )
+    store_session(verilock_api.payload(created.id), fetched_at=timezone.now())
+    mirror(verilock_api, 3)  # processing: listed by their own, later walk
+    item = list_item(verilock_api.payload(created.id))
+    del item["status"]
+    verilock_api.respond_next(
+        json={
+            "data": [item],
+            "meta": {"current_page": 1, "last_page": 1, "per_page": 100, "total": 1},
+        }
+    )
+
+    report = refresh_unfinished()
+
+    # The item does not say its status: it confirms nothing (fetched by id), and it does not
+    # show the provider ignoring the filter (the processing listing is still walked).
+    assert detail_requests(verilock_api) == [created.id]
+    assert list_requests(verilock_api) == 2 and report.confirmed == 3
+    assert Session.objects.get(pk=created.id).status == "created"
 
 
 def test_with_the_list_down_only_old_data_is_fetched_oldest_first_within_budget(

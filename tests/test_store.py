@@ -14,12 +14,14 @@ from django.utils import timezone
 from verilock_django import clock
 from verilock_django.client import VerilockClient
 from verilock_django.exceptions import NotFoundError, StorageError
-from verilock_django.models import Session
+from verilock_django.models import Session, SessionChange
+from verilock_django.payloads import DEFAULT_STATUS
 from verilock_django.refresh import refresh_unfinished
 from verilock_django.schedule import confirm_listed
 from verilock_django.signals import session_finished, session_updated
 from verilock_django.store import Outcome, record_failure, store_session
 from verilock_django.sync import sync_session, sync_sessions
+from verilock_django.testing.factories import Shape, session_payload
 from verilock_django.testing.responses_api import InProcessVerilock
 
 from .concurrency import run_together
@@ -295,3 +297,89 @@ def test_concurrent_writers_on_a_default_sqlite_configuration_wait_instead_of_fa
     # Each store reads, then writes: begun DEFERRED, one of two overlapping writers would
     # fail at once with "database is locked".
     assert run_together(write, 6) == [1] * 6
+
+
+# -- an answer that does not say its status ----------------------------------------------
+
+#: The ways a payload can leave its status unsaid.
+UNSAID = ("missing", "null", "empty", "blank")
+
+
+def without_status(payload: dict[str, Any], how: str) -> dict[str, Any]:
+    payload = copy.deepcopy(payload)
+    if how == "missing":
+        del payload["status"]
+    else:
+        payload["status"] = {"null": None, "empty": "", "blank": "  "}[how]
+    return payload
+
+
+def gen_b_review(**changes: Any) -> dict[str, Any]:
+    """A Gen B session in review: ``completed`` with the decision ``review``."""
+    return dict(
+        session_payload("b", status="processing", **changes), status="completed", decision="review"
+    )
+
+
+@pytest.mark.parametrize("how", UNSAID)
+@pytest.mark.parametrize(
+    ("stored", "stored_status"),
+    [
+        (lambda **kw: session_payload("a", status="processing", **kw), "processing"),
+        (lambda **kw: session_payload("b", status="processing", **kw), "processing"),
+        (lambda **kw: session_payload("a", status="review", **kw), "review"),
+        (gen_b_review, "review"),
+    ],
+    ids=["gen-a-processing", "gen-b-processing", "gen-a-review", "gen-b-review"],
+)
+def test_an_answer_without_a_status_keeps_the_stored_one_and_updates_the_rest(
+    stored: Any, stored_status: str, how: str
+) -> None:
+    store_session(stored())
+    history_before = SessionChange.objects.count()
+
+    result = store_session(without_status(stored(reference_id="usr_999"), how))
+
+    row = Session.objects.get()
+    assert result.outcome is Outcome.UPDATED and "status" not in result.changes
+    assert row.status == stored_status and row.reference_id == "usr_999"
+    assert not row.is_finished and row.next_check_at is not None
+    new_history = SessionChange.objects.all()[history_before:]
+    assert "status" not in {change.field for change in new_history}
+
+
+@pytest.mark.parametrize("shape", ["a", "b"])
+@pytest.mark.parametrize("how", UNSAID)
+def test_an_answer_without_a_status_leaves_a_finished_session_alone(
+    shape: Shape, how: str
+) -> None:
+    store_session(session_payload(shape, status="approved"))
+    before = Session.objects.values().get()
+
+    result = store_session(
+        without_status(session_payload(shape, status="approved", reference_id="usr_999"), how)
+    )
+
+    # It can neither confirm nor overturn a decision: stale, nothing written.
+    assert result.outcome is Outcome.STALE
+    assert Session.objects.values().get() == before
+
+
+@pytest.mark.parametrize("shape", ["a", "b"])
+@pytest.mark.parametrize("how", UNSAID)
+def test_a_new_session_without_a_status_is_stored_as_created(shape: Shape, how: str) -> None:
+    result = store_session(without_status(session_payload(shape, status="processing"), how))
+
+    assert result.outcome is Outcome.CREATED
+    assert Session.objects.get().status == DEFAULT_STATUS == "created"
+    assert list(
+        SessionChange.objects.filter(field="status").values_list("old_value", "new_value")
+    ) == [("", "created")]
+
+
+def test_a_row_registered_by_id_only_takes_the_default_status(seed: dict[str, Any]) -> None:
+    Session.objects.create(id=SEED_ID)  # no status known yet: nothing to lose
+
+    store_session(without_status(seed, "missing"))
+
+    assert Session.objects.get().status == "created"

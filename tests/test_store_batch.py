@@ -156,6 +156,54 @@ def test_a_batch_stores_exactly_what_storing_one_by_one_stores(seed: dict[str, A
         assert history[0] == history[1], suffix
 
 
+def test_answers_without_a_status_keep_the_stored_one_in_a_batch_as_one_by_one(
+    seed: dict[str, Any],
+) -> None:
+    def without_status(p: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in p.items() if key != "status"}
+
+    def scenario(prefix: str) -> list[dict[str, Any]]:
+        before = [
+            payload(seed, f"{prefix}proc"),
+            payload(seed, f"{prefix}rev", status="review"),
+            payload(seed, f"{prefix}fin", status="approved", completed_at="2026-03-15T10:45:22Z"),
+        ]
+        for p in before:
+            store_session(p)
+        return [
+            without_status(payload(seed, f"{prefix}proc", reference_id="usr_999")),
+            dict(payload(seed, f"{prefix}rev", reference_id="usr_999"), status=None),
+            without_status(payload(seed, f"{prefix}fin", reference_id="usr_999")),
+            without_status(payload(seed, f"{prefix}new")),
+        ]
+
+    one_by_one = [store_session(p) for p in scenario("ses_one_")]
+    batched = store_sessions(answers(scenario("ses_bat_")))
+
+    expected = [Outcome.UPDATED, Outcome.UPDATED, Outcome.STALE, Outcome.CREATED]
+    assert [r.outcome for r in batched] == [r.outcome for r in one_by_one] == expected
+    assert [r.changes for r in batched] == [r.changes for r in one_by_one]
+    for kind in ("one", "bat"):
+        rows = dict(
+            Session.objects.filter(pk__startswith=f"ses_{kind}_").values_list("pk", "status")
+        )
+        refs = dict(
+            Session.objects.filter(pk__startswith=f"ses_{kind}_").values_list("pk", "reference_id")
+        )
+        assert rows == {
+            f"ses_{kind}_proc": "processing",
+            f"ses_{kind}_rev": "review",
+            f"ses_{kind}_fin": "approved",
+            f"ses_{kind}_new": "created",
+        }, kind
+        assert refs[f"ses_{kind}_proc"] == refs[f"ses_{kind}_rev"] == "usr_999"
+        assert refs[f"ses_{kind}_fin"] == "usr_12345"  # stale: nothing written
+        status_history = SessionChange.objects.filter(
+            session__id__startswith=f"ses_{kind}_", field="status"
+        ).exclude(old_value="")
+        assert not status_history.exists(), kind  # no status changed after creation
+
+
 def test_an_answer_requested_before_the_stored_one_is_stale_in_a_batch(
     seed: dict[str, Any],
 ) -> None:

@@ -39,6 +39,7 @@ from . import clock
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
 from .exceptions import AuthenticationError, PayloadError, VerilockError, describe_failure
+from .listing import read_page
 from .models import Session, Tombstone
 from .payloads import parse_session, parse_session_id
 from .privacy import session_hash
@@ -125,7 +126,9 @@ def discover_sessions(
     sessions this database does not know; see the module docstring.
 
     Raises :class:`~verilock_django.exceptions.AuthenticationError` when the key is refused;
-    any other failed page stops the walk and is reported in ``list_error``.
+    any other failed page, or one that is not a usable page
+    (:func:`verilock_django.listing.read_page`), stops the walk and is reported in
+    ``list_error``.
     """
     client = client or get_client()
     report = DiscoverReport()
@@ -196,23 +199,16 @@ class _Walk:
             page=page, per_page=PAGE_SIZE, created_from=self.created_from
         )
         self.report.pages += 1
-        data, meta = body.get("data"), body.get("meta")
-        if not isinstance(data, list) or not isinstance(meta, dict):
-            raise PayloadError("(list body)", "expected 'data' (a list) and 'meta' (an object)")
-        last_page, total = meta.get("last_page"), meta.get("total", 0)
-        if isinstance(last_page, bool) or not isinstance(last_page, int):
-            raise PayloadError("meta.last_page", "expected a number")
-        if isinstance(total, bool) or not isinstance(total, int):
-            total = 0
+        listed = read_page(body)  # raises for a page that cannot say where the list ends
         items = []
-        for item in data:
+        for item in listed.data:
             try:
                 session_id = parse_session_id(item.get("id") if isinstance(item, dict) else None)
             except PayloadError:
                 logger.warning("A listed session has no usable id; skipped.")
                 continue
             items.append((session_id, item))
-        return items, last_page, total
+        return items, listed.last_page, listed.total
 
     def take(self, items: list[tuple[str, Any]]) -> int:
         """Store the page's sessions not seen before; returns how many were not seen before."""

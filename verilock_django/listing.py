@@ -40,10 +40,11 @@ class Walk:
 @dataclass(frozen=True)
 class Item:
     """One readable list item: its id, status and decision as the store would keep them
-    (``decision`` is ``None`` when the item carries none), and the status word as listed."""
+    (``status`` and ``decision`` are ``None`` when the item carries none: such an item
+    confirms nothing), and the status word as listed."""
 
     id: str
-    status: str
+    status: str | None
     decision: str | None
     listed_status: str
 
@@ -90,19 +91,47 @@ def plan_walks() -> list[Walk]:
     return walks
 
 
-def page_items(body: dict[str, Any]) -> tuple[list[Item], int]:
-    """A list page's readable items and its last page number.
+@dataclass(frozen=True)
+class Page:
+    """One ``GET /sessions`` page as sent: its raw items, ``meta.last_page`` (1 or more) and
+    ``meta.total`` (0 when missing or not a count)."""
 
-    Raises :class:`~verilock_django.exceptions.PayloadError` when the body is not a page
-    (no ``data`` list, no ``meta.last_page`` number). Unreadable items are skipped: if one
-    is ours, the run treats it as not listed.
+    data: list[Any]
+    last_page: int
+    total: int
+
+
+def read_page(body: object) -> Page:
+    """Check that ``body`` is a list page and read its pagination; the items stay raw.
+
+    Raises :class:`~verilock_django.exceptions.PayloadError` when it is not a usable page: no
+    ``data`` list, no ``meta`` object, or a ``meta.last_page`` that is not a whole number of
+    at least 1 (a listing has a page 1 even when empty). The walks treat that like a failed
+    request: such a page cannot say where the listing ends, so nothing is inferred from it.
     """
-    data, meta = body.get("data"), body.get("meta")
+    data = body.get("data") if isinstance(body, dict) else None
+    meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(data, list) or not isinstance(meta, dict):
         raise PayloadError("(list body)", "expected 'data' (a list) and 'meta' (an object)")
-    last_page = meta.get("last_page")
+    last_page, total = meta.get("last_page"), meta.get("total", 0)
     if isinstance(last_page, bool) or not isinstance(last_page, int):
         raise PayloadError("meta.last_page", "expected a number")
+    if last_page < 1:
+        raise PayloadError("meta.last_page", "expected a page number of at least 1")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        total = 0
+    return Page(data, last_page, total)
+
+
+def page_items(body: object) -> tuple[list[Item], int]:
+    """A list page's readable items and its last page number.
+
+    Raises :class:`~verilock_django.exceptions.PayloadError` when the body is not a usable
+    page (see :func:`read_page`). Unreadable items are skipped: if one is ours, the run
+    treats it as not listed.
+    """
+    page = read_page(body)
+    data, last_page = page.data, page.last_page
     items = []
     for raw in data:
         try:

@@ -57,6 +57,9 @@ JSONObject = dict[str, Any]
 # the outcome into the status. A completed Gen B session is stored with its decision as
 # status, so one vocabulary serves both and FINISHED_STATUSES works for either.
 COMPLETED_LIFECYCLE_STATUS = "completed"
+#: The status a *new* row takes from a payload that does not say its status (null, missing,
+#: empty or blank): a session Verilock has just created. A stored row keeps its own status
+#: instead (the store's rule, :mod:`verilock_django.store`), so it is never applied here.
 DEFAULT_STATUS = "created"
 
 
@@ -77,7 +80,9 @@ class SessionData:
 
     id: str
     type: str = ""
-    status: str = DEFAULT_STATUS
+    #: ``None`` when the payload does not say (``status`` null, missing, empty or blank): the
+    #: store then keeps the stored status, and a new row takes :data:`DEFAULT_STATUS`.
+    status: str | None = None
     decision: str = ""
     reference_id: str = ""
     steps: list[str] = field(default_factory=list)
@@ -144,11 +149,18 @@ def parse_session(
 ) -> SessionData:
     """Parse one session object (either documented shape) into :class:`SessionData`.
 
-    The payload is first made storable (:func:`~verilock_django.storable.storable_json`,
-    nesting bounded by ``max_depth``), then read; every value returned fits its column.
-    ``storable=True`` says it already is (what ``storable_json`` returned: a stored payload,
-    :func:`~verilock_django.privacy.minimise_payload`'s result), so it is read as it is.
-    Raises :class:`PayloadError` naming the field for what cannot be used.
+        The payload is first made storable (:func:`~verilock_django.storable.storable_json`,
+        nesting bounded by ``max_depth``), then read; every value returned fits its column.
+    <<<<<<< HEAD
+        ``storable=True`` says it already is (what ``storable_json`` returned: a stored payload,
+        :func:`~verilock_django.privacy.minimise_payload`'s result), so it is read as it is.
+        Raises :class:`PayloadError` naming the field for what cannot be used.
+    =======
+        A ``status`` that is null, missing, empty or blank is ``None`` ("not given"), never a
+        default: what it means depends on the stored row (see :class:`SessionData`). Raises
+        :class:`PayloadError` naming the field for what cannot be used (a ``status`` that is not
+        a string or an integer, for one).
+    >>>>>>> h-status
     """
     if not isinstance(payload, Mapping):
         raise PayloadError("(body)", f"expected a JSON object, got {_type_name(payload)}")
@@ -162,7 +174,8 @@ def parse_session(
         raise
     reader = _Reader(clean, session_id)
 
-    status = reader.string("status", STATUS_MAX_LENGTH) or DEFAULT_STATUS
+    given = reader.string("status", STATUS_MAX_LENGTH)
+    status = given if given.strip() else None
     decision = reader.string("decision", STATUS_MAX_LENGTH)
     if status == COMPLETED_LIFECYCLE_STATUS and decision:
         status = decision

@@ -19,7 +19,9 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    (``next_check_at``; the interval doubles per unchanged check between
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
    whose pages left outnumber its sessions still unaccounted for gives way after page 1:
-   fetching those by id is cheaper. **A failed page stops the list phase**: nothing is
+   fetching those by id is cheaper. **A failed page stops the list phase** (so does an
+   unusable one: no ``data`` list, or a ``meta.last_page`` that is not a whole number of at
+   least 1, see :func:`verilock_django.listing.read_page`): nothing is
    inferred from the listings and the run goes on to 3 and 4 only, so a failing list never
    turns into a by-id storm (the summary says the list failed).
 3. **Never fetched.** Rows registered by id and never fetched have no data at all: each is
@@ -167,7 +169,7 @@ class _Walked(enum.Enum):
     COMPLETE = "complete"  # every page read: what it did not show has left the status
     GAVE_WAY = "gave way"  # cheaper to fetch its unaccounted sessions by id
     STOPPED = "stopped"  # the time limit, --limit or a stop: nothing inferred
-    FAILED = "failed"  # a page failed: the list phase ends, nothing inferred
+    FAILED = "failed"  # a page failed or was unusable: the list phase ends, nothing inferred
 
 
 class _Run:
@@ -259,8 +261,8 @@ class _Run:
                 logger.warning("Listing Verilock sessions failed; by age only this run: %s", exc)
                 self.report.list_error = str(exc)
                 return _Walked.FAILED, covers
-            if any(item.listed_status != walk.status for item in items):
-                covers = left  # the provider ignores the status filter
+            if any(i.status is not None and i.listed_status != walk.status for i in items):
+                covers = left  # the provider ignores the status filter (an item says so)
             self.reconcile(items)
             if page == 1 and last_page > 1:
                 unaccounted = listed_as(self.claimable(), covers).count()

@@ -14,7 +14,13 @@ Ordering rule (never go backwards): a payload is *stale*, and nothing is written
 1. it was requested before the stored payload was (``fetched_at`` < ``data_fetched_at``;
    both read from the database's clock, so no trust in any other clock is needed), or
 2. it would take the session out of a final status into an unfinished one (a stale read:
-   Verilock never reopens a decided session).
+   Verilock never reopens a decided session), or does not say its status at all (it can
+   neither confirm nor overturn a decision).
+
+An answer that does not say its status (null, missing, empty; ``SessionData.status`` is
+``None``) never changes a stored status: an unfinished session keeps its own while the
+other fields are updated; only a row with no status yet (new, or registered by id only)
+takes :data:`~verilock_django.payloads.DEFAULT_STATUS` (see ``docs/payloads.md``).
 
 Otherwise the newest answer wins: among unfinished statuses any move is accepted (a
 reviewer asking for resubmission moves ``review`` back to ``in_progress``), and a final

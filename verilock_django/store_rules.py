@@ -11,6 +11,7 @@ mark) are the same code for both.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from .exceptions import PayloadError, VerilockError
 from .history import current_trigger, history_entries
 from .models import Session, SessionChange, StepResult
 from .outcomes import Assessment, assess
-from .payloads import SessionData, parse_session
+from .payloads import DEFAULT_STATUS, SessionData, parse_session
 from .privacy import minimise_payload
 from .schedule import next_check_time
 from .signals import session_finished
@@ -159,6 +160,7 @@ def plan_write(answer: Answer, stored: Session | None) -> Write:
     The one place the store's rules are applied, whether one session is stored or a batch:
     the ordering rule (stale answers write nothing but the lease), history, user link,
     hosted URL, the pending ``session_finished`` mark. Changes ``stored`` in memory only.
+    An answer that does not say its status keeps the stored one (:func:`known_status`).
     """
     data, assessment, now = answer.data, answer.assessment, answer.now
     if stored is None:
@@ -169,6 +171,9 @@ def plan_write(answer: Answer, stored: Session | None) -> Write:
         stored.lease_expires_at = None
     if _is_stale(stored, data, answer.fetched_at):
         return Write(SyncResult(data.id, Outcome.STALE), stored if lease else None, columns=lease)
+    if data.status is None:
+        data = known_status(data, stored.status)
+        assessment = assess(data)
     if stored.payload == data.payload and stored.last_synced_at is not None:
         stored.unchanged_checks += 1
         stored.failed_checks = 0
@@ -205,8 +210,12 @@ def plan_write(answer: Answer, stored: Session | None) -> Write:
 
 
 def plan_creation(answer: Answer, new: Session) -> Write:
-    """The write that inserts ``new`` (unsaved, id set) from ``answer``."""
+    """The write that inserts ``new`` (unsaved, id set) from ``answer``; an answer that does
+    not say its status creates the row with :data:`~verilock_django.payloads.DEFAULT_STATUS`."""
     data, assessment, now = answer.data, answer.assessment, answer.now
+    if data.status is None:
+        data = known_status(data, new.status)
+        assessment = assess(data)
     changes = _write(new, data, assessment, now, answer.fetched_at, created=True)
     return Write(
         SyncResult(data.id, Outcome.CREATED, changes=changes),
@@ -218,8 +227,20 @@ def plan_creation(answer: Answer, new: Session) -> Write:
     )
 
 
+def known_status(data: SessionData, stored_status: str) -> SessionData:
+    """``data`` with the status it stands for: its own when it says one; else
+    ``stored_status``, since an answer that does not say its status never changes it; else,
+    for a row without one (new, or registered by id only),
+    :data:`~verilock_django.payloads.DEFAULT_STATUS`."""
+    if data.status is not None:
+        return data
+    return dataclasses.replace(data, status=stored_status or DEFAULT_STATUS)
+
+
 def session_values(data: SessionData, assessment: Assessment | None = None) -> dict[str, Any]:
-    """The :data:`SESSION_FIELDS` column values of a parsed payload, by column name."""
+    """The :data:`SESSION_FIELDS` column values of a parsed payload, by column name, as a new
+    row takes them (a payload that does not say its status: ``DEFAULT_STATUS``)."""
+    data = known_status(data, "")
     derived = {"decline_reason": (assessment or assess(data)).decline_reason}
     return {name: derived.get(name, getattr(data, name, None)) for name in SESSION_FIELDS}
 
@@ -253,7 +274,8 @@ def _parse(payload: object) -> SessionData:
 
 
 def _is_stale(session: Session, data: SessionData, fetched_at: dt.datetime) -> bool:
-    # See the ordering rule in the module docstring.
+    # See the ordering rule in the module docstring of .store. An answer that does not say
+    # its status (None) is not in a final status: it cannot touch a finished session.
     if session.data_fetched_at is not None and fetched_at < session.data_fetched_at:
         return True
     finished = verilock_settings.finished_statuses
@@ -305,7 +327,8 @@ def _stored_data(session: Session) -> SessionData | None:
     if not session.payload:
         return SessionData(id=session.id)  # a row registered by id only: no step stored
     try:
-        return parse_session(session.payload, storable=True)  # stored: storable already
+        # Stored, so storable already: read as it is.
+        return known_status(parse_session(session.payload, storable=True), session.status)
     except PayloadError:
         return None
 
