@@ -17,7 +17,9 @@ or the database is away (the provider retries 5xx, so deliveries resume).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,7 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 from django.db.models.constants import OnConflict
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
@@ -425,5 +427,11 @@ def _reject(status: int, reason: str) -> HttpResponse:
     return _answer(status, reason)
 
 
-def _answer(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"status": message}, status=status)
+def _answer(status: int, message: str) -> HttpResponse:
+    """``{"status": message}`` as JSON, the body encoded once per message (a constant)."""
+    return HttpResponse(_answer_body(message), content_type="application/json", status=status)
+
+
+@functools.cache  # bounded: every message is a literal of this module
+def _answer_body(message: str) -> bytes:
+    return json.dumps({"status": message}).encode()
