@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_webhooks.py                 # SQLite file (WAL)
     .venv/bin/python benchmarks/bench_webhooks.py --quick         # smaller N, one round
     .venv/bin/python benchmarks/bench_webhooks.py --database-url postgres://postgres@127.0.0.1:5432/verilock_bench
+    .venv/bin/python benchmarks/bench_webhooks.py --database-url "$URL" --relaxed-intake-commit
 
 The server is gunicorn (``gthread`` worker: 1 process, 4 threads, keep-alive) in its own
 process, serving one Django project: the app's URLs and a bare view under the same URLconf,
@@ -48,6 +49,7 @@ SECRET = "whsec_bench"
 SECRETS = ["whsec_bench_next", SECRET]  # mid-rotation: the signing secret is the second one
 SERVER_THREADS = 4
 CONFIG_ENV = "BENCH_WEBHOOKS_DATABASE"  # the server's DATABASES["default"], as JSON
+RELAXED_ENV = "BENCH_WEBHOOKS_RELAXED"  # "1": VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT = False
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -58,8 +60,9 @@ MIDDLEWARE = [
 # -- the served project (imported by gunicorn in the server process) --------------------
 
 
-def configure(database: dict[str, Any]) -> None:
-    """Minimal host-project settings; this module doubles as the URLconf."""
+def configure(database: dict[str, Any], relaxed: bool = False) -> None:
+    """Minimal host-project settings; this module doubles as the URLconf. ``relaxed``: the
+    intake commits without waiting for the WAL flush (PostgreSQL; the app's own setting)."""
     import django
     from django.conf import settings
 
@@ -77,6 +80,7 @@ def configure(database: dict[str, Any]) -> None:
         VERILOCK_API_KEY="bench-key",
         VERILOCK_WEBHOOK_SECRETS=SECRETS,
         VERILOCK_WEBHOOK_PROCESSOR=f"{__name__}.enqueue",
+        VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT=not relaxed,
         LOGGING_CONFIG=None,
     )
     django.setup()
@@ -114,7 +118,7 @@ urlpatterns: list[Any] = []  # filled once settings exist
 
 def server_application() -> Any:
     """The WSGI application gunicorn serves (``bench_webhooks:server_application()``)."""
-    configure(json.loads(os.environ[CONFIG_ENV]))
+    configure(json.loads(os.environ[CONFIG_ENV]), relaxed=os.environ.get(RELAXED_ENV) == "1")
     urlpatterns.extend(_urlpatterns())
     from django.core.wsgi import get_wsgi_application
 
@@ -231,9 +235,14 @@ def free_port() -> int:
         return port
 
 
-def start_server(database: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(database: dict[str, Any], relaxed: bool) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, CONFIG_ENV: json.dumps(database), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        CONFIG_ENV: json.dumps(database),
+        RELAXED_ENV: "1" if relaxed else "0",
+        "PYTHONPATH": str(ROOT),
+    }
     command = [
         sys.executable, "-m", "gunicorn",
         "--chdir", str(Path(__file__).parent),
@@ -294,7 +303,15 @@ def main() -> int:
         help="PostgreSQL: the project's connections set synchronous_commit=off (a host "
         "setting: commits stop waiting for the WAL flush, like SQLite's synchronous=NORMAL)",
     )
+    parser.add_argument(
+        "--relaxed-intake-commit",
+        action="store_true",
+        help="PostgreSQL: VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT = False (only the intake's own "
+        "transaction skips the WAL flush wait; the connections keep the server's setting)",
+    )
     args = parser.parse_args()
+    if args.relaxed_intake_commit and not args.database_url:
+        parser.error("--relaxed-intake-commit needs --database-url (PostgreSQL)")
     count, rounds = (300, 1) if args.quick else (args.n, args.rounds)
     block = max(args.block, 1)
     client_counts = [int(value) for value in args.clients.split(",")]
@@ -316,7 +333,7 @@ def main() -> int:
             call_command("migrate", verbosity=0)
         connection.close()
         runs: list[Run] = []
-        server, port = start_server(database)
+        server, port = start_server(database, args.relaxed_intake_commit)
         try:
             warm = deliveries(100, "warm")
             for path in ("/bare/", "/verilock/webhook/"):
@@ -343,6 +360,11 @@ def main() -> int:
         vendor = "SQLite (file, WAL, synchronous=NORMAL)"
     elif args.async_commit:
         vendor = "PostgreSQL (synchronous_commit=off)"
+    elif args.relaxed_intake_commit:
+        vendor = (
+            f"PostgreSQL (synchronous_commit={commit_setting}, intake's own transaction: off "
+            "through VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT = False)"
+        )
     else:
         vendor = f"PostgreSQL (synchronous_commit={commit_setting})"
     return report(vendor, runs, count, rounds, client_counts, stored)

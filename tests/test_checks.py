@@ -179,6 +179,7 @@ BAD_VALUES: dict[str, object] = {
     "DECLINE_REVOKES": "yes",
     "VERIFIED_MAX_AGE": 0,
     "WEBHOOK_MAX_AGE": 0,
+    "WEBHOOK_SYNCHRONOUS_COMMIT": "off",
     "STORED_DATA": "none",
     "PAYLOAD_SCRUBBER": "tests.missing.scrubber",
     "PII_RETENTION_DAYS": 0,

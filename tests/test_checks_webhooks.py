@@ -46,6 +46,8 @@ def check_ids() -> set[str]:
         ({"VERILOCK_WEBHOOK_THREADS": 0}, {"verilock_django.E012"}),
         ({"VERILOCK_WEBHOOK_MAX_BODY_SIZE": "1MB"}, {"verilock_django.E013"}),
         ({"VERILOCK_WEBHOOK_STALE_AFTER": -1}, {"verilock_django.E014"}),
+        ({"VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT": "off"}, {"verilock_django.E017"}),
+        ({"VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT": False}, set()),
         ({}, set()),
     ],
 )

@@ -140,6 +140,7 @@ def test_webhook_secrets_are_stripped_one_by_one() -> None:
         ("VERILOCK_WEBHOOK_THREADS", "2", "webhook_threads"),
         ("VERILOCK_WEBHOOK_MAX_BODY_SIZE", "1MB", "webhook_max_body_size"),
         ("VERILOCK_WEBHOOK_STALE_AFTER", 0, "webhook_stale_after"),
+        ("VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT", 0, "webhook_synchronous_commit"),
     ],
 )
 def test_an_invalid_value_raises_a_configuration_error_naming_the_setting(

@@ -137,6 +137,10 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
     duplicate never breaks the caller's transaction. The SQL is built once per database. When
     stored, ``webhook_received`` and processing follow the commit (at once outside a
     transaction). The body is stored as :func:`.privacy.minimise_webhook_body` leaves it.
+    With ``VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT = False``, on PostgreSQL and in autocommit
+    (as the view runs), that same statement turns ``synchronous_commit`` off for its own
+    transaction (``set_config(…, is_local => true)``): the commit does not wait for the WAL
+    flush. Inside a caller's transaction, and on other databases, the setting changes nothing.
 
     :raises ErasedSessionError: the delivery is about a session erased on request (nothing
         stored).
@@ -158,7 +162,12 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
     erased = session_hash(envelope.session_id) if envelope.session_id else None
     with connection.cursor() as cursor:
         if sql.combined:
-            cursor.execute(sql.insert, [erased, *params])
+            # Relaxed only when the statement is its own transaction: inside a caller's
+            # transaction it would relax the commit of everything else written there too.
+            relaxed = (
+                not verilock_settings.webhook_synchronous_commit and connection.get_autocommit()
+            )
+            cursor.execute(sql.relaxed if relaxed else sql.insert, [erased, *params])
             is_erased, pk = cursor.fetchone()
         else:
             is_erased = stored = False
@@ -301,6 +310,9 @@ class _Statements:
     #: also checks the tombstone and returns ``(erased, id or NULL)``.
     insert: str
     combined: bool
+    #: ``insert`` that also turns ``synchronous_commit`` off for its own transaction
+    #: (PostgreSQL; elsewhere ``insert`` itself, unused).
+    relaxed: str
     #: ``(erased, stored)`` for a session id and a webhook id (unused when ``combined``).
     checks: str
     returning: bool
@@ -371,13 +383,19 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
     if connection.vendor == "postgresql":
         # One round trip: the insert happens only when no tombstone matches, and the answer
         # tells an erased session (true, NULL) from a duplicate (false, NULL).
-        insert = (
-            f"WITH erased AS (SELECT EXISTS ({erased}) AS yes), "  # noqa: S608
-            f"stored AS (INSERT INTO {table} ({names}) SELECT {marks} FROM erased "
-            f"WHERE NOT erased.yes ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}) "
-            f"SELECT erased.yes, (SELECT {pk} FROM stored) FROM erased"
-        )
-        return _Statements(insert, True, checks, True, columns)
+        def combined(extra: str) -> str:
+            return (
+                f"WITH erased AS (SELECT EXISTS ({erased}) AS yes{extra}), "  # noqa: S608
+                f"stored AS (INSERT INTO {table} ({names}) SELECT {marks} FROM erased "
+                f"WHERE NOT erased.yes ON CONFLICT ({unique}) DO NOTHING RETURNING {pk}) "
+                f"SELECT erased.yes, (SELECT {pk} FROM stored) FROM erased"
+            )
+
+        # set_config(…, true) is SET LOCAL as a function: it lasts until the end of the
+        # transaction, here the statement's own, whose commit then skips the WAL flush wait.
+        # The CTE is read twice and volatile, so it is computed once, every column included.
+        relaxed = combined(", set_config('synchronous_commit', 'off', true) AS relaxed")
+        return _Statements(combined(""), True, relaxed, checks, True, columns)
     if connection.vendor == "sqlite":
         # Only a conflict on webhook_id is a duplicate (SQLite's INSERT OR IGNORE would
         # swallow a NOT NULL or CHECK violation too).
@@ -389,7 +407,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
     if returning:
         tail += f" RETURNING {pk}"
     insert = f"{head} {table} ({names}) VALUES ({marks}) {tail}".rstrip()
-    return _Statements(insert, False, checks, returning, columns)
+    return _Statements(insert, False, insert, checks, returning, columns)
 
 
 def _is_stale(occurred_at: dt.datetime | None) -> bool:

@@ -71,6 +71,7 @@ from .table import (
     WEBHOOK_RETENTION_DAYS,
     WEBHOOK_SECRETS,
     WEBHOOK_STALE_AFTER,
+    WEBHOOK_SYNCHRONOUS_COMMIT,
     WEBHOOK_THREADS,
 )
 
@@ -124,6 +125,7 @@ __all__ = [
     "WEBHOOK_RETENTION_DAYS",
     "WEBHOOK_SECRETS",
     "WEBHOOK_STALE_AFTER",
+    "WEBHOOK_SYNCHRONOUS_COMMIT",
     "WEBHOOK_THREADS",
     "InvalidSetting",
     "Setting",
@@ -158,6 +160,7 @@ SETTINGS: Final[tuple[Setting[object], ...]] = (
     WEBHOOK_MAX_BODY_SIZE,
     WEBHOOK_STALE_AFTER,
     WEBHOOK_MAX_AGE,
+    WEBHOOK_SYNCHRONOUS_COMMIT,
     CREATE_SHAPE,
     PROFILE_ID,
     CREATE_STEPS,
@@ -338,6 +341,12 @@ class VerilockSettings:
         """``VERILOCK_WEBHOOK_MAX_AGE``: accepted distance of a delivery's ``timestamp`` from
         now, seconds (> 0), or ``None`` for no freshness check."""
         return WEBHOOK_MAX_AGE.value()
+
+    @property
+    def webhook_synchronous_commit(self) -> bool:
+        """``VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT``: on PostgreSQL, whether a stored delivery's
+        commit waits for the WAL flush (``False``: it does not; other databases ignore it)."""
+        return WEBHOOK_SYNCHRONOUS_COMMIT.value()
 
     @property
     def stored_data(self) -> str:

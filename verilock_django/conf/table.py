@@ -327,6 +327,20 @@ WEBHOOK_MAX_AGE: Final[Setting[float | None]] = Setting(
     "provider's retries) is refused with 400 and not stored, so an old captured delivery "
     "cannot be replayed. `None` turns the check off.",
 )
+WEBHOOK_SYNCHRONOUS_COMMIT: Final[Setting[bool]] = Setting(
+    "WEBHOOK_SYNCHRONOUS_COMMIT",
+    True,
+    _boolean,
+    "E017",
+    GROUP_WEBHOOK,
+    "bool",
+    "True",
+    "PostgreSQL only: `False` commits each stored delivery without waiting for the WAL flush "
+    "(`synchronous_commit` off for that transaction alone, set by the insert itself), so "
+    "intake is faster, but a database server crash can lose the last deliveries already "
+    "acknowledged with 200 (never corrupt anything); the batch refresh then brings what they "
+    "announced. No effect on other databases. See docs/webhooks.md.",
+)
 STORED_DATA: Final[Setting[str]] = Setting(
     "STORED_DATA",
     "full",
