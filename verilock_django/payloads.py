@@ -61,6 +61,9 @@ COMPLETED_LIFECYCLE_STATUS = "completed"
 #: empty or blank): a session Verilock has just created. A stored row keeps its own status
 #: instead (the store's rule, :mod:`verilock_django.store`), so it is never applied here.
 DEFAULT_STATUS = "created"
+# What a session id may not hold besides unprintable characters: whitespace (str.isspace's,
+# as re's \s), or a character that changes the request path.
+_PATH_CHANGING = re.compile(r"[\s/\\?#%]")
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,7 @@ def parse_session_id(value: object, field_name: str = "id") -> str:
         raise PayloadError(field_name, "missing or empty")
     if len(text) > SESSION_ID_MAX_LENGTH:
         raise PayloadError(field_name, f"longer than {SESSION_ID_MAX_LENGTH} characters")
-    if text in (".", "..") or any(
-        ch.isspace() or not ch.isprintable() or ch in "/\\?#%" for ch in text
-    ):
+    if text in (".", "..") or not text.isprintable() or _PATH_CHANGING.search(text):
         raise PayloadError(field_name, "not a usable session id")
     return text
 

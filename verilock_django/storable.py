@@ -182,7 +182,10 @@ def clean_text(text: str) -> str:
 
 def field_label(key: object) -> str:
     """A key as error messages name it: printable, at most 40 characters."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(key)[:41])
+    text = str(key)
+    if len(text) <= 40 and text.isprintable():
+        return text  # most keys: no character to replace
+    text = "".join(ch if ch.isprintable() else "?" for ch in text[:41])
     return text if len(text) <= 40 else text[:39] + "…"
 
 
