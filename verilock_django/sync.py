@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,6 +310,8 @@ class SyncPipeline:
         self.total = 0
         self._proven = False
         self._in_flight: dict[Future[Fetched], str] = {}
+        #: Fetches that finished, in the order they did (each future puts itself here).
+        self._done: queue.SimpleQueue[Future[Fetched]] = queue.SimpleQueue()
         self._ready: list[Fetched] = []
         self._ready_since = 0.0
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="verilock-sync")
@@ -339,6 +342,7 @@ class SyncPipeline:
         self.drain((self.queue_depth if self._proven else 1) - 1)
         future = self._executor.submit(fetch, self.client, session_id, clock.now())
         self._in_flight[future] = session_id
+        future.add_done_callback(self._done.put)
 
     def drain(self, keep: int) -> None:
         """Collect answers until at most ``keep`` fetches are in flight; store what is due.
@@ -385,7 +389,14 @@ class SyncPipeline:
     def _harvest(self, timeout: float | None) -> None:
         """Collect the answers that arrive within ``timeout`` seconds; store a due batch."""
         if self._in_flight:
-            done, _ = wait(self._in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+            # A queue the fetches put themselves on when done: waiting costs the same with
+            # 4 or 64 in flight (concurrent.futures.wait visits every one, each time).
+            try:
+                done = [self._done.get(timeout != 0.0, timeout)]
+            except queue.Empty:
+                done = []
+            while not self._done.empty():
+                done.append(self._done.get_nowait())
             for future in done:
                 del self._in_flight[future]
                 self._collect(future.result())
