@@ -16,6 +16,7 @@ the provider can make a write fail or a stored row unreadable (see "Storage rule
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -192,6 +193,7 @@ def field_label(key: object) -> str:
 # -- internals ------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # step names repeat in every payload
 def _collation_key(name: str) -> str:
     # Coarse on purpose (letters and digits only, case and accents folded): a false match
     # only adds a suffix, while a missed one would be a duplicate key on MySQL or MariaDB.
