@@ -184,10 +184,13 @@ def test_cli_prints_a_parseable_line_serves_seeded_sessions_and_exits_on_sigterm
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+        errors = process.stderr.read() if process.stderr is not None else ""
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
     assert returncode == 0
+    # Run with -m, the module was once imported twice (by its package, then as __main__).
+    assert "Warning" not in errors, errors
 
 
 def test_cli_refuses_a_public_host(capsys: pytest.CaptureFixture[str]) -> None:
