@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from verilock_django.masking import mask_email, mask_name
 from verilock_django.testing.server import FakeVerilockServer
@@ -224,7 +225,7 @@ def test_review_desk_in_a_browser(browser: Any, site: dict[str, Any]) -> None:
         ("gen_a_declined", "failed: face_match", "face_match"),
         ("gen_b_declined", "aml_match", "aml"),
     ):
-        page.goto(f"{sessions}{ids[key]}/change/")
+        page.goto(f"{sessions}{quote(ids[key])}/change/")
         assert reason in page.inner_text("[data-testid=decline-reason]")
         assert on_first_screen(page, "[data-testid=decline-reason]")
         failed = page.locator(f"tr.verilock-failed[data-step='{step}']")
@@ -235,7 +236,7 @@ def test_review_desk_in_a_browser(browser: Any, site: dict[str, Any]) -> None:
 
     # "Refresh from Verilock" against the fake: the new status and a history row.
     site["fake"].state.complete(ids["pending"], "approved")
-    page.goto(f"{sessions}{ids['pending']}/change/")
+    page.goto(f"{sessions}{quote(ids['pending'])}/change/")
     assert "Processing" in page.inner_text(".verilock-card-outcome")
     with page.expect_navigation():
         page.click("text=Refresh from Verilock")
@@ -255,7 +256,7 @@ def test_review_desk_in_a_browser(browser: Any, site: dict[str, Any]) -> None:
     reviewer = log_in(browser, base, "reviewer")
     reviewer.goto(sessions)
     listing = reviewer.inner_text("#result_list")
-    reviewer.goto(f"{sessions}{ids['gen_a_declined']}/change/")
+    reviewer.goto(f"{sessions}{quote(ids['gen_a_declined'])}/change/")
     content = reviewer.content()
     applicant = site["fake"].state.get(ids["gen_a_declined"]).payload()["applicant"]
     name = f"{applicant['first_name']} {applicant['last_name']}"

@@ -15,6 +15,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
@@ -286,7 +287,7 @@ def assert_stored_as_parsed(expected: SessionData, admin_client: Client) -> None
         assert same_json(row.details, step.details) and same_json(row.payload, step.payload)
     for url in (
         reverse("admin:verilock_django_session_changelist"),
-        reverse("admin:verilock_django_session_change", args=[SID]),
+        reverse("admin:verilock_django_session_change", args=[quote(SID)]),
     ):
         assert admin_client.get(url).status_code == 200
 

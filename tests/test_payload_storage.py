@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import Client
 from django.urls import reverse
 
@@ -160,7 +161,9 @@ def test_a_timestamp_past_year_9999_in_utc_is_null_and_the_admin_still_loads(
     assert session.payload["completed_at"] == "9999-12-31T23:59:59-14:00"
     changelist = admin_client.get(reverse("admin:verilock_django_session_changelist"))
     assert changelist.status_code == 200
-    change = admin_client.get(reverse("admin:verilock_django_session_change", args=[SEED_ID]))
+    change = admin_client.get(
+        reverse("admin:verilock_django_session_change", args=[quote(SEED_ID)])
+    )
     assert change.status_code == 200
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
@@ -183,7 +184,7 @@ def test_the_admin_works_in_every_mode(
     settings.VERILOCK_STORED_DATA = mode
     store_session(seed)
 
-    change = reverse("admin:verilock_django_session_change", args=(seed["id"],))
+    change = reverse("admin:verilock_django_session_change", args=(quote(seed["id"]),))
     assert admin_client.get(change).status_code == 200
     assert admin_client.get(reverse("admin:verilock_django_session_changelist")).status_code == 200
 

@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -226,7 +227,9 @@ def test_the_admin_shows_a_blanked_session(admin_client: Client) -> None:
     session_id = stored()
     apply_retention()
 
-    page = admin_client.get(reverse("admin:verilock_django_session_change", args=(session_id,)))
+    page = admin_client.get(
+        reverse("admin:verilock_django_session_change", args=(quote(session_id),))
+    )
     listing = admin_client.get(reverse("admin:verilock_django_session_changelist"))
 
     assert page.status_code == listing.status_code == 200
