@@ -150,18 +150,14 @@ def parse_session(
 ) -> SessionData:
     """Parse one session object (either documented shape) into :class:`SessionData`.
 
-        The payload is first made storable (:func:`~verilock_django.storable.storable_json`,
-        nesting bounded by ``max_depth``), then read; every value returned fits its column.
-    <<<<<<< HEAD
-        ``storable=True`` says it already is (what ``storable_json`` returned: a stored payload,
-        :func:`~verilock_django.privacy.minimise_payload`'s result), so it is read as it is.
-        Raises :class:`PayloadError` naming the field for what cannot be used.
-    =======
-        A ``status`` that is null, missing, empty or blank is ``None`` ("not given"), never a
-        default: what it means depends on the stored row (see :class:`SessionData`). Raises
-        :class:`PayloadError` naming the field for what cannot be used (a ``status`` that is not
-        a string or an integer, for one).
-    >>>>>>> h-status
+    The payload is first made storable (:func:`~verilock_django.storable.storable_json`,
+    nesting bounded by ``max_depth``), then read; every value returned fits its column.
+    ``storable=True`` says it already is (what ``storable_json`` returned: a stored payload,
+    :func:`~verilock_django.privacy.minimise_payload`'s result), so it is read as it is.
+    A ``status`` that is null, missing, empty or blank is ``None`` ("not given"), never a
+    default: what it means depends on the stored row (see :class:`SessionData`). Raises
+    :class:`PayloadError` naming the field for what cannot be used (a ``status`` that is not
+    a string or an integer, for one).
     """
     if not isinstance(payload, Mapping):
         raise PayloadError("(body)", f"expected a JSON object, got {_type_name(payload)}")
