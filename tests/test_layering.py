@@ -104,6 +104,7 @@ def test_only_the_store_writes_session_rows() -> None:
     """Outside the store, no module of the sync core writes through a model manager."""
     writes = re.compile(
         r"\b(Session|StepResult)\b[^\n]*\.(update|save|bulk_create|delete|create)\("
+        r"|\b(insert_rows|upsert_rows)\("
     )
     for name in ("sync", "refresh", "discover", "create", "users", "views"):
         source = (ROOT / f"{name}.py").read_text()

@@ -278,7 +278,7 @@ def test_store_runs_in_one_transaction(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(StepResult.objects, "bulk_create", explode)
+    monkeypatch.setattr("verilock_django.store.upsert_rows", explode)  # the steps' upsert
     monkeypatch.setattr(StepResult.objects, "update_or_create", explode)
     with pytest.raises(RuntimeError):
         store_session(seed)

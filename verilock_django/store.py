@@ -46,6 +46,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 
 from . import clock
+from .bulk import insert_rows, upsert_rows
 from .exceptions import NotFoundError, StorageError, VerilockError, describe_failure
 from .models import Session, SessionChange, StepResult
 from .notify import after_commit
@@ -285,8 +286,8 @@ def _insert(write: Write) -> bool:
     try:
         with transaction.atomic():
             write.session.save(force_insert=True)
-            StepResult.objects.bulk_create(write.steps)
-            SessionChange.objects.bulk_create(write.history)
+            insert_rows(StepResult, write.steps)
+            insert_rows(SessionChange, write.history)
     except IntegrityError:
         if not Session.objects.filter(pk=write.session.pk).exists():
             raise  # not a concurrent insert of the same id
@@ -310,8 +311,7 @@ def _save(write: Write) -> None:
         upsert_steps(write.steps)
     if write.keep_steps is not None:
         StepResult.objects.filter(session=session).exclude(step__in=write.keep_steps).delete()
-    if write.history:
-        SessionChange.objects.bulk_create(write.history)
+    insert_rows(SessionChange, write.history)
     notify(write)
 
 
@@ -328,17 +328,14 @@ def notify(write: Write) -> None:
 
 def upsert_steps(rows: list[StepResult]) -> None:
     """Insert or update step rows (of any sessions) by ``(session, step)``, one statement."""
-    features = connection.features
-    if features.supports_update_conflicts:
-        StepResult.objects.bulk_create(
+    if connection.features.supports_update_conflicts:
+        # "step" is updated too: under a case-insensitive collation (MySQL, MariaDB) the key
+        # "DOCUMENT" meets a stored "document", and the row takes the new spelling.
+        upsert_rows(
+            StepResult,
             rows,
-            update_conflicts=True,
-            # "step" too: under a case-insensitive collation (MySQL, MariaDB) the key
-            # "DOCUMENT" meets a stored "document", and the row takes the new spelling.
+            unique_fields=["session", "step"],
             update_fields=["step", *STEP_FIELDS],
-            unique_fields=(
-                ["session", "step"] if features.supports_update_conflicts_with_target else None
-            ),
         )
         return
     for row in rows:

@@ -36,6 +36,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Q
 
+from .bulk import insert_rows, upsert_rows
 from .exceptions import ErasedSessionError, describe_failure
 from .models import Session, SessionChange, StepResult
 from .privacy import ensure_not_erased
@@ -150,7 +151,7 @@ def _save_all(writes: list[Write]) -> None:
     if new:
         # A plain insert: a concurrent writer that inserted the same id first makes the
         # batch fail, and the one-by-one fallback takes that row over as an update.
-        Session.objects.bulk_create(new)
+        insert_rows(Session, new)
     if updated:
         _upsert_sessions(updated)
     steps = [row for write in writes for row in write.steps or ()]
@@ -164,21 +165,15 @@ def _save_all(writes: list[Write]) -> None:
         StepResult.objects.filter(dropped).delete()
     history = [row for write in writes for row in write.history]
     if history:
-        SessionChange.objects.bulk_create(history)
+        insert_rows(SessionChange, history)
     for write in writes:
         notify(write)
 
 
 def _upsert_sessions(rows: list[Session]) -> None:
     """Write whole locked rows back in one statement (each was read in this transaction)."""
-    features = connection.features
-    if not features.supports_update_conflicts:
+    if not connection.features.supports_update_conflicts:
         for row in rows:
             row.save()
         return
-    Session.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        update_fields=_UPDATED_COLUMNS,
-        unique_fields=["id"] if features.supports_update_conflicts_with_target else None,
-    )
+    upsert_rows(Session, rows, unique_fields=["id"], update_fields=_UPDATED_COLUMNS)

@@ -1,13 +1,14 @@
-"""The app's settings: one table, one typed object, read from Django settings at access time.
+"""The app's settings: one table, one typed object, read from Django settings.
 
 Every ``VERILOCK_*`` setting is a row of :data:`SETTINGS` (name, default, parser, system
 check id, README type and meaning) and a typed lowercase property of
 :data:`verilock_settings` (``verilock_settings.timeout`` is a ``float``). A property reads
-``django.conf.settings`` on every access, so ``override_settings`` and pytest-django's
-``settings`` fixture take effect at once, and coerces the value in one place; an unusable
-value raises :class:`~verilock_django.exceptions.VerilockConfigurationError` naming the
-setting. The system checks (``checks.py``) run the same parsers at start-up, and the README's
-settings table lists the same rows (a test compares them).
+``django.conf.settings`` once and keeps the typed value until Django says a setting changed
+(``setting_changed``: ``override_settings`` and pytest-django's ``settings`` fixture send it,
+so they take effect at once). It coerces the value in one place; an unusable value raises
+:class:`~verilock_django.exceptions.VerilockConfigurationError` naming the setting. The
+system checks (``checks.py``) run the same parsers at start-up, and the README's settings
+table lists the same rows (a test compares them).
 
 Messages name the setting and describe the problem, never the value: the API key and the
 webhook secrets must not reach a log or a traceback.

@@ -13,6 +13,8 @@ from typing import Final, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from ..exceptions import VerilockConfigurationError
@@ -100,22 +102,30 @@ class Setting(Generic[T_co]):
         return getattr(settings, self.setting_name, self.default)
 
     def value(self) -> T_co:
-        """The typed value now, parsed again only when the raw value changed.
+        """The typed value now: parsed on first use, then kept until a setting changes.
+
+        Django sends ``setting_changed`` whenever settings change at run time
+        (``override_settings``, pytest-django's ``settings`` fixture), which forgets every
+        kept value; otherwise settings are fixed while the process runs, as Django requires.
+        A parsed callable (an imported dotted path) is looked up again on each use, since a
+        test may replace it.
 
         :raises VerilockConfigurationError: the value is unusable (the message names the
             setting and the problem, never the value).
         """
-        raw = self.raw()
-        last = _last_parsed.get(self.name)
-        if last is not None and last[0] is raw and last[1] == _contents(raw):
-            return cast(T_co, last[2])
         try:
-            parsed = self.parse(raw)
+            return cast(T_co, _parsed[self.name])
+        except KeyError:
+            pass
+        generation = _generation[0]
+        try:
+            parsed = self.parse(self.raw())
         except InvalidSetting as exc:
             raise VerilockConfigurationError(f"{self.setting_name} {exc.problem}.") from None
-        # An imported callable is looked up on every access: a test may replace it.
-        if not callable(parsed):
-            _last_parsed[self.name] = (raw, _contents(raw), parsed)
+        # Kept only if no setting changed meanwhile (another thread may have read the old
+        # raw value just before a change).
+        if not callable(parsed) and generation == _generation[0]:
+            _parsed[self.name] = parsed
         return parsed
 
     def problem(self) -> InvalidSetting | None:
@@ -127,16 +137,19 @@ class Setting(Generic[T_co]):
         return None
 
 
-#: Per setting, the last raw value parsed, a copy of its items and the typed value.
-#: Parsers are pure, so reading a setting on every request (the webhook view reads six)
-#: costs a lookup, not a parse; any other value, or a list changed in place, is parsed.
-_last_parsed: dict[str, tuple[object, object, object]] = {}
+#: Per setting name, its typed value. Reading a setting on every request (the webhook view
+#: reads six) or every stored session costs one dictionary lookup, where reading an unset
+#: setting through ``django.conf.settings`` raises and catches ``AttributeError`` each time.
+_parsed: dict[str, object] = {}
+#: How many times settings changed: a value read before a change is not kept after it.
+_generation = [0]
 
 
-def _contents(raw: object) -> object:
-    if isinstance(raw, dict):
-        return tuple(raw.items())
-    return tuple(raw) if isinstance(raw, (list, set)) else None
+@receiver(setting_changed)
+def _forget_parsed(**kwargs: object) -> None:
+    """Forget every kept value when any setting changes (a parser may read another one)."""
+    _generation[0] += 1
+    _parsed.clear()
 
 
 # -- parsers: raw value in, typed value out, or InvalidSetting --------------------------
