@@ -123,7 +123,8 @@ def test_rows_beyond_the_parameter_limit_take_more_statements(
             bulk.insert_rows(StepResult, steps)
     finally:
         bulk._statements.clear()  # forget the statement built under the patched limit
-    assert len(queries) == 3
+    # PostgreSQL sends one array per column, whatever the number of rows.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
     assert StepResult.objects.count() == 5
 
 
