@@ -290,6 +290,13 @@ def parse_date(value: object, field_name: str) -> dt.date | None:
         raise PayloadError(field_name, "not a YYYY-MM-DD date") from None
 
 
+def parse_steps(payload: Mapping[str, Any], session_id: str) -> list[StepData]:
+    """Only the steps of a payload already storable (a stored one), as :func:`parse_session`
+    reads them; ``session_id`` names the session in errors. Raises :class:`PayloadError`
+    naming the field when the steps cannot be read."""
+    return _results(_Reader(payload, session_id))
+
+
 class _Reader:
     """Typed reads from one payload object, raising errors that name the field."""
 

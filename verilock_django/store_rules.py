@@ -25,7 +25,7 @@ from .exceptions import PayloadError, VerilockError
 from .history import current_trigger, history_entries
 from .models import Session, SessionChange, StepResult
 from .outcomes import Assessment, assess
-from .payloads import DEFAULT_STATUS, SessionData, parse_session
+from .payloads import DEFAULT_STATUS, SessionData, parse_session, parse_steps
 from .privacy import minimise_payload
 from .schedule import next_check_time
 from .signals import session_finished
@@ -320,17 +320,23 @@ def _write(
 
 
 def _stored_data(session: Session) -> SessionData | None:
-    """The session as stored, read from its last payload (no query).
+    """What the store's rules compare an answer with: the stored row's status, decision and
+    payload, and the steps read from that payload (no query; the rest is not read).
 
-    ``None`` when that payload cannot be read: the caller then rewrites every step.
+    ``None`` when those steps cannot be read: the caller then rewrites every step.
     """
-    if not session.payload:
-        return SessionData(id=session.id)  # a row registered by id only: no step stored
     try:
         # Stored, so storable already: read as it is.
-        return known_status(parse_session(session.payload, storable=True), session.status)
+        results = parse_steps(session.payload, session.id) if session.payload else []
     except PayloadError:
         return None
+    return SessionData(
+        id=session.id,
+        status=session.status or None,
+        decision=session.decision,
+        payload=session.payload,
+        results=results,
+    )
 
 
 def _apply(
