@@ -422,7 +422,7 @@ def test_get_is_retried_on_503_then_succeeds(mocked: responses.RequestsMock) -> 
         ({"error": "validation_error"}, "validation_error"),
         ({"error": 4012}, "4012"),
         ({"error": True}, None),
-        ({"error": {"code": "x"}}, None),
+        ({"error": {"code": "Dupont"}}, None),  # not the documented shape: not read
         ({"error": "Jean Dupont is not allowed"}, None),  # free text: never kept
         ({"error": "x" * 81}, None),
     ],
@@ -435,6 +435,41 @@ def test_only_a_short_identifier_is_kept_as_the_error_code(
         VerilockClient().get_session(SEED_ID)
     assert excinfo.value.error_code == code
     assert "Conflict (HTTP 409" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "kept"),
+    [
+        # Machine codes: documented ones, their styles, and one-word HTTP status names.
+        ("rate_limit_exceeded", True),
+        ("session_not_found", True),
+        ("RATE_LIMIT_EXCEEDED", True),
+        ("session.not_found", True),
+        ("insufficient_balance", True),
+        ("conflict", True),
+        ("Unauthorized", True),  # Gen A's 401 code
+        ("NOT_FOUND", True),
+        ("4012", True),
+        # What could be applicant data: a name however written, an email's local part, a
+        # document number, a date.
+        ("Dupont", False),
+        ("dupont", False),
+        ("DUPONT", False),
+        ("Jean_Dupont", False),
+        ("Jean-Dupont", False),
+        ("jean.dupont", False),
+        ("12AB34567", False),
+        ("19900515", False),
+    ],
+)
+def test_an_error_code_is_kept_only_when_it_cannot_be_a_name(
+    mocked: responses.RequestsMock, code: str, kept: bool
+) -> None:
+    mocked.get(URL, json={"error": code, "message": "x"}, status=409)
+    with pytest.raises(ApiError) as excinfo:
+        VerilockClient().get_session(SEED_ID)
+    assert excinfo.value.error_code == (code if kept else None)
+    assert (code in str(excinfo.value)) is kept
 
 
 def test_a_status_without_a_standard_phrase_still_names_its_number(

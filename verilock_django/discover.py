@@ -20,7 +20,10 @@ overlaps what it has, and repeats from page 1 until a pass finds nothing new (at
 :data:`HEAD_PASSES` passes). Should sessions leave the listing mid-walk (``meta.total``
 drops), items move up and the first items of the next page would be skipped: the walk steps
 back as many pages as the drop spans. ``last_page`` is re-read on every page, so sessions
-appended at the end (were the order oldest first) are reached too. Cost with nothing changing:
+appended at the end (were the order oldest first) are reached too; it is bounded by what the
+listing holds (:func:`verilock_django.listing.read_page`: a short page is the last, and an
+overstated ``meta.last_page`` is ignored), so a provider claiming more pages than it has
+costs no extra request. Cost with nothing changing:
 ``ceil(W / 100) + 1`` list requests for W listed sessions, plus one request per finished
 session discovered.
 """
@@ -169,7 +172,7 @@ class _Walk:
         page, last_page, total = 1, 1, None
         while page <= last_page:
             items, last_page, now_total = self.read(page)
-            if total is not None and now_total < total and page > 1:
+            if total is not None and now_total is not None and now_total < total and page > 1:
                 # Sessions left the listing: the rest moved up; step back over the gap.
                 back = math.ceil((total - now_total) / PAGE_SIZE)
                 total, page = now_total, max(1, page - back)
@@ -192,14 +195,16 @@ class _Walk:
                 return found
             page += 1
 
-    def read(self, page: int) -> tuple[list[tuple[str, Any]], int, int]:
-        """One page: its ``(id, item)`` pairs, ``last_page`` and ``total``."""
+    def read(self, page: int) -> tuple[list[tuple[str, Any]], int, int | None]:
+        """One page: its ``(id, item)`` pairs, the last page to read and ``total`` (``None``
+        when the page gives no usable count), see :func:`verilock_django.listing.read_page`."""
         self.fetched_at = clock.now()
         body = self.client.list_sessions(
             page=page, per_page=PAGE_SIZE, created_from=self.created_from
         )
         self.report.pages += 1
-        listed = read_page(body)  # raises for a page that cannot say where the list ends
+        # Raises for a page that cannot say where the list ends.
+        listed = read_page(body, page=page, per_page=PAGE_SIZE)
         items = []
         for item in listed.data:
             try:

@@ -7,9 +7,9 @@ Messages name the method, the path, the status and the provider's error code, ne
 header (the key must not reach an error) and never the provider's free-text ``message``: it
 may quote the applicant ("Applicant Jean Dupont is already verified"), and the sync logs and
 stores every error's text. Only tokens that cannot carry personal data are kept: the status,
-the error code and the request id when each is a short identifier, and a 422's field names;
-a 422's field messages stay on ``FieldValidationError.field_errors`` for the caller, out
-of the message.
+the error code when it has the shape of a machine code (:func:`error_code_or_none`), the
+request id when it is a short identifier, and a 422's field names; a 422's field messages
+stay on ``FieldValidationError.field_errors`` for the caller, out of the message.
 """
 
 from __future__ import annotations
@@ -68,6 +68,36 @@ def identifier_or_none(value: object) -> str | None:
         return None
     text = str(value)
     return text if _TOKEN_PATTERN.fullmatch(text) else None
+
+
+#: A machine code made of words: lower-case words joined by ``_`` (``.`` may namespace them,
+#: ``session.not_found``), or upper-case words joined by ``_`` (``RATE_LIMIT_EXCEEDED``).
+_WORDS_CODE: Final = re.compile(r"[a-z][a-z0-9]*(?:[._][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+#: A numeric code: at most 4 digits, too short for a date, a phone or a document number.
+_NUMBER_CODE: Final = re.compile(r"[0-9]{1,4}")
+#: The one-word codes kept: HTTP status names (``conflict``, ``Unauthorized``, ``forbidden``).
+_STATUS_WORDS: Final = frozenset(status.name.lower() for status in HTTPStatus)
+
+
+def error_code_or_none(value: object) -> str | None:
+    """``value`` (an error body's ``error``) as a string when it has the shape of a machine
+    code, else ``None``: words joined by ``_`` in one case (``validation_error``,
+    ``session.not_found``, ``RATE_LIMIT_EXCEEDED``), a number of at most 4 digits, or one
+    word naming an HTTP status (``conflict``, ``Unauthorized``, ``forbidden``).
+
+    A lone word could be a name (``Dupont``, ``dupont``, ``DUPONT``): the documented one-word
+    codes are all HTTP status names, so only those pass. ``.`` alone does not make a code
+    (``jean.dupont`` is an email's local part), nor does mixed case (``Jean_Dupont``); a
+    lone word with digits may be a document number (``X1234567``), a longer number a date
+    (``19900515``). What a name written ``jean_dupont`` would still pass cannot be told
+    from a code by its shape.
+    """
+    code = identifier_or_none(value)
+    if code is None:
+        return None
+    if _NUMBER_CODE.fullmatch(code) or code.lower() in _STATUS_WORDS:
+        return code
+    return code if _WORDS_CODE.fullmatch(code) and "_" in code else None
 
 
 def status_phrase(status: int) -> str:
@@ -152,7 +182,7 @@ def error_for(
     """
     status: int = context["status_code"]
     body = None if data is None else parse_json_or_none(data)
-    error_code = identifier_or_none(body.get("error")) if isinstance(body, dict) else None
+    error_code = error_code_or_none(body.get("error")) if isinstance(body, dict) else None
     message = f"{method} {path}: {status_phrase(status)}"
     kwargs: dict[str, Any] = {**context, "error_code": error_code}
     if status in (401, 403):

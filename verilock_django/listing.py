@@ -10,11 +10,35 @@ history. :func:`plan_walks` plans those walks from the database (one query);
 The value sent as ``status`` is the provider's own word: a Gen B session that the API
 reports ``completed`` with a ``decision`` is stored with its decision as status (see
 :mod:`verilock_django.payloads`), so such rows are listed under ``completed``.
+
+**Where a walk ends.** Both walkers (:mod:`verilock_django.refresh`,
+:mod:`verilock_django.discover`) read their pages through :func:`read_page`, which decides
+the last page a walk may request; a walk never asks for more pages than the listing itself
+shows to exist, whatever ``meta.last_page`` claims. For page *p* asked with ``per_page`` *n*
+(the page size *s* is ``meta.per_page`` when it is a whole number from 1 to *n*, else *n*):
+
+* a page holding fewer than *s* items (an empty one included) is the last page;
+* otherwise the last page is ``meta.last_page``, bounded by ``ceil(meta.total / s)``
+  (at least 1) when ``meta.total`` is a whole number not below the items the pages up to
+  this one hold (``(p - 1) * s + len(data)``); a smaller or garbled ``total`` is ignored,
+  and so is a larger one on a short page that ``meta.last_page`` also calls the last.
+
+A ``last_page`` beyond that bound (``10**30``, or just more pages than the items justify)
+is the provider overstating its listing: the walk ends at the bound and says so in one log
+line naming ``meta.last_page`` (page numbers only, never an item). That is not a failure:
+the walk is complete and the refresh infers from it as usual. Two answers are unusable
+(:class:`~verilock_django.exceptions.PayloadError`; the walkers treat them like a failed
+request, so nothing is inferred and no by-id storm follows): a ``last_page`` that is not a
+whole number of at least 1, and a short page before the last that ``meta.last_page``
+claims while ``meta.total`` counts more items after it (both counts contradict the items:
+what the listing left out cannot be known, so the refresh infers nothing from it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +48,8 @@ from django.db.models.expressions import Case, When
 from .exceptions import PayloadError
 from .models import Session, SessionQuerySet
 from .payloads import COMPLETED_LIFECYCLE_STATUS, parse_session
+
+logger = logging.getLogger(__name__)
 
 #: Items per list page: the API's maximum.
 LIST_PAGE_SIZE = 100
@@ -93,47 +119,76 @@ def plan_walks() -> list[Walk]:
 
 @dataclass(frozen=True)
 class Page:
-    """One ``GET /sessions`` page as sent: its raw items, ``meta.last_page`` (1 or more) and
-    ``meta.total`` (0 when missing or not a count)."""
+    """One ``GET /sessions`` page as sent: its raw items, the last page the walk may request
+    (1 or more, bounded as the module docstring says) and ``meta.total`` (``None`` when
+    missing, not a count, or below the items the pages hold)."""
 
     data: list[Any]
     last_page: int
-    total: int
+    total: int | None
 
 
-def read_page(body: object) -> Page:
-    """Check that ``body`` is a list page and read its pagination; the items stay raw.
+def _whole(value: object) -> int | None:
+    """``value`` when it is a whole JSON number (not a boolean), else ``None``."""
+    return None if isinstance(value, bool) or not isinstance(value, int) else value
+
+
+def read_page(body: object, *, page: int, per_page: int) -> Page:
+    """Check that ``body``, page ``page`` of a listing asked with ``per_page``, is a list page
+    and read where the listing ends (see the module docstring); the items stay raw.
 
     Raises :class:`~verilock_django.exceptions.PayloadError` when it is not a usable page: no
-    ``data`` list, no ``meta`` object, or a ``meta.last_page`` that is not a whole number of
-    at least 1 (a listing has a page 1 even when empty). The walks treat that like a failed
-    request: such a page cannot say where the listing ends, so nothing is inferred from it.
+    ``data`` list, no ``meta`` object, a ``meta.last_page`` that is not a whole number of at
+    least 1 (a listing has a page 1 even when empty), or a short page before the claimed
+    last one whose ``meta.total`` counts more items after it. The walks treat that like a
+    failed request: such a page cannot say where the listing ends, so nothing is inferred.
     """
     data = body.get("data") if isinstance(body, dict) else None
     meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(data, list) or not isinstance(meta, dict):
         raise PayloadError("(list body)", "expected 'data' (a list) and 'meta' (an object)")
-    last_page, total = meta.get("last_page"), meta.get("total", 0)
-    if isinstance(last_page, bool) or not isinstance(last_page, int):
+    claimed = _whole(meta.get("last_page"))
+    if claimed is None:
         raise PayloadError("meta.last_page", "expected a number")
-    if last_page < 1:
+    if claimed < 1:
         raise PayloadError("meta.last_page", "expected a page number of at least 1")
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        total = 0
+    served = _whole(meta.get("per_page"))
+    size = served if served is not None and 1 <= served <= per_page else per_page
+    held = (page - 1) * size + len(data)  # items on the pages up to this one
+    total = _whole(meta.get("total"))
+    short = len(data) < size
+    if total is not None and (total < held or (short and total > held and page >= claimed)):
+        total = None  # below what the pages hold, or outvoted by last_page and the items
+    if short:
+        if total is not None and total > held:
+            raise PayloadError(
+                "meta.total",
+                f"counts more sessions than the pages hold: page {page} ended the listing early",
+            )
+        last_page = page
+    else:
+        bound = claimed if total is None else max(1, math.ceil(total / size))
+        last_page = min(claimed, bound)
+    if last_page == page < claimed:  # once per walk: on the page where it ends
+        logger.warning(
+            "meta.last_page claims more pages than the listing holds; ignored: page %d is "
+            "its last, as its items and meta.total show.",
+            page,
+        )
     return Page(data, last_page, total)
 
 
-def page_items(body: object) -> tuple[list[Item], int]:
-    """A list page's readable items and its last page number.
+def page_items(body: object, *, page: int) -> tuple[list[Item], Page]:
+    """Page ``page``'s readable items (asked with :data:`LIST_PAGE_SIZE` per page) and the
+    page as read (:class:`Page`: the last page the walk may request, ``meta.total``).
 
     Raises :class:`~verilock_django.exceptions.PayloadError` when the body is not a usable
     page (see :func:`read_page`). Unreadable items are skipped: if one is ours, the run
     treats it as not listed.
     """
-    page = read_page(body)
-    data, last_page = page.data, page.last_page
+    answer = read_page(body, page=page, per_page=LIST_PAGE_SIZE)
     items = []
-    for raw in data:
+    for raw in answer.data:
         try:
             parsed = parse_session(raw)
         except PayloadError:
@@ -148,4 +203,4 @@ def page_items(body: object) -> tuple[list[Item], int]:
                 listed if isinstance(listed, str) else "",
             )
         )
-    return items, last_page
+    return items, answer

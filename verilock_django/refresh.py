@@ -4,7 +4,9 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
 
 1. **List, filtered by status.** For each status the stored unfinished sessions hold, one
    listing ``GET /sessions?status=<it>&from=<day the oldest of them was created>&per_page=100``
-   (see :mod:`verilock_django.listing`), pages 1..last_page. Each page is reconciled by id
+   (see :mod:`verilock_django.listing`), pages 1..last_page, where the last page is what the
+   listing's items and ``meta.total`` justify: a short page ends the walk and an
+   overstated ``meta.last_page`` is ignored (logged). Each page is reconciled by id
    with the stored unfinished sessions: one whose listed status (and decision, when the
    item carries one) equals the stored one is *confirmed* (no request; ``last_synced_at``
    is bumped); one that changed is claimed and fetched by id at once. An item without a
@@ -18,10 +20,13 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    out twice while fetches found it unchanged, then the by-id backoff applies
    (``next_check_at``; the interval doubles per unchanged check between
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
-   whose pages left outnumber its sessions still unaccounted for gives way after page 1:
+   whose pages left (as ``meta.total`` counts them: a bare ``last_page`` is not trusted
+   for this) outnumber its sessions still unaccounted for gives way after page 1:
    fetching those by id is cheaper. **A failed page stops the list phase** (so does an
-   unusable one: no ``data`` list, or a ``meta.last_page`` that is not a whole number of at
-   least 1, see :func:`verilock_django.listing.read_page`): nothing is
+   unusable one: no ``data`` list, a ``meta.last_page`` that is not a whole number of at
+   least 1, or a short page before the claimed last one while ``meta.total`` counts more
+   items after it, see
+   :func:`verilock_django.listing.read_page`): nothing is
    inferred from the listings and the run goes on to 3 and 4 only, so a failing list never
    turns into a by-id storm (the summary says the list failed).
 3. **Never fetched.** Rows registered by id and never fetched have no data at all: each is
@@ -254,7 +259,7 @@ class _Run:
                     status=walk.status,
                     created_from=walk.created_from,
                 )
-                items, last_page = page_items(body)
+                items, answer = page_items(body, page=page)
             except AuthenticationError:
                 raise
             except VerilockError as exc:
@@ -264,7 +269,9 @@ class _Run:
             if any(i.status is not None and i.listed_status != walk.status for i in items):
                 covers = left  # the provider ignores the status filter (an item says so)
             self.reconcile(items)
-            if page == 1 and last_page > 1:
+            last_page = answer.last_page
+            # Only pages a count vouches for: a bare meta.last_page may overstate them.
+            if page == 1 and last_page > 1 and answer.total is not None:
                 unaccounted = listed_as(self.claimable(), covers).count()
                 if last_page - 1 > unaccounted:
                     logger.info(
