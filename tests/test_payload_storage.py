@@ -244,6 +244,18 @@ def test_a_webhook_body_with_nul_nan_and_huge_numbers_is_stored_cleaned(settings
     assert event.payload["data"] == {"session_id": "ses_1", "quality": "NaN", "n": "1" + "0" * 30}
 
 
+def test_a_webhook_body_with_numbers_beyond_a_float_is_stored_as_their_text(
+    settings: Any,
+) -> None:
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "none"
+    body = b'{"event": "session.completed", "data": {"a": 1e999, "b": -2E+308, "c": 1.5e3}}'
+    envelope = parse_envelope(body)
+    assert not envelope.storable  # read as sent, cleaned when stored
+    event, _ = store_delivery(envelope)
+    stored_payload = WebhookEvent.objects.get(pk=event.pk).payload
+    assert stored_payload["data"] == {"a": "Infinity", "b": "-Infinity", "c": 1500.0}
+
+
 @pytest.mark.parametrize("session_id", ["ses_\\u0000x", "ses_\\ud800x"])
 def test_a_webhook_session_id_is_checked_as_sent_not_cleaned_into_another(
     session_id: str,

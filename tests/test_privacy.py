@@ -35,6 +35,7 @@ from verilock_django.privacy import (
     is_erased,
     lift_tombstone,
     minimise_payload,
+    minimise_webhook_body,
     session_hash,
 )
 from verilock_django.signals import applicant_erased, erasure_requested
@@ -248,6 +249,35 @@ def test_decision_only_webhook_bodies_keep_the_envelope_only(
     stored = WebhookEvent.objects.get().payload
     assert stored["webhook_id"] == "wh_evt_1" and stored["data"]["session_id"] == "ses_1"
     assert "applicant_name" not in stored["data"]
+
+
+def mark_seen(data: dict[str, Any]) -> dict[str, Any]:
+    """A host scrubber that edits nested objects in place."""
+    data["data"]["seen"] = True
+    data["data"]["links"].append("added")
+    return data
+
+
+@pytest.mark.parametrize("mode", ["full", "without_applicant", "decision_only"])
+@pytest.mark.parametrize("scrubber", [None, "tests.test_privacy.mark_seen"])
+def test_a_webhook_body_known_storable_is_minimised_alike_into_a_new_object(
+    settings: Any, mode: str, scrubber: str | None
+) -> None:
+    settings.VERILOCK_STORED_DATA = mode
+    settings.VERILOCK_PAYLOAD_SCRUBBER = scrubber
+    body = webhook_payload(session_id="ses_1")
+    body["data"].update(
+        applicant={"name": "Jean Dupont"}, links=["https://example.com/verify/abc"], token="t"
+    )
+    sent = json.loads(json.dumps(body))
+
+    minimised = minimise_webhook_body(body, storable=True)
+
+    assert minimised == minimise_webhook_body(body)
+    assert body == sent  # the caller's payload is never changed
+    if mode != "decision_only":
+        assert minimised["data"] is not body["data"]
+        assert "token" not in minimised["data"]
 
 
 # -- erasure and tombstones ------------------------------------------------------------

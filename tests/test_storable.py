@@ -7,11 +7,14 @@ import math
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from verilock_django.exceptions import PayloadError
 from verilock_django.storable import (
     clean_text,
     field_label,
+    is_storable_text,
     number_from_text,
     parse_json_body,
     storable_json,
@@ -153,3 +156,83 @@ def test_a_body_within_the_limit_is_read_as_json_reads_it() -> None:
     body = b'\xef\xbb\xbf{"a": [1, 2.5, "x", null, NaN], "b": {"c": true}}'
     value = parse_json_body(body, max_depth=3)
     assert value["b"] == {"c": True} and math.isnan(value["a"][4])
+
+
+def test_a_body_is_read_as_utf_8_with_an_optional_bom() -> None:
+    assert parse_json_body(b"\xef\xbb\xbf[1]", max_depth=1) == [1]
+    assert parse_json_body('["é"]'.encode(), max_depth=1) == ["é"]
+    for body in (b'["\xed\xa0\x80"]', b"\xef\xbb\xbf\xef\xbb\xbf[1]"):  # encoded surrogate, 2 BOMs
+        with pytest.raises(PayloadError):
+            parse_json_body(body, max_depth=1)
+
+
+# -- bodies storable as read --------------------------------------------------------------
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),  # beyond 64 bits too
+    st.floats(),  # NaN and infinities too
+    st.text(st.characters(exclude_categories=()), max_size=8),  # NUL and lone surrogates too
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.text(st.characters(exclude_categories=()), max_size=4), children),
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values, st.booleans())
+def test_a_body_said_storable_as_read_decodes_to_what_storable_json_keeps(
+    value: object, ascii_only: bool
+) -> None:
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if not is_storable_text(body):
+        return
+    try:
+        decoded = parse_json_body(body, max_depth=64)
+    except PayloadError:
+        return  # not UTF-8 (a raw surrogate): refused before anything is stored
+    assert storable_json(decoded) == decoded
+
+
+@given(
+    st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,25})?([eE][-+]?[0-9]{1,4})?", fullmatch=True)
+)
+def test_a_number_said_storable_as_read_is_one_every_json_column_stores(number: str) -> None:
+    body = f"[{number}]".encode()
+    if is_storable_text(body):
+        (value,) = json.loads(body)
+        assert storable_json(value) == value  # finite, and an integer within 64 bits
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"a": "x\u0000"}',
+        rb'{"a\uD83D": 1}',
+        rb'["\udfff"]',
+        b"[NaN]",
+        b"[-Infinity]",
+        b"[1e999]",
+        b"[1E+309]",
+        b"[9223372036854775808]",
+    ],
+)
+def test_a_body_that_may_need_cleaning_is_not_said_storable(body: bytes) -> None:
+    assert not is_storable_text(body)
+    assert storable_json(json.loads(body)) != json.loads(body)  # it does need cleaning
+
+
+def test_an_ordinary_delivery_is_said_storable_as_read() -> None:
+    body = json.dumps(
+        {
+            "event": "session.completed",
+            "data": {"session_id": "ses_1", "name": "José", "risk_score": 0.25, "n": 10**17},
+            "timestamp": "2026-03-15T10:45:22Z",
+        }
+    ).encode()
+    assert is_storable_text(body)

@@ -274,6 +274,22 @@ def test_envelope_is_read_tolerantly() -> None:
     assert parse_envelope(bare).webhook_id == ("derived:" + hashlib.sha256(bare).hexdigest())
 
 
+def test_an_ordinary_envelope_is_stored_as_read_and_an_odd_one_cleaned_first() -> None:
+    payload = webhook_payload(risk_score=0.25)
+    payload["data"]["applicant"] = {"name": "Zoë"}  # escaped as \\u00eb: nothing to clean
+    assert parse_envelope(json.dumps(payload).encode()).storable
+    for odd in (b'{"n": NaN}', b'{"n": 123456789012345678901}', b'{"t": "\\u0000"}'):
+        assert not parse_envelope(odd).storable
+
+
+def test_signatures_agree_with_hmac_whatever_the_number_and_order_of_secrets() -> None:
+    body = b'{"event": "session.completed"}'
+    secrets = [f"whsec_{n}" for n in range(20)]  # more than are kept keyed
+    for secret in secrets + secrets[::-1]:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert sign_webhook(body, secret) == expected
+
+
 # -- signals --------------------------------------------------------------------------
 
 
@@ -292,6 +308,43 @@ def test_signals_fire_once_after_commit(
     (finished,) = recorder.of(session_finished)
     assert finished["session"].pk == session.id
     assert WebhookEvent.objects.filter(status=WebhookEventStatus.PROCESSED).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_receiver_is_logged_and_the_others_and_processing_still_run(
+    client: Client, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.VERILOCK_WEBHOOK_PROCESSOR = "tests.test_webhooks.enqueue"
+    QUEUE.clear()
+    received: list[int | None] = []
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("a host receiver bug")
+
+    def working(event: WebhookEvent, **kwargs: Any) -> None:
+        received.append(event.pk)
+
+    webhook_received.connect(broken, dispatch_uid="broken-receiver")
+    webhook_received.connect(working, dispatch_uid="working-receiver")
+    try:
+        with caplog.at_level(logging.ERROR):
+            response = deliver(client, webhook_payload(webhook_id="wh_receivers"))
+    finally:
+        webhook_received.disconnect(dispatch_uid="broken-receiver")
+        webhook_received.disconnect(dispatch_uid="working-receiver")
+
+    assert response.json() == {"status": "stored"}
+    event = WebhookEvent.objects.get(webhook_id="wh_receivers")
+    assert received == QUEUE == [event.pk]
+    assert "a host receiver bug" in caplog.text
+
+
+QUEUE: list[int] = []
+
+
+def enqueue(event_id: int) -> None:
+    """A stand-in task queue for ``VERILOCK_WEBHOOK_PROCESSOR``."""
+    QUEUE.append(event_id)
 
 
 @pytest.mark.django_db(transaction=True)

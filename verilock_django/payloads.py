@@ -243,7 +243,7 @@ def parse_timestamp(value: object, field_name: str) -> dt.datetime | None:
     if match is None:
         raise PayloadError(field_name, "not an ISO-8601 timestamp")
     part = match.groupdict()
-    offset = dt.timedelta(0)
+    offset = None
     if part["sign"]:
         hours, minutes = int(part["oh"]), int(part["om"] or 0)
         if hours > 23 or minutes > 59:
@@ -252,7 +252,8 @@ def parse_timestamp(value: object, field_name: str) -> dt.datetime | None:
     if len(part["year"]) > 4 or int(part["year"]) < 1:
         return None  # a year Python cannot hold: outside the storable range too
     try:
-        local = dt.datetime(
+        # Read as UTC, then moved by the offset: the local time of a UTC timestamp as is.
+        utc = dt.datetime(
             int(part["year"]),
             int(part["month"]),
             int(part["day"]),
@@ -260,13 +261,15 @@ def parse_timestamp(value: object, field_name: str) -> dt.datetime | None:
             int(part["minute"] or 0),
             int(part["second"] or 0),
             int((part["fraction"] or "0")[:6].ljust(6, "0")),
+            tzinfo=dt.timezone.utc,
         )
     except ValueError:
         raise PayloadError(field_name, "not an ISO-8601 timestamp") from None
-    try:
-        utc = (local - offset).replace(tzinfo=dt.timezone.utc)
-    except OverflowError:
-        return None
+    if offset:
+        try:
+            utc -= offset
+        except OverflowError:
+            return None
     low, high = STORABLE_DATETIMES
     return utc if low <= utc <= high else None
 

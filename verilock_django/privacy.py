@@ -125,9 +125,15 @@ def minimise_payload(payload: object) -> object:
     return _minimise(payload, DECISION_RECORD)
 
 
-def minimise_webhook_body(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A webhook envelope reduced to what may be stored, as :func:`minimise_payload`."""
-    return _minimise(payload, WEBHOOK_RECORD)
+def minimise_webhook_body(payload: Mapping[str, Any], *, storable: bool = False) -> dict[str, Any]:
+    """A webhook envelope reduced to what may be stored, as :func:`minimise_payload`.
+
+    ``storable``: ``payload`` is already as :func:`~.storable.storable_json` leaves it, at
+    most :data:`~.storable.MAX_STORED_DEPTH` deep (a body that
+    :func:`~.storable.is_storable_text` accepts, read with that bound), so it is not walked
+    to be cleaned first.
+    """
+    return _minimise(payload, WEBHOOK_RECORD, storable=storable)
 
 
 def decision_record(payload: object) -> dict[str, Any]:
@@ -136,11 +142,14 @@ def decision_record(payload: object) -> dict[str, Any]:
     return kept if isinstance(kept, dict) else {}
 
 
-def _minimise(payload: Mapping[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def _minimise(
+    payload: Mapping[str, Any], record: dict[str, Any], *, storable: bool = False
+) -> dict[str, Any]:
     # Cleaned and depth-checked first (iteratively, naming the field when too deep): the
     # walks below recurse, and only over what could be stored anyway. What is returned is
-    # storable as it is (the parser reads it without cleaning it again).
-    data: object = _storable(payload, payload)
+    # storable as it is (the parser reads it without cleaning it again), and new: the walks
+    # below copy every list and object.
+    data: object = payload if storable else _storable(payload, payload)
     scrubber = verilock_settings.payload_scrubber
     if scrubber is not None:
         # A deep copy: the scrubber may change nested objects of the caller's payload.

@@ -15,6 +15,8 @@
 Receivers' exceptions never stop a sync: they are logged (with the session id only).
 ``webhook_received``
     A webhook delivery was verified and stored. Argument: ``event`` (the stored event).
+    Sent robustly: a receiver's exception is logged and stops neither the other receivers
+    nor the event's processing.
 ``erasure_requested``
     Sent *before* an erasure, inside no transaction. Arguments: ``reference_id`` (``""``
     when sessions are erased by id) and ``session_ids`` (list). A receiver vetoes the

@@ -10,11 +10,13 @@ the provider can make a write fail or a stored row unreadable (see "Storage rule
   all accept: no NUL, no lone surrogate, no NaN or infinity, no integer beyond 64 bits,
   nesting bounded, without recursion;
 * :data:`STORABLE_DATETIMES`: the datetimes every database and Python hold;
-* :func:`parse_json_body`: a JSON body read with bounded nesting, never ``RecursionError``.
+* :func:`parse_json_body`: a JSON body read with bounded nesting, never ``RecursionError``;
+  :func:`is_storable_text`: whether a body can hold anything :func:`storable_json` changes.
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import functools
 import hashlib
@@ -69,6 +71,14 @@ _UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
 _JSON_STRUCTURE = re.compile(r'[\[\]{}"]')
 # The rest of a JSON string after its opening quote (unrolled, so it never backtracks far).
 _JSON_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# What a JSON text holds when its decoded value may need storable_json: a NUL or surrogate
+# escape (UTF-8 text and JSON strings hold neither raw), NaN or an infinity, 19 digits in a
+# row (an integer that may not fit 64 bits), or a positive exponent of 3 digits (a float
+# can only overflow with one when no 19 digits precede it). Substring tests over the body
+# with digits read as 0 ("E" as "e") cost a fraction of one regular expression's scan.
+_NUMBER_SHAPES = bytes.maketrans(b"123456789E", b"000000000e")
+_LONG_INTEGER = b"0" * 19
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def storable_json(value: object, *, field: str = "", max_depth: int = MAX_STORED_DEPTH) -> Any:
@@ -117,7 +127,13 @@ def parse_json_body(data: bytes, *, max_depth: int) -> Any:
     deep, or holding an integer too long for Python to read; the message quotes nothing.
     """
     try:
-        text = data.decode("utf-8-sig") if isinstance(data, (bytes, bytearray)) else data
+        # As the "utf-8-sig" codec reads it, without its Python-level decoder: a leading BOM
+        # dropped, the rest strict UTF-8.
+        text = (
+            data.removeprefix(codecs.BOM_UTF8).decode()
+            if isinstance(data, (bytes, bytearray))
+            else data
+        )
     except UnicodeDecodeError:
         raise PayloadError("(body)", "not UTF-8 text") from None
     # Nesting never exceeds the number of opening brackets (those inside strings included),
@@ -142,6 +158,20 @@ def parse_json_body(data: bytes, *, max_depth: int) -> Any:
     except (ValueError, RecursionError):
         # RecursionError cannot happen after the depth check; kept as a last line of defence.
         raise PayloadError("(body)", "not a JSON document") from None
+
+
+def is_storable_text(data: bytes) -> bool:
+    """True when the JSON document ``data`` (UTF-8) can only decode to a value that
+    :func:`storable_json` returns as it is, nesting aside: no NUL or lone surrogate, no NaN
+    or infinity, no integer beyond 64 bits. A few substring tests, no decoding; ``False``
+    when such a value may be there (a string that merely looks like one counts too).
+    """
+    if b"NaN" in data or b"Infinity" in data:
+        return False
+    if b"\\u" in data and _UNSTORABLE_ESCAPE.search(data):
+        return False
+    shapes = data.translate(_NUMBER_SHAPES)
+    return not (_LONG_INTEGER in shapes or b"0e000" in shapes or b"0e+000" in shapes)
 
 
 def number_from_text(value: object) -> int | float | None:

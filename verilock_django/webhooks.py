@@ -17,7 +17,9 @@ or the database is away (the provider retries 5xx, so deliveries resume).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,7 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 from django.db.models.constants import OnConflict
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
@@ -57,6 +59,7 @@ from .storable import (
     MAX_STORED_DEPTH,
     WEBHOOK_ID_MAX_LENGTH,
     clean_text,
+    is_storable_text,
     parse_json_body,
 )
 from .work import dispatch_event
@@ -76,6 +79,10 @@ class Envelope:
     session_id: str
     occurred_at: dt.datetime | None
     payload: dict[str, Any]
+    #: ``payload`` holds nothing :func:`~verilock_django.storable.storable_json` would change
+    #: and nests at most :data:`~verilock_django.storable.MAX_STORED_DEPTH` deep, as
+    #: :func:`parse_envelope` tells from the body: storing does not walk it to clean it.
+    storable: bool = False
 
 
 class InvalidEnvelope(ValueError):
@@ -87,7 +94,8 @@ def parse_envelope(body: bytes) -> Envelope:
 
     Only a body that is not a JSON object, or nests deeper than ``VERILOCK_MAX_JSON_DEPTH`` or
     than a stored payload may (:data:`~verilock_django.storable.MAX_STORED_DEPTH`), is
-    refused. The payload is kept as read (storing cleans it, see :func:`store_delivery`);
+    refused. The payload is kept as read (storing cleans it, see :func:`store_delivery`,
+    unless the body can hold nothing to clean: :func:`~verilock_django.storable.is_storable_text`);
     the columns' values are cleaned as :func:`~verilock_django.storable.storable_json`
     cleans text. A missing ``webhook_id`` is derived from the event, the session id and the
     timestamp (or, without a timestamp, from the body itself), so the provider's retries of
@@ -120,6 +128,7 @@ def parse_envelope(body: bytes) -> Envelope:
         session_id=session_id,
         occurred_at=occurred_at,
         payload=payload,
+        storable=is_storable_text(body),
     )
 
 
@@ -136,11 +145,14 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
     decides under concurrent deliveries; nothing is read back and no savepoint is taken, so a
     duplicate never breaks the caller's transaction. The SQL is built once per database. When
     stored, ``webhook_received`` and processing follow the commit (at once outside a
-    transaction). The body is stored as :func:`.privacy.minimise_webhook_body` leaves it.
-    With ``VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT = False``, on PostgreSQL and in autocommit
-    (as the view runs), that same statement turns ``synchronous_commit`` off for its own
-    transaction (``set_config(…, is_local => true)``): the commit does not wait for the WAL
-    flush. Inside a caller's transaction, and on other databases, the setting changes nothing.
+    transaction), in one callback: a failing receiver is logged (``Signal.send_robust``) and
+    keeps neither the other receivers from running nor the event from processing. The body
+    is stored as :func:`.privacy.minimise_webhook_body` leaves it (not walked to be cleaned
+    again when the envelope says it is ``storable``). With
+    ``VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT = False``, on PostgreSQL and in autocommit (as the
+    view runs), that same statement turns ``synchronous_commit`` off for its own transaction
+    (``set_config(…, is_local => true)``): the commit does not wait for the WAL flush. Inside
+    a caller's transaction, and on other databases, the setting changes nothing.
 
     :raises ErasedSessionError: the delivery is about a session erased on request (nothing
         stored).
@@ -153,12 +165,11 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
         "session_id": envelope.session_id,
         "occurred_at": stored_datetime(envelope.occurred_at),
         "received_at": timezone.now(),
-        "payload": minimise_webhook_body(envelope.payload),
+        "payload": minimise_webhook_body(envelope.payload, storable=envelope.storable),
     }
     alias = router.db_for_write(WebhookEvent)
     connection = connections[alias]
     sql = _statements(connection)
-    params = sql.params(values, connection)
     erased = session_hash(envelope.session_id) if envelope.session_id else None
     with connection.cursor() as cursor:
         if sql.combined:
@@ -167,18 +178,19 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
             relaxed = (
                 not verilock_settings.webhook_synchronous_commit and connection.get_autocommit()
             )
-            cursor.execute(sql.relaxed if relaxed else sql.insert, [erased, *params])
+            params = {"erased": erased, **sql.params(values, connection)}
+            cursor.execute(sql.relaxed if relaxed else sql.insert, params)
             is_erased, pk = cursor.fetchone()
         else:
             is_erased = stored = False
             if erased is not None:
                 # The tombstone check reads whether the delivery is stored as well: a
                 # duplicate then costs this one read and never waits for the write lock.
-                cursor.execute(sql.checks, [erased, envelope.webhook_id])
+                cursor.execute(sql.checks, {"erased": erased, "webhook_id": envelope.webhook_id})
                 is_erased, stored = cursor.fetchone()
             pk = None
             if not (is_erased or stored):
-                cursor.execute(sql.insert, params)
+                cursor.execute(sql.insert, sql.params(values, connection))
                 pk = sql.inserted_pk(cursor)
     if is_erased:
         raise ErasedSessionError(
@@ -186,16 +198,12 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
             "stored (verilock_django.privacy.lift_tombstone allows them again).",
             session_id=envelope.session_id,
         )
-    event = WebhookEvent(**values)
+    event = sql.event(values)
     if pk is None:
         return event, False
     event.pk = pk
     event._state.adding, event._state.db = False, alias  # as if read back
-    # Two callbacks: a failing signal receiver must not keep the event from processing.
-    transaction.on_commit(
-        lambda: webhook_received.send(sender=WebhookEvent, event=event), using=alias, robust=True
-    )
-    transaction.on_commit(lambda: dispatch_event(pk), using=alias, robust=True)
+    connection.on_commit(lambda: _received(event), robust=True)
     return event, True
 
 
@@ -268,6 +276,15 @@ def _signed_body(request: HttpRequest) -> bytes | HttpResponse:
 # -- internals -----------------------------------------------------------------------
 
 
+def _received(event: WebhookEvent) -> None:
+    # One on_commit callback for both. send_robust logs a failing receiver and runs the
+    # others; should it raise itself, the event is still handed on (on_commit logs the rest).
+    try:
+        webhook_received.send_robust(sender=WebhookEvent, event=event)
+    finally:
+        dispatch_event(event.pk)
+
+
 def _session_id(event: str, data: dict[str, Any], payload: dict[str, Any]) -> str:
     candidates = [data.get("session_id"), payload.get("session_id")]
     if event.startswith("session."):
@@ -319,10 +336,14 @@ class _Statements:
     #: The inserted columns: ``(field, None)`` for a value of the delivery, ``(field,
     #: value)`` for a default prepared once (a callable default is evaluated per row).
     columns: tuple[tuple[Field[Any, Any], object], ...]
+    #: Every field in the model's order, with its default (``_PER_ROW``: called per event).
+    fields: tuple[tuple[Field[Any, Any], object], ...]
 
-    def params(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> list[Any]:
-        return [
-            field.get_db_prep_save(values[field.name], connection)
+    def params(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> dict[str, Any]:
+        # The delivery's values are of their fields' Python types already (prepared=True
+        # skips converting them again); only the conversion for the database remains.
+        return {
+            field.attname: field.get_db_prep_value(values[field.name], connection, prepared=True)
             if field.name in values
             else (
                 field.get_db_prep_save(field.get_default(), connection)
@@ -330,7 +351,21 @@ class _Statements:
                 else constant
             )
             for field, constant in self.columns
-        ]
+        }
+
+    def event(self, values: dict[str, Any]) -> WebhookEvent:
+        """An unsaved event holding ``values``, defaults elsewhere (built from positional
+        arguments, as a row read from the database is: keywords cost twice as much)."""
+        return WebhookEvent(
+            *[
+                values[field.name]
+                if field.name in values
+                else field.get_default()
+                if default is _PER_ROW
+                else default
+                for field, default in self.fields
+            ]
+        )
 
     def inserted_pk(self, cursor: Any) -> int | None:
         if self.returning:
@@ -361,6 +396,13 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
 
     meta, tombstone = WebhookEvent._meta, Tombstone._meta
     fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    in_order = tuple(
+        (
+            field,
+            _PER_ROW if field.has_default() and callable(field.default) else field.get_default(),
+        )
+        for field in meta.concrete_fields
+    )
     columns = tuple(
         (
             field,
@@ -372,13 +414,15 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
         )
         for field in fields
     )
-    # Only quoted names from the models are formatted in; every value is a parameter.
+    # Only quoted names from the models are formatted in; every value is a parameter, named
+    # after its field ("pyformat": on SQLite, Django turns %s into ? with a regular
+    # expression on every execution, several times what naming the parameters costs).
     table, names = quote(meta.db_table), ", ".join(quote(field.column) for field in fields)
-    marks, pk = ", ".join(["%s"] * len(fields)), quote(meta.pk.column)
-    unique = quote(meta.get_field("webhook_id").column)
+    marks = ", ".join(f"%({field.attname})s" for field in fields)
+    pk, unique = quote(meta.pk.column), quote(meta.get_field("webhook_id").column)
     tombstones, key = quote(tombstone.db_table), quote(tombstone.pk.column)
-    erased = f"SELECT 1 FROM {tombstones} WHERE {key} = %s"  # noqa: S608
-    stored = f"SELECT 1 FROM {table} WHERE {unique} = %s"  # noqa: S608
+    erased = f"SELECT 1 FROM {tombstones} WHERE {key} = %(erased)s"  # noqa: S608
+    stored = f"SELECT 1 FROM {table} WHERE {unique} = %(webhook_id)s"  # noqa: S608
     checks = f"SELECT EXISTS ({erased}), EXISTS ({stored})"
     if connection.vendor == "postgresql":
         # One round trip: the insert happens only when no tombstone matches, and the answer
@@ -395,7 +439,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
         # transaction, here the statement's own, whose commit then skips the WAL flush wait.
         # The CTE is read twice and volatile, so it is computed once, every column included.
         relaxed = combined(", set_config('synchronous_commit', 'off', true) AS relaxed")
-        return _Statements(combined(""), True, relaxed, checks, True, columns)
+        return _Statements(combined(""), True, relaxed, checks, True, columns, in_order)
     if connection.vendor == "sqlite":
         # Only a conflict on webhook_id is a duplicate (SQLite's INSERT OR IGNORE would
         # swallow a NOT NULL or CHECK violation too).
@@ -407,7 +451,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
     if returning:
         tail += f" RETURNING {pk}"
     insert = f"{head} {table} ({names}) VALUES ({marks}) {tail}".rstrip()
-    return _Statements(insert, False, insert, checks, returning, columns)
+    return _Statements(insert, False, insert, checks, returning, columns, in_order)
 
 
 def _is_stale(occurred_at: dt.datetime | None) -> bool:
@@ -425,5 +469,10 @@ def _reject(status: int, reason: str) -> HttpResponse:
     return _answer(status, reason)
 
 
-def _answer(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"status": message}, status=status)
+def _answer(status: int, message: str) -> HttpResponse:
+    return HttpResponse(_answer_body(message), content_type="application/json", status=status)
+
+
+@functools.lru_cache(maxsize=64)  # a few fixed messages: each encoded once, not per request
+def _answer_body(message: str) -> bytes:
+    return json.dumps({"status": message}).encode()
