@@ -13,7 +13,14 @@ from django.conf import settings
 from django.test import override_settings
 
 from verilock_django.checks import check_webhook_settings
-from verilock_django.conf import GROUP_API, SETTINGS, Setting, VerilockSettings, verilock_settings
+from verilock_django.conf import (
+    GROUP_API,
+    SETTINGS,
+    Setting,
+    VerilockSettings,
+    fields,
+    verilock_settings,
+)
 from verilock_django.exceptions import VerilockConfigurationError
 from verilock_django.models import Session
 
@@ -105,6 +112,30 @@ def test_a_setting_is_parsed_once_until_it_changes(settings: Any) -> None:
     settings.VERILOCK_TEST_PARSED_ONCE = 5
     assert [row.value(), row.value()] == [5, 5]
     assert parsed == [1, 5]
+
+
+def test_a_change_landing_while_a_value_is_kept_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another thread's override lands after a read parsed the old value and checked that
+    nothing changed, but before it kept the value: the next read sees the new value."""
+    override = override_settings(VERILOCK_TIMEOUT=7)
+
+    class Racing(dict[str, object]):
+        def __setitem__(self, key: str, value: object) -> None:
+            if not override_active:
+                override_active.append(True)
+                override.enable()  # the other thread's change, with its setting_changed
+            super().__setitem__(key, value)
+
+    override_active: list[bool] = []
+    monkeypatch.setattr(fields, "_parsed", Racing())
+    try:
+        assert verilock_settings.timeout != 7  # parsed before the change
+        assert override_active
+        assert verilock_settings.timeout == 7
+    finally:
+        override.disable()
 
 
 def test_a_key_pasted_with_surrounding_whitespace_works() -> None:

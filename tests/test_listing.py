@@ -263,3 +263,53 @@ def test_refresh_still_gives_way_when_the_count_backs_many_pages(
     assert client.pages == [1]
     assert sorted(r.session_id for r in verilock_api.requests if r.session_id) == sorted(ours)
     assert report.ok
+
+
+class DefaultPageSizeClient(EditingClient):
+    """A provider that ignores ``per_page`` and serves its default 15 items a page, saying
+    so in ``meta.per_page`` or not at all (``meta.total`` kept or dropped)."""
+
+    def __init__(self, *, say_per_page: bool, drop_total: bool) -> None:
+        def edit(page: int, body: dict[str, Any]) -> None:
+            if not say_per_page:
+                del body["meta"]["per_page"]
+            if drop_total:
+                del body["meta"]["total"]
+
+        super().__init__(edit)
+
+    def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+        return super().list_sessions(page=page, **{**kwargs, "per_page": 15})
+
+
+PAGE_SIZE_IGNORED = pytest.mark.parametrize(
+    ("say_per_page", "drop_total"),
+    [(True, False), (False, False), (False, True)],
+    ids=["meta.per_page said", "no meta.per_page", "no meta.per_page nor total"],
+)
+
+
+@PAGE_SIZE_IGNORED
+def test_discovery_walks_every_page_of_a_provider_ignoring_per_page(
+    verilock_api: InProcessVerilock, say_per_page: bool, drop_total: bool
+) -> None:
+    verilock_api.seed(40)  # pages of 15, 15 and 10
+    client = DefaultPageSizeClient(say_per_page=say_per_page, drop_total=drop_total)
+
+    report = discover_sessions(client=client)
+
+    assert report.ok and report.created == 40 == Session.objects.count()
+    assert client.pages[:3] == [1, 2, 3] and len(client.pages) <= 5
+
+
+@PAGE_SIZE_IGNORED
+def test_refresh_walks_every_page_of_a_provider_ignoring_per_page(
+    verilock_api: InProcessVerilock, say_per_page: bool, drop_total: bool
+) -> None:
+    mirror(verilock_api, 40)
+    client = DefaultPageSizeClient(say_per_page=say_per_page, drop_total=drop_total)
+
+    report = refresh_unfinished(client=client)
+
+    assert client.pages == [1, 2, 3] and by_id_requests(verilock_api) == 0
+    assert report.ok and report.confirmed == 40

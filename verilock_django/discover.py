@@ -165,6 +165,8 @@ class _Walk:
         self.report = report
         self.created_from = since.isoformat() if since is not None else None
         self.seen: set[str] = set()
+        #: The listing's page size once page 1 showed it (a provider may ignore per_page).
+        self.size: int | None = None
         #: When the page being taken was requested (database clock), for the store's ordering.
         self.fetched_at = clock.now()
 
@@ -174,7 +176,7 @@ class _Walk:
             items, last_page, now_total = self.read(page)
             if total is not None and now_total is not None and now_total < total and page > 1:
                 # Sessions left the listing: the rest moved up; step back over the gap.
-                back = math.ceil((total - now_total) / PAGE_SIZE)
+                back = math.ceil((total - now_total) / (self.size or PAGE_SIZE))
                 total, page = now_total, max(1, page - back)
                 continue
             total = now_total
@@ -204,7 +206,8 @@ class _Walk:
         )
         self.report.pages += 1
         # Raises for a page that cannot say where the list ends.
-        listed = read_page(body, page=page, per_page=PAGE_SIZE)
+        listed = read_page(body, page=page, per_page=PAGE_SIZE, size=self.size)
+        self.size = listed.size
         items = []
         for item in listed.data:
             try:

@@ -14,8 +14,12 @@ reports ``completed`` with a ``decision`` is stored with its decision as status 
 **Where a walk ends.** Both walkers (:mod:`verilock_django.refresh`,
 :mod:`verilock_django.discover`) read their pages through :func:`read_page`, which decides
 the last page a walk may request; a walk never asks for more pages than the listing itself
-shows to exist, whatever ``meta.last_page`` claims. For page *p* asked with ``per_page`` *n*
-(the page size *s* is ``meta.per_page`` when it is a whole number from 1 to *n*, else *n*):
+shows to exist, whatever ``meta.last_page`` claims. For page *p* asked with ``per_page`` *n*,
+the page size *s* is ``meta.per_page`` when it is a whole number from 1 to *n*; without one,
+it is what page 1 held when that page is short of *n* while its meta says more pages follow
+(``meta.last_page`` above 1 or ``meta.total`` above its items): a provider that ignores
+``per_page`` serves its own page size, and its later pages are read with that size (the
+walkers pass :attr:`Page.size` on); otherwise *s* is *n*.
 
 * a page holding fewer than *s* items (an empty one included) is the last page;
 * otherwise the last page is ``meta.last_page``, bounded by ``ceil(meta.total / s)``
@@ -39,7 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import CharField, F, Min, Q, Value
@@ -126,6 +130,9 @@ class Page:
     data: list[Any]
     last_page: int
     total: int | None
+    #: Items a full page holds (``per_page``, or the provider's own size, see the module
+    #: docstring): passed to the next :func:`read_page` of the walk.
+    size: int = field(default=LIST_PAGE_SIZE, compare=False)
 
 
 def _whole(value: object) -> int | None:
@@ -133,9 +140,10 @@ def _whole(value: object) -> int | None:
     return None if isinstance(value, bool) or not isinstance(value, int) else value
 
 
-def read_page(body: object, *, page: int, per_page: int) -> Page:
+def read_page(body: object, *, page: int, per_page: int, size: int | None = None) -> Page:
     """Check that ``body``, page ``page`` of a listing asked with ``per_page``, is a list page
-    and read where the listing ends (see the module docstring); the items stay raw.
+    and read where the listing ends (see the module docstring); the items stay raw. ``size``
+    is the page size an earlier page of the walk showed (:attr:`Page.size`), if any.
 
     Raises :class:`~verilock_django.exceptions.PayloadError` when it is not a usable page: no
     ``data`` list, no ``meta`` object, a ``meta.last_page`` that is not a whole number of at
@@ -153,9 +161,15 @@ def read_page(body: object, *, page: int, per_page: int) -> Page:
     if claimed < 1:
         raise PayloadError("meta.last_page", "expected a page number of at least 1")
     served = _whole(meta.get("per_page"))
-    size = served if served is not None and 1 <= served <= per_page else per_page
-    held = (page - 1) * size + len(data)  # items on the pages up to this one
     total = _whole(meta.get("total"))
+    if served is not None and 1 <= served <= per_page:
+        size = served
+    elif size is None:
+        size = per_page
+        more = claimed > 1 or (total is not None and total > len(data))
+        if page == 1 and 0 < len(data) < per_page and more:
+            size = len(data)  # the provider ignores per_page and serves its own page size
+    held = (page - 1) * size + len(data)  # items on the pages up to this one
     short = len(data) < size
     if total is not None and (total < held or (short and total > held and page >= claimed)):
         total = None  # below what the pages hold, or outvoted by last_page and the items
@@ -175,18 +189,19 @@ def read_page(body: object, *, page: int, per_page: int) -> Page:
             "its last, as its items and meta.total show.",
             page,
         )
-    return Page(data, last_page, total)
+    return Page(data, last_page, total, size)
 
 
-def page_items(body: object, *, page: int) -> tuple[list[Item], Page]:
+def page_items(body: object, *, page: int, size: int | None = None) -> tuple[list[Item], Page]:
     """Page ``page``'s readable items (asked with :data:`LIST_PAGE_SIZE` per page) and the
-    page as read (:class:`Page`: the last page the walk may request, ``meta.total``).
+    page as read (:class:`Page`: the last page the walk may request, ``meta.total``, the
+    page size to pass as ``size`` for the walk's next page).
 
     Raises :class:`~verilock_django.exceptions.PayloadError` when the body is not a usable
     page (see :func:`read_page`). Unreadable items are skipped: if one is ours, the run
     treats it as not listed.
     """
-    answer = read_page(body, page=page, per_page=LIST_PAGE_SIZE)
+    answer = read_page(body, page=page, per_page=LIST_PAGE_SIZE, size=size)
     items = []
     for raw in answer.data:
         try:

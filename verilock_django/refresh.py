@@ -249,6 +249,7 @@ class _Run:
         """Read one listing page by page, reconciling each; returns how it ended and the
         statuses it accounts for (``left``, this one first, when the filter was ignored)."""
         page, last_page, covers = 1, 1, [walk.status]
+        size: int | None = None  # the listing's page size, once page 1 shows it
         while page <= last_page:
             if self.out_of_time() or self.limit_reached():
                 return _Walked.STOPPED, covers
@@ -259,7 +260,7 @@ class _Run:
                     status=walk.status,
                     created_from=walk.created_from,
                 )
-                items, answer = page_items(body, page=page)
+                items, answer = page_items(body, page=page, size=size)
             except AuthenticationError:
                 raise
             except VerilockError as exc:
@@ -269,7 +270,7 @@ class _Run:
             if any(i.status is not None and i.listed_status != walk.status for i in items):
                 covers = left  # the provider ignores the status filter (an item says so)
             self.reconcile(items)
-            last_page = answer.last_page
+            last_page, size = answer.last_page, answer.size
             # Only pages a count vouches for: a bare meta.last_page may overstate them.
             if page == 1 and last_page > 1 and answer.total is not None:
                 unaccounted = listed_as(self.claimable(), covers).count()

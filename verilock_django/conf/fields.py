@@ -113,19 +113,18 @@ class Setting(Generic[T_co]):
         :raises VerilockConfigurationError: the value is unusable (the message names the
             setting and the problem, never the value).
         """
-        try:
-            return cast(T_co, _parsed[self.name])
-        except KeyError:
-            pass
         generation = _generation[0]
+        kept = _parsed.get(self.name)
+        if kept is not None and kept[0] == generation:
+            return cast(T_co, kept[1])
         try:
             parsed = self.parse(self.raw())
         except InvalidSetting as exc:
             raise VerilockConfigurationError(f"{self.setting_name} {exc.problem}.") from None
-        # Kept only if no setting changed meanwhile (another thread may have read the old
-        # raw value just before a change).
-        if not callable(parsed) and generation == _generation[0]:
-            _parsed[self.name] = parsed
+        # Kept with the generation read before the raw value: a value another thread's
+        # change made stale (even one landing while it is kept) is never returned.
+        if not callable(parsed):
+            _parsed[self.name] = (generation, parsed)
         return parsed
 
     def problem(self) -> InvalidSetting | None:
@@ -137,10 +136,11 @@ class Setting(Generic[T_co]):
         return None
 
 
-#: Per setting name, its typed value. Reading a setting on every request (the webhook view
-#: reads six) or every stored session costs one dictionary lookup, where reading an unset
-#: setting through ``django.conf.settings`` raises and catches ``AttributeError`` each time.
-_parsed: dict[str, object] = {}
+#: Per setting name, the settings generation it was read in and its typed value. Reading a
+#: setting on every request (the webhook view reads six) or every stored session costs one
+#: dictionary lookup, where reading an unset setting through ``django.conf.settings`` raises
+#: and catches ``AttributeError`` each time.
+_parsed: dict[str, tuple[int, object]] = {}
 #: How many times settings changed: a value read before a change is not kept after it.
 _generation = [0]
 
