@@ -460,6 +460,10 @@ def test_only_a_short_identifier_is_kept_as_the_error_code(
         ("jean.dupont", False),
         ("12AB34567", False),
         ("19900515", False),
+        ("dupont_1990_05_15", False),
+        ("DE_123456789", False),
+        ("FR_12AB34567", False),
+        ("oauth2_error", True),
     ],
 )
 def test_an_error_code_is_kept_only_when_it_cannot_be_a_name(

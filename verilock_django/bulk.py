@@ -81,7 +81,7 @@ class _Statement:
     row: str  # "(%s, %s)"
     tail: str  # " ON CONFLICT … DO UPDATE SET …" or ""
     attnames: tuple[str, ...]
-    prepare: tuple[Callable[[Any], Any], ...]
+    prepare: tuple[Callable[[Any, BaseDatabaseWrapper], Any], ...]
     rows_per_statement: int
     #: PostgreSQL: the rows go as one array per column (``SELECT * FROM UNNEST(…)``).
     unnest: bool = False
@@ -154,7 +154,7 @@ def _build(
         row="(" + ", ".join(["%s"] * len(fields)) + ")",
         tail=tail,
         attnames=tuple(field.attname for field in fields),
-        prepare=tuple(_preparer(field, connection) for field in fields),
+        prepare=tuple(_preparer(field) for field in fields),
         rows_per_statement=_MAX_PARAMETERS
         if unnest
         else max(
@@ -183,16 +183,19 @@ def _column(meta: Any, name: str) -> str:
     return str(field.column)
 
 
-def _preparer(field: models.Field[Any, Any], connection: BaseDatabaseWrapper) -> Any:
+def _preparer(field: models.Field[Any, Any]) -> Callable[[Any, BaseDatabaseWrapper], Any]:
+    """``prepare(value, connection)`` for ``field``: the connection is the writing thread's
+    own, not the one the cached statement was built with."""
     unchanged = _UNCHANGED.get(type(field))
+    prep = field.get_db_prep_save
+    if unchanged is None:
+        return prep
 
-    def prepare(value: Any) -> Any:
+    def prepare(value: Any, connection: BaseDatabaseWrapper) -> Any:
         if value is None or type(value) is unchanged:
             return value
-        return field.get_db_prep_save(value, connection)
+        return prep(value, connection)
 
-    if unchanged is None:
-        return lambda value: field.get_db_prep_save(value, connection)
     return prepare
 
 
@@ -205,13 +208,15 @@ def _write(statement: _Statement, objs: Sequence[models.Model]) -> None:
             chunk = objs[start : start + size]
             if statement.unnest:
                 params: list[Any] = [
-                    [prepare(getattr(obj, attname)) for obj in chunk]
+                    [prepare(getattr(obj, attname), connection) for obj in chunk]
                     for attname, prepare in columns
                 ]
                 sql = statement.head + statement.tail
             else:
                 params = [
-                    prepare(getattr(obj, attname)) for obj in chunk for attname, prepare in columns
+                    prepare(getattr(obj, attname), connection)
+                    for obj in chunk
+                    for attname, prepare in columns
                 ]
                 sql = statement.head + ", ".join([statement.row] * len(chunk)) + statement.tail
             cursor.execute(sql, params)
