@@ -278,7 +278,16 @@ def test_an_ordinary_envelope_is_stored_as_read_and_an_odd_one_cleaned_first() -
     payload = webhook_payload(risk_score=0.25)
     payload["data"]["applicant"] = {"name": "Zoë"}  # escaped as \\u00eb: nothing to clean
     assert parse_envelope(json.dumps(payload).encode()).storable
-    for odd in (b'{"n": NaN}', b'{"n": 123456789012345678901}', b'{"t": "\\u0000"}'):
+    # Hex ids hold exponent-like runs ("9e635"): not numbers, so nothing to clean either.
+    payload["webhook_id"], payload["data"]["session_id"] = "wh_b099e6355df8", "ses_1e400x"
+    assert parse_envelope(json.dumps(payload).encode()).storable
+    for odd in (
+        b'{"n": NaN}',
+        b'{"n": 123456789012345678901}',
+        b'{"t": "\\u0000"}',
+        b'{"n": 1e400}',
+        b'{"n": [2E+308]}',
+    ):
         assert not parse_envelope(odd).storable
 
 
