@@ -65,6 +65,9 @@ def simulated(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[Simula
     monkeypatch.setattr("verilock_django.client._default_client", client)
     clock.forget()
     yield simulated
+    # The real clock back first, then the cached reading dropped: the other way round, a
+    # clock.now() in between would cache the simulated time for the next tests.
+    monkeypatch.undo()
     clock.forget()
 
 
