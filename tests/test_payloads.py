@@ -144,6 +144,19 @@ def test_a_status_not_given_is_none_never_a_default(shape: str, status: object) 
     assert (data.status, data.decision) == (None, "")
 
 
+@pytest.mark.parametrize("status", ["missing", None, "", "   "])
+@pytest.mark.parametrize("decision", ["approved", "declined", "review"])
+def test_a_decision_without_a_status_is_the_status_too(status: object, decision: str) -> None:
+    payload: dict[str, Any] = gen_b_payload()
+    payload.pop("status", None)
+    if status != "missing":
+        payload["status"] = status
+    payload["decision"] = decision
+    data = parse_session(payload)
+    # As a completed Gen B session: a decision is given only once the session is completed.
+    assert (data.status, data.decision) == (decision, decision)
+
+
 def test_a_created_session_without_results_parses() -> None:
     data = parse_session({"id": "ses_new", "status": "created", "completed_at": None})
     assert data.status == "created"

@@ -356,13 +356,27 @@ def test_an_answer_without_a_status_leaves_a_finished_session_alone(
     store_session(session_payload(shape, status="approved"))
     before = Session.objects.values().get()
 
-    result = store_session(
-        without_status(session_payload(shape, status="approved", reference_id="usr_999"), how)
-    )
+    answer = without_status(session_payload(shape, status="approved", reference_id="usr_999"), how)
+    answer.pop("decision", None)  # a decision would say the status (see the test below)
+    result = store_session(answer)
 
     # It can neither confirm nor overturn a decision: stale, nothing written.
     assert result.outcome is Outcome.STALE
     assert Session.objects.values().get() == before
+
+
+@pytest.mark.parametrize("how", UNSAID)
+def test_a_decision_without_a_status_is_stored_as_the_status(how: str) -> None:
+    store_session(session_payload("b", status="processing"))
+    answer = without_status(session_payload("b", status="approved"), how)
+    assert answer["decision"] == "approved"
+
+    result = store_session(answer)
+
+    # Not "processing" next to the decision "approved": a decision is given once completed.
+    row = Session.objects.get()
+    assert result.outcome is Outcome.UPDATED
+    assert (row.status, row.decision, row.is_finished) == ("approved", "approved", True)
 
 
 @pytest.mark.parametrize("shape", ["a", "b"])

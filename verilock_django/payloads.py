@@ -174,7 +174,9 @@ def parse_session(
     given = reader.string("status", STATUS_MAX_LENGTH)
     status = given if given.strip() else None
     decision = reader.string("decision", STATUS_MAX_LENGTH)
-    if status == COMPLETED_LIFECYCLE_STATUS and decision:
+    if (status == COMPLETED_LIFECYCLE_STATUS or status is None) and decision.strip():
+        # A decision is given only once a session is completed: without a status, it is
+        # the status too (else a stored "processing" would stand next to "approved").
         status = decision
     elif not decision and status in ("approved", "declined"):
         decision = status
