@@ -82,7 +82,7 @@ class _Statement:
     tail: str  # " ON CONFLICT … DO UPDATE SET …" or ""
     attnames: tuple[str, ...]
     prepare: tuple[Callable[[Any, BaseDatabaseWrapper], Any], ...]
-    rows_per_statement: int
+    fields: tuple[models.Field[Any, Any], ...]
     #: PostgreSQL: the rows go as one array per column (``SELECT * FROM UNNEST(…)``).
     unnest: bool = False
 
@@ -155,15 +155,7 @@ def _build(
         tail=tail,
         attnames=tuple(field.attname for field in fields),
         prepare=tuple(_preparer(field) for field in fields),
-        rows_per_statement=_MAX_PARAMETERS
-        if unnest
-        else max(
-            1,
-            min(
-                connection.ops.bulk_batch_size(fields, [None] * _MAX_PARAMETERS),
-                _MAX_PARAMETERS // len(fields),
-            ),
-        ),
+        fields=tuple(fields),
         unnest=unnest,
     )
 
@@ -199,10 +191,19 @@ def _preparer(field: models.Field[Any, Any]) -> Callable[[Any, BaseDatabaseWrapp
     return prepare
 
 
+def _rows_per_statement(
+    statement: _Statement, connection: BaseDatabaseWrapper, objs: Sequence[models.Model]
+) -> int:
+    fields = list(statement.fields)
+    limit = connection.ops.bulk_batch_size(fields, objs)
+    return max(1, min(limit, _MAX_PARAMETERS // len(fields)))
+
+
 def _write(statement: _Statement, objs: Sequence[models.Model]) -> None:
     connection = connections[statement.alias]
     columns = tuple(zip(statement.attnames, statement.prepare, strict=True))
-    size = statement.rows_per_statement
+    # Sized at each write: the database's limit as the connection says now.
+    size = len(objs) if statement.unnest else _rows_per_statement(statement, connection, objs)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), size):
             chunk = objs[start : start + size]
