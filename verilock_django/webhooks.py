@@ -198,7 +198,7 @@ def store_delivery(envelope: Envelope) -> tuple[WebhookEvent, bool]:
             "stored (verilock_django.privacy.lift_tombstone allows them again).",
             session_id=envelope.session_id,
         )
-    event = sql.event(values)
+    event = WebhookEvent(**values)
     if pk is None:
         return event, False
     event.pk = pk
@@ -336,8 +336,6 @@ class _Statements:
     #: The inserted columns: ``(field, None)`` for a value of the delivery, ``(field,
     #: value)`` for a default prepared once (a callable default is evaluated per row).
     columns: tuple[tuple[Field[Any, Any], object], ...]
-    #: Every field in the model's order, with its default (``_PER_ROW``: called per event).
-    fields: tuple[tuple[Field[Any, Any], object], ...]
 
     def params(self, values: dict[str, Any], connection: BaseDatabaseWrapper) -> dict[str, Any]:
         # The delivery's values are of their fields' Python types already (prepared=True
@@ -352,20 +350,6 @@ class _Statements:
             )
             for field, constant in self.columns
         }
-
-    def event(self, values: dict[str, Any]) -> WebhookEvent:
-        """An unsaved event holding ``values``, defaults elsewhere (built from positional
-        arguments, as a row read from the database is: keywords cost twice as much)."""
-        return WebhookEvent(
-            *[
-                values[field.name]
-                if field.name in values
-                else field.get_default()
-                if default is _PER_ROW
-                else default
-                for field, default in self.fields
-            ]
-        )
 
     def inserted_pk(self, cursor: Any) -> int | None:
         if self.returning:
@@ -396,13 +380,6 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
 
     meta, tombstone = WebhookEvent._meta, Tombstone._meta
     fields = [field for field in meta.concrete_fields if field is not meta.pk]
-    in_order = tuple(
-        (
-            field,
-            _PER_ROW if field.has_default() and callable(field.default) else field.get_default(),
-        )
-        for field in meta.concrete_fields
-    )
     columns = tuple(
         (
             field,
@@ -439,7 +416,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
         # transaction, here the statement's own, whose commit then skips the WAL flush wait.
         # The CTE is read twice and volatile, so it is computed once, every column included.
         relaxed = combined(", set_config('synchronous_commit', 'off', true) AS relaxed")
-        return _Statements(combined(""), True, relaxed, checks, True, columns, in_order)
+        return _Statements(combined(""), True, relaxed, checks, True, columns)
     if connection.vendor == "sqlite":
         # Only a conflict on webhook_id is a duplicate (SQLite's INSERT OR IGNORE would
         # swallow a NOT NULL or CHECK violation too).
@@ -451,7 +428,7 @@ def _build_statements(connection: BaseDatabaseWrapper) -> _Statements:
     if returning:
         tail += f" RETURNING {pk}"
     insert = f"{head} {table} ({names}) VALUES ({marks}) {tail}".rstrip()
-    return _Statements(insert, False, insert, checks, returning, columns, in_order)
+    return _Statements(insert, False, insert, checks, returning, columns)
 
 
 def _is_stale(occurred_at: dt.datetime | None) -> bool:
