@@ -78,11 +78,10 @@ def upsert_rows(
 class _Statement:
     alias: str
     head: str  # "INSERT INTO t (a, b) VALUES " (or, with unnest, the whole SELECT)
-    row: str  # "(%s, %s)"
     tail: str  # " ON CONFLICT … DO UPDATE SET …" or ""
-    attnames: tuple[str, ...]
-    prepare: tuple[Callable[[Any, BaseDatabaseWrapper], Any], ...]
     fields: tuple[models.Field[Any, Any], ...]
+    #: Per field: ``prepare(value, connection)``, its value as the database takes it.
+    prepare: tuple[Callable[[Any, BaseDatabaseWrapper], Any], ...]
     #: PostgreSQL: the rows go as one array per column (``SELECT * FROM UNNEST(…)``).
     unnest: bool = False
 
@@ -151,11 +150,9 @@ def _build(
     return _Statement(
         alias=connection.alias,
         head=head,
-        row="(" + ", ".join(["%s"] * len(fields)) + ")",
         tail=tail,
-        attnames=tuple(field.attname for field in fields),
-        prepare=tuple(_preparer(field) for field in fields),
         fields=tuple(fields),
+        prepare=tuple(_preparer(field) for field in fields),
         unnest=unnest,
     )
 
@@ -201,7 +198,10 @@ def _rows_per_statement(
 
 def _write(statement: _Statement, objs: Sequence[models.Model]) -> None:
     connection = connections[statement.alias]
-    columns = tuple(zip(statement.attnames, statement.prepare, strict=True))
+    columns = [
+        (field.attname, prepare)
+        for field, prepare in zip(statement.fields, statement.prepare, strict=True)
+    ]
     # Sized at each write: the database's limit as the connection says now.
     size = len(objs) if statement.unnest else _rows_per_statement(statement, connection, objs)
     with connection.cursor() as cursor:
@@ -219,7 +219,8 @@ def _write(statement: _Statement, objs: Sequence[models.Model]) -> None:
                     for obj in chunk
                     for attname, prepare in columns
                 ]
-                sql = statement.head + ", ".join([statement.row] * len(chunk)) + statement.tail
+                row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+                sql = statement.head + ", ".join([row] * len(chunk)) + statement.tail
             cursor.execute(sql, params)
     for obj in objs:
         obj._state.adding = False

@@ -147,8 +147,9 @@ def _minimise(
 ) -> dict[str, Any]:
     # Cleaned and depth-checked first (iteratively, naming the field when too deep): the
     # walks below recurse, and only over what could be stored anyway. What is returned is
-    # storable as it is (the parser reads it without cleaning it again), and new: the walks
-    # below copy every list and object.
+    # storable as it is (the parser reads it without cleaning it again). A payload already
+    # storable is not walked here: the walks below copy every list and object anyway, so
+    # the caller's payload is never changed.
     data: object = payload if storable else _storable(payload, payload)
     scrubber = verilock_settings.payload_scrubber
     if scrubber is not None:

@@ -148,10 +148,9 @@ def _save_all(writes: list[Write]) -> None:
     """Execute planned writes with one statement per kind (see the module docstring)."""
     new = [write.session for write in writes if write.created and write.session is not None]
     updated = [write.session for write in writes if not write.created and write.session]
-    if new:
-        # A plain insert: a concurrent writer that inserted the same id first makes the
-        # batch fail, and the one-by-one fallback takes that row over as an update.
-        insert_rows(Session, new)
+    # A plain insert: a concurrent writer that inserted the same id first makes the batch
+    # fail, and the one-by-one fallback takes that row over as an update.
+    insert_rows(Session, new)
     if updated:
         _upsert_sessions(updated)
     steps = [row for write in writes for row in write.steps or ()]
@@ -163,9 +162,7 @@ def _save_all(writes: list[Write]) -> None:
             dropped |= Q(session=write.session.pk) & ~Q(step__in=write.keep_steps)
     if dropped:
         StepResult.objects.filter(dropped).delete()
-    history = [row for write in writes for row in write.history]
-    if history:
-        insert_rows(SessionChange, history)
+    insert_rows(SessionChange, [row for write in writes for row in write.history])
     for write in writes:
         notify(write)
 
