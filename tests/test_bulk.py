@@ -141,7 +141,7 @@ def test_nothing_to_write_sends_nothing() -> None:
 
 
 def test_a_value_of_another_type_is_prepared_by_its_field() -> None:
-    # Not passed as is: an int for a text column, a naive-free aware datetime, a date.
+    # Not passed as is: an int for a text column, a bool for an integer, an aware datetime.
     row = session("ses_types", reference_id=123, unchanged_checks=True)
     bulk.insert_rows(Session, [row])
     values = stored("ses_types")
