@@ -463,7 +463,12 @@ def test_only_a_short_identifier_is_kept_as_the_error_code(
         ("dupont_1990_05_15", False),
         ("DE_123456789", False),
         ("FR_12AB34567", False),
+        # Digits split by "_" are still a date, a phone or a document number.
+        ("dupont_15_05_90", False),
+        ("TEL_06_12_34_56_78", False),
+        ("ssn_123_45_678", False),
         ("oauth2_error", True),
+        ("error_404", True),
     ],
 )
 def test_an_error_code_is_kept_only_when_it_cannot_be_a_name(

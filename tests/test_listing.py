@@ -102,6 +102,7 @@ def body(items: int, **meta: object) -> dict[str, Any]:
         # A count above last_page does not lengthen the walk; on a short last page it is
         # outvoted by last_page and the items.
         (1, body(100, last_page=2, total=HUGE), 2, HUGE),
+        pytest.param(1, body(100, last_page=2, total=10**400), 2, 10**400, id="1e400"),
         (2, body(50, last_page=2, total=HUGE), 2, None),
         # A count below the items the pages hold, or not a count, bounds nothing.
         (2, body(100, last_page=5, total=150), 5, None),
@@ -197,6 +198,38 @@ def test_discovery_with_a_count_inconsistent_with_last_page_reads_each_page_once
 
     assert client.pages == [1, 2, 3, 1]
     assert report.created == 250 == Session.objects.count()
+
+
+@pytest.mark.parametrize(
+    "page_1_total", [300, 10**400], ids=["a few more", "more than a float holds"]
+)
+def test_discovery_ends_when_page_1_counts_more_than_the_pages_after_it(
+    verilock_api: InProcessVerilock, page_1_total: int
+) -> None:
+    # A count read from a lagging replica on page 1 only: the drop on page 2 is not
+    # sessions leaving again and again, so the walk steps back once, not forever.
+    verilock_api.seed(250)
+
+    def edit(page: int, body: dict[str, Any]) -> None:
+        if page == 1:
+            body["meta"]["total"] = page_1_total
+
+    client = EditingClient(edit)
+    report = discover_sessions(client=client)
+
+    assert report.ok and report.created == 250 == Session.objects.count()
+    assert client.pages[:4] == [1, 2, 1, 2] and len(client.pages) <= 7
+
+
+def test_refresh_of_a_listing_counting_more_than_a_float_holds_reads_its_pages(
+    verilock_api: InProcessVerilock,
+) -> None:
+    mirror(verilock_api, 250)
+    client = EditingClient(lambda page, body: body["meta"].update(total=10**400))
+    report = refresh_unfinished(client=client)
+
+    assert client.pages == [1, 2, 3] and by_id_requests(verilock_api) == 0
+    assert report.ok and report.confirmed == 250
 
 
 # -- the batch refresh ----------------------------------------------------------------

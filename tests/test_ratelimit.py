@@ -15,6 +15,7 @@ from verilock_django.client import VerilockClient
 from verilock_django.exceptions import RateLimitedError
 from verilock_django.ratelimit import (
     DEFAULT_PER_MINUTE,
+    MAX_ANNOUNCED,
     WINDOW,
     LocalWindow,
     RedisWindow,
@@ -94,6 +95,11 @@ def test_retry_after_holds_every_thread_for_that_long(clock: FakeClock) -> None:
         ({"Retry-After": "30"}, (None, None, 30.0)),
         ({"X-RateLimit-Limit": "lots", "X-RateLimit-Remaining": "-3"}, (None, 0, None)),
         ({"X-RateLimit-Remaining": "nan"}, (None, None, None)),
+        # Beyond any quota: read as the most a window counts, so arithmetic on it stays finite.
+        (
+            {"X-RateLimit-Limit": "1e308", "X-RateLimit-Remaining": "9" * 300},
+            (MAX_ANNOUNCED, MAX_ANNOUNCED, None),
+        ),
         ({}, (None, None, None)),
     ],
 )

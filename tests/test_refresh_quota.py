@@ -191,6 +191,23 @@ def test_the_budget_sizes_on_the_window_and_leaves_a_share_of_the_quota(
     assert report.stale_left == 5 and report.confirmed == len(ids)
 
 
+def test_a_limit_announced_beyond_any_quota_still_sizes_a_budget(
+    verilock_api: InProcessVerilock, settings: Any
+) -> None:
+    settings.VERILOCK_RATE_LIMIT_PER_MINUTE = None  # the default: the API's own limit
+    ids = mirror(verilock_api, 5, "processing")
+    Session.objects.update(data_fetched_at=clock.now() - dt.timedelta(hours=1))
+    verilock_api.state.rate_limit_per_minute = 10**308  # "X-RateLimit-Limit: 1000…0"
+    client = VerilockClient()
+
+    report = refresh_unfinished(client=client)  # the list page announces it
+
+    assert client.rate_limit > 10**6
+    assert report.ok and report.confirmed == len(ids) and report.stale_left == 0
+    assert sorted(fetched(verilock_api)) == sorted(ids)  # by age, all within the budget
+    assert_mirrored(verilock_api, ids)
+
+
 def test_a_session_refreshed_by_age_that_then_finishes_is_fetched_by_the_next_run(
     verilock_api: InProcessVerilock,
 ) -> None:

@@ -236,3 +236,13 @@ def test_an_ordinary_delivery_is_said_storable_as_read() -> None:
         }
     ).encode()
     assert is_storable_text(body)
+
+
+@pytest.mark.parametrize(
+    "text_id",
+    ["wh_evt_20efe786e272", "wh_b099e6355df8", "ses_1e400x", "a.1e400", "tok-5e308"],
+)
+def test_an_exponent_shape_inside_a_string_id_is_not_a_number(text_id: str) -> None:
+    # Hex ids end in "6e272" about once in a hundred: no JSON number starts inside a word.
+    body = json.dumps({"event": "session.completed", "webhook_id": text_id}).encode()
+    assert is_storable_text(body)

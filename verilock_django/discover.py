@@ -18,12 +18,14 @@ session sits on a page already read. So, after the last page, the walk reads pag
 and the pages after it while a page holds nothing but new ids; it stops at the first page that
 overlaps what it has, and repeats from page 1 until a pass finds nothing new (at most
 :data:`HEAD_PASSES` passes). Should sessions leave the listing mid-walk (``meta.total``
-drops), items move up and the first items of the next page would be skipped: the walk steps
-back as many pages as the drop spans. ``last_page`` is re-read on every page, so sessions
-appended at the end (were the order oldest first) are reached too; it is bounded by what the
-listing holds (:func:`verilock_django.listing.read_page`: a short page is the last, and an
-overstated ``meta.last_page`` is ignored), so a provider claiming more pages than it has
-costs no extra request. Cost with nothing changing:
+drops below the lowest count the walk has seen), items move up and the first items of the
+next page would be skipped: the walk steps back as many pages as the drop spans (a count that
+rises and falls back, as counts disagreeing from page to page do, sends it back only once).
+``last_page`` is re-read on every page, so sessions appended at the end (were the order
+oldest first) are reached too; it is bounded by what the listing holds
+(:func:`verilock_django.listing.read_page`: a short page is the last, and an overstated
+``meta.last_page`` is ignored), so a provider claiming more pages than it has costs no extra
+request. Cost with nothing changing:
 ``ceil(W / 100) + 1`` list requests for W listed sessions, plus one request per finished
 session discovered.
 """
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -171,15 +172,21 @@ class _Walk:
         self.fetched_at = clock.now()
 
     def run(self) -> None:
-        page, last_page, total = 1, 1, None
+        # The lowest count seen: the walk is in step with the listing at that count. A count
+        # that rises (new sessions push items down: seen twice, none missed) and falls back
+        # to it has not moved the items up, so only a drop below it is stepped back over;
+        # counts that disagree from page to page then cannot send the walk back forever.
+        page, last_page, lowest = 1, 1, None
         while page <= last_page:
-            items, last_page, now_total = self.read(page)
-            if total is not None and now_total is not None and now_total < total and page > 1:
-                # Sessions left the listing: the rest moved up; step back over the gap.
-                back = math.ceil((total - now_total) / (self.size or PAGE_SIZE))
-                total, page = now_total, max(1, page - back)
+            items, last_page, total = self.read(page)
+            if lowest is not None and total is not None and total < lowest and page > 1:
+                # Sessions left the listing: the rest moved up; step back over the gap
+                # (whole-number division: a count may be beyond what a float holds).
+                back = -(-(lowest - total) // (self.size or PAGE_SIZE))
+                lowest, page = total, max(1, page - back)
                 continue
-            total = now_total
+            if total is not None and (lowest is None or total < lowest):
+                lowest = total
             self.take(items)
             page += 1
         for _ in range(HEAD_PASSES):

@@ -75,8 +75,9 @@ def identifier_or_none(value: object) -> str | None:
 _WORDS_CODE: Final = re.compile(r"[a-z][a-z0-9]*(?:[._][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 #: A numeric code: at most 4 digits, too short for a date, a phone or a document number.
 _NUMBER_CODE: Final = re.compile(r"[0-9]{1,4}")
-#: Four digits or more in a row inside a words code: a year or a document number, not a code.
-_LONG_DIGITS: Final = re.compile(r"[0-9]{4}")
+#: Digits a words code may hold: four or more, in a row or split by ``_`` or ``.``, are a
+#: year, a date, a phone or a document number, not a code.
+_MAX_CODE_DIGITS: Final = 3
 #: The one-word codes kept: HTTP status names (``conflict``, ``Unauthorized``, ``forbidden``).
 _STATUS_WORDS: Final = frozenset(status.name.lower() for status in HTTPStatus)
 
@@ -91,17 +92,18 @@ def error_code_or_none(value: object) -> str | None:
     codes are all HTTP status names, so only those pass. ``.`` alone does not make a code
     (``jean.dupont`` is an email's local part), nor does mixed case (``Jean_Dupont``); a
     lone word with digits may be a document number (``X1234567``), a longer number a date
-    (``19900515``), and words holding four digits or more in a row a date or a document
-    number joined to a name (``dupont_1990_05_15``, ``FR_12AB34567``). What a name written
-    ``jean_dupont`` would still pass cannot be told from a code by its shape.
+    (``19900515``), and words holding four digits or more, in a row or not, a date, a phone
+    or a document number joined to a name (``dupont_1990_05_15``, ``dupont_15_05_90``,
+    ``FR_12AB34567``). What a name written ``jean_dupont`` would still pass cannot be told
+    from a code by its shape.
     """
     code = identifier_or_none(value)
     if code is None:
         return None
     if _NUMBER_CODE.fullmatch(code) or code.lower() in _STATUS_WORDS:
         return code
-    if _LONG_DIGITS.search(code):
-        return None  # a date or a document number joined to a word (dupont_1990_05_15)
+    if sum(char.isdigit() for char in code) > _MAX_CODE_DIGITS:
+        return None  # a date or a document number joined to a word (dupont_15_05_90)
     return code if _WORDS_CODE.fullmatch(code) and "_" in code else None
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +180,8 @@ def read_page(body: object, *, page: int, per_page: int, size: int | None = None
             )
         last_page = page
     else:
-        bound = claimed if total is None else max(1, math.ceil(total / size))
+        # Whole-number division: a count may be beyond what a float holds (10**400).
+        bound = claimed if total is None else max(1, -(-total // size))
         last_page = min(claimed, bound)
     if last_page == page < claimed:  # once per walk: on the page where it ends
         logger.warning(

@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 #: The quota Verilock documents when an account has not asked for more.
 DEFAULT_PER_MINUTE = 120
+#: The most requests a header is read to announce (``X-RateLimit-Limit``/``-Remaining``): more
+#: than any client sends in a minute, so a larger value means "no limit" as well, while what
+#: is computed from it (the refresh's budget) stays a finite number.
+MAX_ANNOUNCED = 10**9
 #: The window's length, seconds: the API's minute plus a margin, because a request is
 #: admitted here a little before it arrives there (a thread switch, the network), and two
 #: requests 60.0 s apart here may land 59.99 s apart in the API's own window.
@@ -50,7 +54,8 @@ WINDOW = 61.0
 def announced(headers: Mapping[str, str]) -> tuple[int | None, int | None, float | None]:
     """``(limit, remaining, retry_after)`` read from response headers; ``None`` when absent.
 
-    Unreadable values count as absent; negative ones are clamped to 0.
+    Unreadable values count as absent; negative ones are clamped to 0, and those above
+    :data:`MAX_ANNOUNCED` to it.
     """
 
     def number(name: str) -> float | None:
@@ -58,7 +63,8 @@ def announced(headers: Mapping[str, str]) -> tuple[int | None, int | None, float
             value = float(headers.get(name, ""))
         except ValueError:
             return None
-        return max(0.0, value) if math.isfinite(value) else None  # NaN, inf: absent
+        # NaN, inf: absent.
+        return min(max(0.0, value), MAX_ANNOUNCED) if math.isfinite(value) else None
 
     limit, remaining = number("X-RateLimit-Limit"), number("X-RateLimit-Remaining")
     return (

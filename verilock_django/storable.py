@@ -79,8 +79,9 @@ _JSON_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NUMBER_SHAPES = bytes.maketrans(b"123456789E", b"000000000e")
 _LONG_INTEGER = b"0" * 19
 _UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-# A number with a positive exponent of 3 digits or more, as a JSON number token ends.
-_BIG_EXPONENT = re.compile(rb"[0-9][eE]\+?[0-9]{3,}(?![0-9A-Za-z_])")
+# A number with a positive exponent of 3 digits or more, as a JSON number token starts
+# (after ":", ",", "[", whitespace or at the start) and ends: not one inside a word.
+_BIG_EXPONENT = re.compile(rb"(?<![^\s:,\[])-?[0-9]+(?:\.[0-9]+)?[eE]\+?[0-9]{3,}(?![0-9A-Za-z_])")
 
 
 def storable_json(value: object, *, field: str = "", max_depth: int = MAX_STORED_DEPTH) -> Any:
@@ -175,8 +176,8 @@ def is_storable_text(data: bytes) -> bool:
     shapes = data.translate(_NUMBER_SHAPES)
     if _LONG_INTEGER in shapes:
         return False
-    # A 3-digit exponent shape is common inside hex ids ("b099e6355df8"): only one that ends
-    # the way a JSON number ends (not followed by a letter or digit) may overflow.
+    # A 3-digit exponent shape is common inside hex ids ("b099e6355df8", "20efe786e272"):
+    # only a whole JSON number token, starting and ending as one does, may overflow.
     return not ((b"0e000" in shapes or b"0e+000" in shapes) and _BIG_EXPONENT.search(data))
 
 
