@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchsetup import API_KEY, configure_django
+from benchsetup import API_KEY, configure_django, mirror_fake_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
 QUOTA = 120
@@ -69,10 +69,6 @@ def prepare(unfinished: int, data_age: float, state: Any) -> list[str]:
     """Seed the fake and mirror it, as a sync ``data_age`` minutes ago left it; returns ids."""
     from django.core.management import call_command
 
-    from verilock_django.models import Session, StepResult
-    from verilock_django.payloads import parse_session
-    from verilock_django.store import session_values, step_rows
-
     now = dt.datetime.now(dt.timezone.utc)
     for index in range(unfinished):
         state.add_session(
@@ -81,21 +77,7 @@ def prepare(unfinished: int, data_age: float, state: Any) -> list[str]:
         )
     call_command("migrate", verbosity=0)
     synced_at = now - dt.timedelta(minutes=data_age)
-    sessions, steps = [], []
-    for fake in state.sessions:
-        data = parse_session(fake.payload())
-        row = Session(
-            id=data.id,
-            first_synced_at=synced_at,
-            last_synced_at=synced_at,
-            data_fetched_at=synced_at,
-            **session_values(data),
-        )
-        sessions.append(row)
-        steps.extend(step_rows(row, data))
-    Session.objects.bulk_create(sessions, batch_size=500)
-    StepResult.objects.bulk_create(steps, batch_size=500)
-    return [session.id for session in sessions]
+    return mirror_fake_sessions(state, synced_at)
 
 
 def mismatches(state: Any) -> int:

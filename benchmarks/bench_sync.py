@@ -45,7 +45,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchsetup import ACCOUNT_LIMIT_PER_MINUTE, API_KEY, database_settings
+from benchsetup import (
+    ACCOUNT_LIMIT_PER_MINUTE,
+    API_KEY,
+    database_settings,
+    mirror_fake_sessions,
+)
 from sync_contenders import CONTENDERS, configure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,10 +146,6 @@ def prepare(n: int, latency_ms: int, databases: Databases, server: Any) -> str:
     from django.core.management import call_command
     from django.db import connections
 
-    from verilock_django.models import Session, StepResult
-    from verilock_django.payloads import parse_session
-    from verilock_django.store import session_values, step_rows
-
     state = server.state
     state.latency_ms = 0  # seeding goes through the state directly; latency is for the runs
     now = dt.datetime.now(dt.timezone.utc)
@@ -157,20 +158,7 @@ def prepare(n: int, latency_ms: int, databases: Databases, server: Any) -> str:
     connections["default"].settings_dict["NAME"] = database_settings(address)["NAME"]
     call_command("migrate", verbosity=0)
     synced_at = now - dt.timedelta(hours=1)
-    sessions, steps = [], []
-    for fake in state.sessions:
-        data = parse_session(fake.payload())
-        row = Session(
-            id=data.id,
-            first_synced_at=synced_at,
-            last_synced_at=synced_at,
-            data_fetched_at=synced_at,
-            **session_values(data),
-        )
-        sessions.append(row)
-        steps.extend(step_rows(row, data))
-    Session.objects.bulk_create(sessions, batch_size=500)
-    StepResult.objects.bulk_create(steps, batch_size=500)
+    mirror_fake_sessions(state, synced_at)
     connections["default"].close()
     state.latency_ms = latency_ms
     state.rate_limit_per_minute = ACCOUNT_LIMIT_PER_MINUTE

@@ -13,8 +13,11 @@ The bare view reads the body and answers ``{"status": "ok"}`` (``csrf_exempt`` a
 client, in this process, POSTs pre-signed deliveries over keep-alive connections
 (``http.client``, one connection per client thread).
 
-Rows: ``bare`` (the baseline), ``new`` (new deliveries: verify, store, answer),
-``duplicate`` (the same deliveries again: verify, find them stored, answer). Stored events
+Rows: ``bare`` (the baseline), ``insert`` (the bare view plus one ``INSERT`` of the raw
+body into a two-column table through Django's cursor, in autocommit: the least any receiver
+that stores its deliveries pays, so the floor of a storing intake on this database),
+``new`` (new deliveries: verify, store, answer), ``duplicate`` (the same deliveries again:
+verify, find them stored, answer). Stored events
 are handed to a stand-in task queue (``VERILOCK_WEBHOOK_PROCESSOR`` set to
 :func:`enqueue`, which only records the id): the after-commit dispatch is timed, the
 processing itself runs elsewhere in production and is not the intake's latency. Each round
@@ -102,6 +105,32 @@ def bare(request: Any) -> Any:
     return JsonResponse({"status": "ok"})
 
 
+FLOOR_TABLE = "bench_webhooks_floor"
+
+
+def insert(request: Any) -> Any:
+    """The floor of a storing receiver: the bare view plus one ``INSERT`` of the raw body."""
+    from django.db import connection
+    from django.http import JsonResponse
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {FLOOR_TABLE} (body) VALUES (%s)", [request.body])
+    return JsonResponse({"status": "ok"})
+
+
+def create_floor_table() -> None:
+    from django.db import connection
+
+    key = {
+        "sqlite": "INTEGER PRIMARY KEY",
+        "postgresql": "BIGSERIAL PRIMARY KEY",
+        "mysql": "BIGINT AUTO_INCREMENT PRIMARY KEY",
+    }[connection.vendor]
+    body = "BYTEA" if connection.vendor == "postgresql" else "BLOB"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {FLOOR_TABLE} (id {key}, body {body} NOT NULL)")
+
+
 def _urlpatterns() -> list[Any]:
     from django.urls import include, path
     from django.views.decorators.csrf import csrf_exempt
@@ -109,6 +138,7 @@ def _urlpatterns() -> list[Any]:
 
     return [
         path("bare/", csrf_exempt(require_POST(bare))),
+        path("insert/", csrf_exempt(require_POST(insert))),
         path("verilock/", include("verilock_django.urls")),
     ]
 
@@ -223,6 +253,7 @@ def interleaved(port: int, items: list[Any], clients: int, block: int) -> list[R
 
 CONTENDERS = (
     ("bare", "/bare/", "200 ok"),
+    ("insert", "/insert/", "200 ok"),
     ("new", "/verilock/webhook/", "200 stored"),
     ("duplicate", "/verilock/webhook/", "200 duplicate"),  # the same items again
 )
@@ -331,6 +362,7 @@ def main() -> int:
             database["NAME"] = connection.creation.create_test_db(verbosity=0, autoclobber=True)
         else:
             call_command("migrate", verbosity=0)
+        create_floor_table()
         connection.close()
         runs: list[Run] = []
         server, port = start_server(database, args.relaxed_intake_commit)
@@ -380,7 +412,7 @@ def report(
     )
     header = (
         f"{'clients':>7}  {'contender':<10}{'deliv/s':>9}{'p50 ms':>8}"
-        f"{'vs bare':>9}{'vs new':>8}  answers"
+        f"{'vs bare':>9}{'vs insert':>10}{'vs new':>8}  answers"
     )
     print(header)
     print("-" * len(header))
@@ -397,11 +429,13 @@ def report(
                     answers[key] = answers.get(key, 0) + times
             ok &= set(answers) == {expected}
             vs_bare = median[name] / median["bare"]
+            app = name in ("new", "duplicate")
+            vs_insert = f"{median[name] / median['insert']:.2f}x" if app else ""
             vs_new = f"{median[name] / median['new']:.2f}x" if name == "duplicate" else ""
             seen = ", ".join(f"{key} x{times}" for key, times in sorted(answers.items()))
             print(
                 f"{n:>7}  {name:<10}{median[name]:>9.0f}{p50:>8.2f}"
-                f"{vs_bare:>8.2f}x{vs_new:>8}  {seen}"
+                f"{vs_bare:>8.2f}x{vs_insert:>10}{vs_new:>8}  {seen}"
             )
     expected_rows = count * rounds * len(clients)
     print(f"\nStored events: {stored} (expected {expected_rows}: each new delivery exactly once)")

@@ -8,6 +8,7 @@ gets the usual production settings for SQLite (WAL, ``synchronous=NORMAL``).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 API_KEY = "bench-key"
@@ -56,3 +57,28 @@ def configure_django(database: str, **extra: Any) -> None:
         }
     )
     django.setup()
+
+
+def mirror_fake_sessions(state: Any, synced_at: dt.datetime) -> list[str]:
+    """Store every session of the fake's ``state`` as a sync at ``synced_at`` left it (the
+    app's own column mapping, bulk-inserted: seeding is not what a benchmark measures);
+    returns their ids. The database must be migrated."""
+    from verilock_django.models import Session, StepResult
+    from verilock_django.payloads import parse_session
+    from verilock_django.store import session_values, step_rows
+
+    sessions, steps = [], []
+    for fake in state.sessions:
+        data = parse_session(fake.payload())
+        row = Session(
+            id=data.id,
+            first_synced_at=synced_at,
+            last_synced_at=synced_at,
+            data_fetched_at=synced_at,
+            **session_values(data),
+        )
+        sessions.append(row)
+        steps.extend(step_rows(row, data))
+    Session.objects.bulk_create(sessions, batch_size=500)
+    StepResult.objects.bulk_create(steps, batch_size=500)
+    return [session.id for session in sessions]
