@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from verilock_django import clock
 from verilock_django.client import VerilockClient
-from verilock_django.discover import PAGE_SIZE, discover_sessions
+from verilock_django.discover import PAGE_SIZE, STALE_PAGES, discover_sessions
 from verilock_django.models import Session
 from verilock_django.privacy import erase_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
@@ -33,6 +34,26 @@ class ChangingClient(VerilockClient):
             self.before[page]()
         self.pages.append(page)
         return super().list_sessions(page=page, **kwargs)
+
+
+class StuckClient(VerilockClient):
+    """A provider that ignores ``page`` and serves page 1, claiming a listing of
+    ``meta.total`` = 10**12; ``before()`` runs before each page is requested."""
+
+    def __init__(self, before: Any = None, total: Any = None) -> None:
+        super().__init__()
+        self.before = before
+        self.total = total or (lambda: 10**12)
+        self.pages: list[int] = []
+
+    def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+        self.pages.append(page)
+        assert len(self.pages) <= 50, "the walk does not stop"
+        if self.before is not None:
+            self.before()
+        body = super().list_sessions(page=1, **kwargs)
+        body["meta"].update(total=self.total(), last_page=10**10, current_page=page)
+        return body
 
 
 def list_requests(api: InProcessVerilock) -> int:
@@ -177,3 +198,139 @@ def test_the_command_fails_when_discovery_fails(verilock_api: InProcessVerilock)
 def test_since_needs_discover() -> None:
     with pytest.raises(CommandError, match="--since goes with --discover"):
         call_command("sync_verilock_sessions", "--since", "2026-01-01", stdout=StringIO())
+
+
+# -- a listing that does not advance, or does not end ----------------------------------
+
+
+def test_a_provider_serving_one_full_page_forever_stops_after_a_few_pages(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(PAGE_SIZE)
+    client = StuckClient()
+
+    report = discover_sessions(client=client)
+
+    # Page 1 is new; then STALE_PAGES pages in a row bring nothing new: stop, no head pass.
+    assert client.pages == list(range(1, STALE_PAGES + 2))
+    assert list_requests(verilock_api) == STALE_PAGES + 1
+    assert not report.ok and report.list_error is not None
+    assert "not advancing" in report.list_error and f"page {STALE_PAGES + 1}" in report.list_error
+    assert not any(s.id in report.summary() for s in verilock_api.sessions)  # page numbers only
+    # What page 1 brought is stored, its finished sessions fetched in full.
+    assert report.created == PAGE_SIZE == Session.objects.count()
+    finished = [s.id for s in verilock_api.sessions if s.status in FINISHED]
+    assert finished and report.details.created == len(finished)
+    assert all(verilock_api.requests_for(session_id) == 1 for session_id in finished)
+
+
+def test_a_count_dropping_on_every_page_cannot_step_the_walk_back_for_ever(
+    verilock_api: InProcessVerilock,
+) -> None:
+    # Each page's count is below the last one: sessions leaving, as far as the walk can tell,
+    # so it steps back; the pages it re-reads bring nothing new, and it stops.
+    verilock_api.seed(PAGE_SIZE)
+    counts = iter(range(10**12, 0, -1))
+    client = StuckClient(total=lambda: next(counts))
+
+    report = discover_sessions(client=client)
+
+    assert client.pages == [1, 2, 1, 2, 1, 2, 1]
+    assert report.list_error is not None and "not advancing" in report.list_error
+    assert report.created == PAGE_SIZE
+
+
+@pytest.mark.parametrize("repeats", range(1, STALE_PAGES))
+def test_whole_pages_of_sessions_created_between_reads_are_still_all_discovered(
+    verilock_api: InProcessVerilock, repeats: int
+) -> None:
+    # A page of new sessions before each of the next reads pushes page 1's items onto them:
+    # each such page repeats one already read; fewer than STALE_PAGES in a row is not a stop.
+    verilock_api.seed(2 * PAGE_SIZE + 50)
+
+    def create_a_page() -> None:
+        for _ in range(PAGE_SIZE):
+            verilock_api.add_session(status="created")
+
+    client = ChangingClient({page: create_a_page for page in range(2, repeats + 2)})
+
+    report = discover_sessions(client=client)
+
+    assert report.ok, report.summary()
+    assert set(Session.objects.values_list("id", flat=True)) == {
+        s.id for s in verilock_api.sessions
+    }
+    assert report.created == 2 * PAGE_SIZE + 50 + repeats * PAGE_SIZE
+
+
+def test_sessions_leaving_the_end_of_the_listing_step_the_walk_back_without_stopping_it(
+    verilock_api: InProcessVerilock,
+) -> None:
+    # Retention at Verilock removes the oldest 250 (not listed yet) before page 4: the count
+    # drops by 250, so the walk steps back three pages and reads them again, on purpose.
+    verilock_api.seed(6 * PAGE_SIZE)
+    oldest = [s.id for s in verilock_api.sessions[: 2 * PAGE_SIZE + 50]]
+
+    def remove() -> None:
+        with verilock_api.lock:
+            for session_id in oldest:
+                del verilock_api._sessions[session_id]
+
+    client = ChangingClient({4: remove})
+    report = discover_sessions(client=client)
+
+    assert client.pages[:8] == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert report.ok, report.summary()
+    assert set(Session.objects.values_list("id", flat=True)) == {
+        s.id for s in verilock_api.sessions
+    }
+
+
+@pytest.fixture
+def seconds(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The run time limits' clock, simulated: moves only when a test moves it."""
+    now = [0.0]
+    monkeypatch.setattr(clock, "seconds", lambda: now[0])
+    return now
+
+
+def test_endless_fresh_pages_stop_at_max_runtime(
+    verilock_api: InProcessVerilock, seconds: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def a_new_page_taking_ten_seconds() -> None:
+        seconds[0] += 10.0
+        for _ in range(PAGE_SIZE):
+            verilock_api.add_session(status="created")
+
+    client = StuckClient(before=a_new_page_taking_ten_seconds)
+    monkeypatch.setattr("verilock_django.client._default_client", client)
+    out = StringIO()
+
+    # Exits 0, as a refresh stopped by --max-runtime does.
+    call_command("sync_verilock_sessions", "--discover", "--max-runtime", "35", stdout=out)
+
+    # Pages requested at 0, 10, 20 and 30 s; at 40 s the limit (35 s) has passed.
+    assert client.pages == [1, 2, 3, 4]
+    assert Session.objects.count() == 4 * PAGE_SIZE
+    assert (
+        "stopped at the time limit after 4 page(s): the next run walks the list again"
+        in out.getvalue()
+    )
+
+
+@pytest.mark.parametrize("discover", [True, False], ids=["discover", "refresh"])
+def test_a_run_stopped_by_max_runtime_says_so_and_exits_0(
+    verilock_api: InProcessVerilock, monkeypatch: pytest.MonkeyPatch, discover: bool
+) -> None:
+    verilock_api.seed(5)
+    for session in verilock_api.sessions:
+        Session.objects.create(id=session.id)
+    readings = iter(range(0, 10**6, 100))  # each reading 100 s after the one before
+    monkeypatch.setattr(clock, "seconds", lambda: float(next(readings)))
+    out = StringIO()
+    args = ["--discover"] if discover else []
+
+    call_command("sync_verilock_sessions", *args, "--max-runtime", "1", stdout=out)
+
+    assert verilock_api.total_requests == 0
+    assert "stopped at the time limit" in out.getvalue()

@@ -120,6 +120,58 @@ def test_the_last_page_is_what_the_listing_holds_not_what_it_claims(
 
 
 @pytest.mark.parametrize(
+    ("meta", "last_page", "total", "size"),
+    [
+        # A float with an integral value is that whole number...
+        ({"last_page": 5.0, "per_page": 100, "total": 450}, 5, 450, 100),
+        ({"last_page": 5, "per_page": 15.0, "total": 40.0}, 3, 40, 15),
+        # ...kept exact, however large: the bound is whole-number division of an int.
+        ({"last_page": 1e300, "total": 1e300}, -(-int(1e300) // 100), int(1e300), 100),
+        ({"last_page": 1e300}, int(1e300), None, 100),
+        ({"last_page": 2, "total": 1e300}, 2, int(1e300), 100),
+        # Not whole numbers: a count or a page size that is not one bounds nothing.
+        ({"last_page": 5, "total": 450.5}, 5, None, 100),
+        ({"last_page": 5, "total": float("nan")}, 5, None, 100),
+        ({"last_page": 5, "total": float("inf")}, 5, None, 100),
+        ({"last_page": 5, "total": True}, 5, None, 100),
+        ({"last_page": 5, "total": "450"}, 5, None, 100),
+        ({"last_page": 5, "per_page": 15.5, "total": 450}, 5, 450, 100),
+        ({"last_page": 5, "per_page": "15", "total": 450}, 5, 450, 100),
+    ],
+    ids=[
+        "last_page 5.0",
+        "per_page and total as floats",
+        "1e300 both",
+        "last_page 1e300",
+        "total 1e300",
+        "total 450.5",
+        "total NaN",
+        "total inf",
+        "total true",
+        "total as a string",
+        "per_page 15.5",
+        "per_page as a string",
+    ],
+)
+def test_meta_numbers_are_whole_numbers_integral_floats_included(
+    meta: dict[str, Any], last_page: int, total: int | None, size: int
+) -> None:
+    page = read_page(body(size, **meta), page=1, per_page=100)
+    assert (page.last_page, page.total, page.size) == (last_page, total, size)
+    # Never a float (5.0 == 5): the walks count and divide in integers only.
+    assert type(page.last_page) is int and type(page.size) is int
+    assert total is None or type(page.total) is int
+
+
+@pytest.mark.parametrize("last_page", [5.5, float("nan"), float("inf"), -0.0, True, "5", None])
+def test_a_last_page_that_is_not_a_whole_number_of_at_least_1_is_unusable(
+    last_page: object,
+) -> None:
+    with pytest.raises(PayloadError, match=r"meta\.last_page"):
+        read_page(body(100, last_page=last_page, total=450), page=1, per_page=100)
+
+
+@pytest.mark.parametrize(
     ("page", "answer"),
     [
         (2, body(0, last_page=3, per_page=100, total=250)),  # empty mid-walk
@@ -201,7 +253,9 @@ def test_discovery_with_a_count_inconsistent_with_last_page_reads_each_page_once
 
 
 @pytest.mark.parametrize(
-    "page_1_total", [300, 10**400], ids=["a few more", "more than a float holds"]
+    "page_1_total",
+    [300, 10**400, 1e300],
+    ids=["a few more", "more than a float holds", "a float of 1e300"],
 )
 def test_discovery_ends_when_page_1_counts_more_than_the_pages_after_it(
     verilock_api: InProcessVerilock, page_1_total: int
@@ -219,6 +273,36 @@ def test_discovery_ends_when_page_1_counts_more_than_the_pages_after_it(
 
     assert report.ok and report.created == 250 == Session.objects.count()
     assert client.pages[:4] == [1, 2, 1, 2] and len(client.pages) <= 7
+
+
+def floats(page: int, body: dict[str, Any]) -> None:
+    """An edit that sends every count of the meta as a float (``3.0``)."""
+    for key in ("current_page", "last_page", "per_page", "total"):
+        body["meta"][key] = float(body["meta"][key])
+
+
+def test_discovery_of_a_listing_counting_in_floats_reads_each_page_once(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(250)
+    client = EditingClient(floats)
+
+    report = discover_sessions(client=client)
+
+    assert client.pages == [1, 2, 3, 1]
+    assert report.ok and report.created == 250 == Session.objects.count()
+
+
+def test_refresh_of_a_listing_counting_in_floats_confirms_every_session(
+    verilock_api: InProcessVerilock,
+) -> None:
+    mirror(verilock_api, 250)
+    client = EditingClient(floats)
+
+    report = refresh_unfinished(client=client)
+
+    assert client.pages == [1, 2, 3] and by_id_requests(verilock_api) == 0
+    assert report.ok and report.confirmed == 250
 
 
 def test_refresh_of_a_listing_counting_more_than_a_float_holds_reads_its_pages(

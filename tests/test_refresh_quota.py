@@ -147,7 +147,7 @@ def test_a_run_stopped_by_its_window_is_continued_by_the_next_oldest_data_first(
     # Each fetch takes 10 s of this run's (simulated) window. (Per fetch, not per stored
     # session: answers are stored in batches, after several fetches.)
     now = [0.0]
-    monkeypatch.setattr("verilock_django.refresh.monotonic", lambda: now[0])
+    monkeypatch.setattr(clock, "seconds", lambda: now[0])
     get_session = VerilockClient.get_session
 
     def slow_get_session(client: VerilockClient, session_id: str) -> Any:

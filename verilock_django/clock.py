@@ -6,6 +6,10 @@ Their own clocks may disagree (a worker an hour ahead would make every later ans
 stale), so every such time is read here: the database's current time, fetched once and then
 advanced with this process's monotonic clock, which no wall-clock change moves. A process
 re-reads the database every :data:`RESYNC_SECONDS`.
+
+A run's time limit (``--max-runtime``) is not such a time: it is measured on this process's
+monotonic clock alone (:func:`seconds`), by one :class:`Deadline` per run, the same for the
+refresh and for discovery.
 """
 
 from __future__ import annotations
@@ -58,6 +62,24 @@ def forget() -> None:
     global _base
     with _lock:
         _base = None
+
+
+def seconds() -> float:
+    """This process's monotonic clock, in seconds: what a :class:`Deadline` is measured on
+    (tests replace it with a simulated one)."""
+    return time.monotonic()
+
+
+class Deadline:
+    """A run's time limit: ``limit`` seconds from now (``None``: no limit), on this process's
+    monotonic clock (:func:`seconds`), so no wall-clock change moves it."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.at = None if limit is None else seconds() + limit
+
+    def passed(self) -> bool:
+        """True once the limit is reached (never without one)."""
+        return self.at is not None and seconds() >= self.at
 
 
 def _read_database_time() -> dt.datetime:

@@ -28,6 +28,22 @@ oldest first) are reached too; it is bounded by what the listing holds
 request. Cost with nothing changing:
 ``ceil(W / 100) + 1`` list requests for W listed sessions, plus one request per finished
 session discovered.
+
+**A listing that does not advance, or does not end.** Two bounds hold whatever the pages
+claim:
+
+* **Repetition.** When :data:`STALE_PAGES` pages in a row of the main walk bring no session
+  not seen before (pages a step back re-reads on purpose are not counted), the listing is
+  not advancing (a provider ignoring ``page`` and serving one page forever, with a
+  ``meta.total`` of 10**12): the walk stops there and says so in ``list_error`` (page
+  numbers only). One such page is legitimate: a whole page of sessions created between two
+  reads pushes the previous page's items onto the next one.
+* **Time.** ``max_runtime`` (``--max-runtime``, the refresh's own limit,
+  :class:`verilock_django.clock.Deadline`) is checked before every page: once passed, the
+  walk stops (``stopped``; not a failure, as for the refresh) and the next run walks again
+  from page 1. A provider serving fresh ids forever is bounded only by it.
+
+Either way what the walk took stays stored and the by-id fetches already queued finish.
 """
 
 from __future__ import annotations
@@ -56,6 +72,11 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 100
 #: Most re-reads of the list's head looking for sessions created during the walk.
 HEAD_PASSES = 3
+#: Pages in a row bringing no new session after which the main walk stops as not advancing.
+#: A page repeats legitimately only when a whole page of sessions (100) was created between
+#: two reads; three in a row takes that pace for three reads running, while the cost of a
+#: wrong stop is small (reported; the next run walks again) and that of a loop is unbounded.
+STALE_PAGES = 3
 
 
 def erased_session_ids(session_ids: Collection[str]) -> set[str]:
@@ -88,6 +109,8 @@ class DiscoverReport:
     details: SyncReport = field(default_factory=SyncReport)
     #: Why the walk stopped early, if it did.
     list_error: str | None = None
+    #: The walk stopped at its time limit (``max_runtime``); the next run walks again.
+    stopped: bool = False
     requests: int = 0
     elapsed: float = 0.0
 
@@ -103,7 +126,8 @@ class DiscoverReport:
 
     @property
     def ok(self) -> bool:
-        """True when every page was read and every unknown session stored."""
+        """True when no page failed and every unknown session taken was stored (a walk
+        stopped at its time limit is not a failure, as for the refresh)."""
         return self.list_error is None and not self.failed
 
     def summary(self) -> str:
@@ -116,6 +140,11 @@ class DiscoverReport:
         )
         if self.list_error is not None:
             line += f"; listing sessions failed: {self.list_error}"
+        if self.stopped:
+            line += (
+                f"; stopped at the time limit after {self.pages} page(s): "
+                "the next run walks the list again from page 1"
+            )
         return line
 
 
@@ -124,21 +153,23 @@ def discover_sessions(
     since: dt.date | None = None,
     client: VerilockClient | None = None,
     concurrency: int | None = None,
+    max_runtime: float | None = None,
     on_result: OnResult | None = None,
 ) -> DiscoverReport:
     """Walk the listing (sessions created on or after ``since``, if given) and store the
-    sessions this database does not know; see the module docstring.
+    sessions this database does not know; see the module docstring. Once ``max_runtime``
+    (seconds) has passed no further page is requested (``report.stopped``).
 
     Raises :class:`~verilock_django.exceptions.AuthenticationError` when the key is refused;
-    any other failed page, or one that is not a usable page
-    (:func:`verilock_django.listing.read_page`), stops the walk and is reported in
-    ``list_error``.
+    any other failed page, one that is not a usable page
+    (:func:`verilock_django.listing.read_page`), or a listing that does not advance
+    (:data:`STALE_PAGES`) stops the walk and is reported in ``list_error``.
     """
     client = client or get_client()
     report = DiscoverReport()
     started = time.monotonic()
     requests_before = client.request_count
-    walk = _Walk(client, report, since)
+    walk = _Walk(client, report, since, clock.Deadline(max_runtime))
     try:
         with SyncPipeline(
             client, report.details, concurrency=concurrency, on_result=on_result
@@ -147,6 +178,13 @@ def discover_sessions(
                 walk.run()
             except AuthenticationError:
                 raise
+            except _OutOfTime:  # the fetches already queued are still stored
+                logger.info(
+                    "Discovery stopped at its time limit after %d page(s); the next run "
+                    "walks the list again.",
+                    report.pages,
+                )
+                report.stopped = True
             except VerilockError as exc:  # the fetches already queued are still stored
                 logger.warning("Listing Verilock sessions failed: %s", exc)
                 report.list_error = str(exc)
@@ -156,14 +194,29 @@ def discover_sessions(
     return report
 
 
+class _OutOfTime(Exception):
+    """The walk's time limit passed before the next page."""
+
+
+class _NotAdvancing(VerilockError):
+    """:data:`STALE_PAGES` pages in a row brought no new session (the message: page numbers)."""
+
+
 class _Walk:
     """State of one :func:`discover_sessions` walk."""
 
     pipeline: SyncPipeline
 
-    def __init__(self, client: VerilockClient, report: DiscoverReport, since: dt.date | None):
+    def __init__(
+        self,
+        client: VerilockClient,
+        report: DiscoverReport,
+        since: dt.date | None,
+        deadline: clock.Deadline,
+    ):
         self.client = client
         self.report = report
+        self.deadline = deadline
         self.created_from = since.isoformat() if since is not None else None
         self.seen: set[str] = set()
         #: The listing's page size once page 1 showed it (a provider may ignore per_page).
@@ -177,17 +230,28 @@ class _Walk:
         # to it has not moved the items up, so only a drop below it is stepped back over;
         # counts that disagree from page to page then cannot send the walk back forever.
         page, last_page, lowest = 1, 1, None
+        # Pages in a row that brought nothing new, less the pages a step back re-reads on
+        # purpose (credited when it steps back: the page it discards counts, so a count
+        # that keeps dropping cannot step the walk back and forth for ever).
+        stale = 0
         while page <= last_page:
             items, last_page, total = self.read(page)
             if lowest is not None and total is not None and total < lowest and page > 1:
                 # Sessions left the listing: the rest moved up; step back over the gap
                 # (whole-number division: a count may be beyond what a float holds).
                 back = -(-(lowest - total) // (self.size or PAGE_SIZE))
-                lowest, page = total, max(1, page - back)
+                lowest, to = total, max(1, page - back)
+                stale += 1 - (page - to)
+                page = to
                 continue
             if total is not None and (lowest is None or total < lowest):
                 lowest = total
-            self.take(items)
+            stale = 0 if self.take(items) else stale + 1
+            if stale >= STALE_PAGES and page < last_page:  # the last page ends it anyway
+                raise _NotAdvancing(
+                    f"the listing is not advancing: {STALE_PAGES} pages in a row, up to page "
+                    f"{page}, brought no session not seen before; the walk stopped there"
+                )
             page += 1
         for _ in range(HEAD_PASSES):
             if not self.read_head():
@@ -206,7 +270,10 @@ class _Walk:
 
     def read(self, page: int) -> tuple[list[tuple[str, Any]], int, int | None]:
         """One page: its ``(id, item)`` pairs, the last page to read and ``total`` (``None``
-        when the page gives no usable count), see :func:`verilock_django.listing.read_page`."""
+        when the page gives no usable count), see :func:`verilock_django.listing.read_page`.
+        Raises :class:`_OutOfTime` instead once the walk's time limit has passed."""
+        if self.deadline.passed():
+            raise _OutOfTime
         self.fetched_at = clock.now()
         body = self.client.list_sessions(
             page=page, per_page=PAGE_SIZE, created_from=self.created_from

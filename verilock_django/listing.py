@@ -36,12 +36,24 @@ request, so nothing is inferred and no by-id storm follows): a ``last_page`` tha
 whole number of at least 1, and a short page before the last that ``meta.last_page``
 claims while ``meta.total`` counts more items after it (both counts contradict the items:
 what the listing left out cannot be known, so the refresh infers nothing from it).
+
+**Whole numbers.** ``meta.last_page``, ``meta.per_page`` and ``meta.total`` are read as
+whole numbers: a JSON integer, or a float with an integral value (``5.0``, as a provider
+computing pages with a float division sends them; payloads are loosely typed), taken as
+that integer. Anything else is not a whole number: a boolean, ``5.5``, NaN, infinity
+(which is also how a JSON number beyond a float's range, ``1e400``, decodes) and a string,
+even ``"5"``: the fields are numbers in the documented meta and in the SDK, a string there
+is a different answer rather than a looser number, and reading one would mean choosing
+among ``" 5"``, ``"5.0"``, ``"1e3"`` and non-ASCII digits; a count not read only bounds
+less (the items still end the walk). Counts are kept as exact integers, whatever their size
+(10**400), and bounds use whole-number division, never a float.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,8 +147,19 @@ class Page:
 
 
 def _whole(value: object) -> int | None:
-    """``value`` when it is a whole JSON number (not a boolean), else ``None``."""
-    return None if isinstance(value, bool) or not isinstance(value, int) else value
+    """``value`` as a whole number (an ``int``), else ``None``: see the module docstring.
+
+    A float with an integral value becomes that integer, never a float bound: ``1e300``
+    becomes an exact ``int``, so the bounds computed from it (whole-number division) cannot
+    overflow or round.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
 
 
 def read_page(body: object, *, page: int, per_page: int, size: int | None = None) -> Page:
@@ -156,7 +179,7 @@ def read_page(body: object, *, page: int, per_page: int, size: int | None = None
         raise PayloadError("(list body)", "expected 'data' (a list) and 'meta' (an object)")
     claimed = _whole(meta.get("last_page"))
     if claimed is None:
-        raise PayloadError("meta.last_page", "expected a number")
+        raise PayloadError("meta.last_page", "expected a whole number")
     if claimed < 1:
         raise PayloadError("meta.last_page", "expected a page number of at least 1")
     served = _whole(meta.get("per_page"))

@@ -198,7 +198,7 @@ class _Run:
         self.should_stop = should_stop
         self.report = report
         self.limit = limit
-        self.deadline = None if max_runtime is None else monotonic() + max_runtime
+        self.deadline = clock.Deadline(max_runtime)
         #: The run's window, seconds: what the by-age budget is sized on.
         self.window = max_runtime or verilock_settings.recheck_min_interval
         self.requests_before = client.request_count
@@ -411,9 +411,7 @@ class _Run:
 
     def out_of_time(self) -> bool:
         """True once ``max_runtime`` has passed or a stop was asked for: claim nothing new."""
-        stop = (self.should_stop is not None and self.should_stop()) or (
-            self.deadline is not None and monotonic() >= self.deadline
-        )
+        stop = (self.should_stop is not None and self.should_stop()) or self.deadline.passed()
         if stop:
             self.report.stopped = True
         return stop

@@ -65,7 +65,8 @@ class Command(BaseCommand):
             "--max-runtime",
             type=seconds,
             metavar="SECONDS",
-            help="Stop claiming new work after SECONDS; set it below the cron interval.",
+            help="Stop claiming new work (with --discover: requesting list pages) after "
+            "SECONDS; set it below the cron interval.",
         )
         parser.add_argument(
             "--discover",
@@ -112,7 +113,9 @@ class Command(BaseCommand):
         if options["discover"] and options["dry_run"]:
             raise CommandError("--dry-run does not apply to --discover.", returncode=2)
         if options["discover"]:
-            self.discover(options["since"], options["concurrency"], self.verbosity)
+            self.discover(
+                options["since"], options["concurrency"], options["max_runtime"], self.verbosity
+            )
             return
         if options["enqueue"] and (ids or work.engine() is None):
             raise CommandError(
@@ -229,10 +232,20 @@ class Command(BaseCommand):
             )
         raise CommandError(message, returncode=summary.USAGE)
 
-    def discover(self, since: dt.date | None, concurrency: int | None, verbosity: int) -> None:
-        """``--discover``: store the sessions Verilock lists and this database lacks."""
+    def discover(
+        self,
+        since: dt.date | None,
+        concurrency: int | None,
+        max_runtime: float | None,
+        verbosity: int,
+    ) -> None:
+        """``--discover``: store the sessions Verilock lists and this database lacks. A walk
+        stopped by ``--max-runtime`` exits 0, as a refresh stopped by it does (the summary
+        says so)."""
         try:
-            report = discover_sessions(since=since, concurrency=concurrency)
+            report = discover_sessions(
+                since=since, concurrency=concurrency, max_runtime=max_runtime
+            )
         except VerilockConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         except AuthenticationError as exc:
