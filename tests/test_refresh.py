@@ -466,3 +466,36 @@ def test_command_rejects_a_zero_concurrency() -> None:
 
     with pytest.raises(CommandError, match="--concurrency"):
         run_command("--concurrency", "0")
+
+
+class OnePageForever(VerilockClient):
+    """A provider that serves page 1 for every page number, with a bare ``meta.last_page``
+    of 10**10 and no ``meta.total``: a listing that, as far as its pages say, never ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[int] = []
+
+    def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+        self.pages.append(page)
+        assert len(self.pages) <= 50, "the walk does not stop"
+        body = super().list_sessions(page=1, **kwargs)
+        del body["meta"]["total"]
+        body["meta"].update(last_page=10**10, current_page=page)
+        return body
+
+
+def test_a_listing_that_never_ends_costs_no_more_pages_than_checking_by_id(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = mirror(verilock_api, 105)  # page 1 shows the newest 100; 5 are never listed
+    client = OnePageForever()
+
+    report = refresh_unfinished(client=client)
+
+    # Page 1 leaves 5 sessions unaccounted for: after 5 more pages, by id is cheaper.
+    assert client.pages == [1, 2, 3, 4, 5, 6]
+    unlisted = sorted(ids[:5])  # the oldest: the listing is newest first
+    assert sorted(detail_requests(verilock_api)) == unlisted
+    assert report.unchanged == 5 and report.ok and not report.stopped
+    assert report.requests == 6 + 5

@@ -22,10 +22,13 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
    whose pages left (as ``meta.total`` counts them: a bare ``last_page`` is not trusted
    for this) outnumber its sessions still unaccounted for gives way after page 1:
-   fetching those by id is cheaper. **A failed page stops the list phase** (so does an
-   unusable one: no ``data`` list, a ``meta.last_page`` that is not a whole number of at
-   least 1, or a short page before the claimed last one while ``meta.total`` counts more
-   items after it, see
+   fetching those by id is cheaper. Without a count, the walk gives way once the pages it
+   read after page 1 are as many as the sessions page 1 left unaccounted for, so a listing
+   that never ends (full pages forever, one page served for every page number) costs at
+   most that many pages, not a run that never ends. **A failed page stops the list
+   phase** (so does an unusable one: no ``data`` list, a ``meta.last_page`` that is not a
+   whole number of at least 1, or a short page before the claimed last one while
+   ``meta.total`` counts more items after it, see
    :func:`verilock_django.listing.read_page`): nothing is
    inferred from the listings and the run goes on to 3 and 4 only, so a failing list never
    turns into a by-id storm (the summary says the list failed).
@@ -250,9 +253,24 @@ class _Run:
         statuses it accounts for (``left``, this one first, when the filter was ignored)."""
         page, last_page, covers = 1, 1, [walk.status]
         size: int | None = None  # the listing's page size, once page 1 shows it
+        # What fetching by id would still cost, counted after page 1 when more pages follow.
+        unaccounted: int | None = None
         while page <= last_page:
             if self.out_of_time() or self.limit_reached():
                 return _Walked.STOPPED, covers
+            if unaccounted is not None and page - 1 > unaccounted:
+                # Only a bare meta.last_page kept the walk going this far (a count would
+                # have bounded it on page 1): its pages after the first now equal the sessions
+                # it had left to account for, so no further page can be cheaper
+                # than fetching those by id (a listing that never ends, or serves one page
+                # for every page number, stops here too).
+                logger.info(
+                    "Listing read %d pages without reaching its end; checking the %d "
+                    "sessions it had left by id.",
+                    page - 1,
+                    unaccounted,
+                )
+                return _Walked.GAVE_WAY, covers
             try:
                 body = self.client.list_sessions(
                     page=page,
@@ -271,10 +289,11 @@ class _Run:
                 covers = left  # the provider ignores the status filter (an item says so)
             self.reconcile(items)
             last_page, size = answer.last_page, answer.size
-            # Only pages a count vouches for: a bare meta.last_page may overstate them.
-            if page == 1 and last_page > 1 and answer.total is not None:
+            if page == 1 and last_page > 1:
                 unaccounted = listed_as(self.claimable(), covers).count()
-                if last_page - 1 > unaccounted:
+                # Only pages a count vouches for: a bare meta.last_page may overstate them
+                # (it bounds the walk above instead, once its pages have cost that much).
+                if answer.total is not None and last_page - 1 > unaccounted:
                     logger.info(
                         "Listing %d more pages costs more than checking %d sessions by id.",
                         last_page - 1,
