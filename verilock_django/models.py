@@ -79,10 +79,14 @@ class SessionQuerySet(models.QuerySet["Session"]):
         queryset = self.unfinished().filter(lease_free, missing_since__isnull=True)
         if not_checked_since is None:
             return queryset
-        not_checked = models.Q(last_synced_at__isnull=True) | models.Q(
-            last_synced_at__lt=not_checked_since
+        return queryset.not_checked_since(not_checked_since)
+
+    def not_checked_since(self, moment: dt.datetime) -> SessionQuerySet:
+        """Sessions neither fetched nor confirmed by a listing since ``moment`` (database
+        clock): ``last_synced_at`` unset or before it."""
+        return self.filter(
+            models.Q(last_synced_at__isnull=True) | models.Q(last_synced_at__lt=moment)
         )
-        return queryset.filter(not_checked)
 
     def in_age_order(self) -> SessionQuerySet:
         """Ordered by the age of their full data: never fetched first, then the oldest."""

@@ -304,11 +304,13 @@ class _Run:
         return _Walked.COMPLETE, covers
 
     def reconcile(self, items: list[Item]) -> None:
-        """Compare one page's statuses with the stored ones; fetch what changed."""
+        """Compare one page's statuses with the stored ones; fetch what changed. A session
+        this run already fetched or confirmed (a listing showing it twice) is left alone."""
         listed = {item.id: item for item in items}
         stored = {
             sid: (status, decision, listed_word)
             for sid, status, decision, listed_word in Session.objects.unfinished()
+            .not_checked_since(self.started_at)
             .filter(pk__in=listed)
             .annotate(list_status=list_status())
             .values_list("id", "status", "decision", "list_status")
