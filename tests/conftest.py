@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import responses
+from django.contrib.auth.models import Permission, User
+from django.test import Client
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -39,6 +41,19 @@ pytest_plugins = ["tests.webhook_helpers"]
 SEED_PATH = Path(__file__).parent / "fixtures" / "seed-session.json"
 SEED_ID = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 API_URL = "https://verilock.test/api/v1"
+
+
+def log_in_staff(client: Client, *codenames: str) -> Client:
+    """Log ``client`` in as a new staff member "reviewer" (password "pw", no superuser) who
+    holds the app's permissions named by ``codenames``; returns ``client``."""
+    user = User.objects.create_user("reviewer", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="verilock_django", codename__in=codenames
+        )
+    )
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture(autouse=True)
