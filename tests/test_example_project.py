@@ -7,16 +7,16 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import SEED_ID, SEED_PATH
+from .loopback import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "example_project" / "manage.py"
@@ -60,15 +60,8 @@ class SeedHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def seed_server() -> Iterator[str]:
     SeedHandler.requests_seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SeedHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(SeedHandler) as root:
+        yield f"{root}/api/v1"
 
 
 def manage(
