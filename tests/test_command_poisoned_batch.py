@@ -26,10 +26,9 @@ from typing import Any
 import pytest
 
 from .conftest import SEED_PATH
+from .example_site import MANAGE, project_env
 from .loopback import serving
 
-ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "example_project" / "manage.py"
 KEY = "qi_test_poisoned"
 #: A value that must never appear in any stored error, output or log line.
 SECRET_EMAIL = "jean.dupont.secret@example.com"
@@ -153,14 +152,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 
 def manage(database_url: str, api_url: str, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
-        "DATABASE_URL": database_url,
-        "VERILOCK_API_KEY": KEY,
-        "VERILOCK_API_URL": api_url,
-        "VERILOCK_LOG_LEVEL": "DEBUG",
-    }
+    env = project_env(database_url, api_url, KEY, VERILOCK_LOG_LEVEL="DEBUG")
     return subprocess.Popen(  # noqa: S603 (our own interpreter and manage.py)
         [sys.executable, str(MANAGE), *args],
         env=env,
