@@ -3,14 +3,21 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from verilock_django import clock
 from verilock_django.testing import FakeVerilock
 
 from .distribution import build_dist
@@ -39,6 +46,44 @@ pytest_plugins = ["tests.webhook_helpers"]
 SEED_PATH = Path(__file__).parent / "fixtures" / "seed-session.json"
 SEED_ID = "ses_a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 API_URL = "https://verilock.test/api/v1"
+#: Transaction control is not a statement against the data (tests run inside a transaction,
+#: so the store's transaction is a savepoint here).
+CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")
+
+
+def log_in_staff(client: Client, *codenames: str) -> Client:
+    """Log ``client`` in as a new staff member "reviewer" (password "pw", no superuser) who
+    holds the app's permissions named by ``codenames``; returns ``client``."""
+    user = User.objects.create_user("reviewer", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="verilock_django", codename__in=codenames
+        )
+    )
+    client.force_login(user)
+    return client
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements run inside the block, transaction control left out (the list is
+    filled when the block ends)."""
+    found: list[str] = []
+    clock.now()  # the clock's first reading is a query of its own, once a minute
+    with CaptureQueriesContext(connection) as captured:
+        yield found
+    found.extend(
+        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(CONTROL)
+    )
+
+
+@pytest.fixture
+def whole_statements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's own parameter limit (32,766 since 3.32), not the 999 Django 5.2 assumes and
+    splits statements at: one statement per kind, whatever Django's version."""
+    limit = connection.features.max_query_params
+    if connection.vendor == "sqlite" and limit is not None and limit < 32766:
+        monkeypatch.setattr(connection.features, "max_query_params", 32766)
 
 
 @pytest.fixture(autouse=True)

@@ -4,16 +4,49 @@ Each request gets the next scripted :class:`Answer` (the last one repeats). An a
 trickle its body one byte at a time, omit ``Content-Length`` (the body then ends when the
 connection closes), and carry any header. The server records what it received and how many
 body bytes it managed to send, and stops trickling as soon as the client hangs up.
+
+:func:`serving` runs any request handler class the same way, and :func:`free_port` finds a
+port for a server the test starts itself.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free port of 127.0.0.1 from a background thread inside the
+    block; yields the root URL ``http://127.0.0.1:<port>``. Handler threads are daemons."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    # A short poll interval: shutdown() waits for the next poll.
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
 
 
 @dataclass(frozen=True)
@@ -45,6 +78,8 @@ class ScriptedServer:
 
     def __init__(self, answers: list[Answer]) -> None:
         self.answers = list(answers)
+        #: The server's root URL, ``http://127.0.0.1:<port>`` (once entered).
+        self.url = ""
         self.received: list[Received] = []
         self.body_bytes_sent = 0
         self._lock = threading.Lock()
@@ -81,17 +116,8 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        # A short poll interval: shutdown() waits for the next poll.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        """The server's root URL, ``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._handler = Handler
+        self._running = ExitStack()
 
     def _next(self, received: Received) -> Answer:
         with self._lock:
@@ -104,7 +130,7 @@ class ScriptedServer:
             self.body_bytes_sent += count
 
     def __enter__(self) -> ScriptedServer:
-        self._thread.start()
+        self.url = self._running.enter_context(serving(self._handler))
         return self
 
     def __exit__(
@@ -113,6 +139,4 @@ class ScriptedServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._running.close()

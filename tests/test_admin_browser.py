@@ -10,12 +10,7 @@ into ``docs/screenshots/``.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +21,9 @@ from django.contrib.admin.utils import quote
 from verilock_django.masking import mask_email, mask_name
 from verilock_django.testing.server import FakeVerilockServer
 
+from .example_site import manage, project_env, runserver
+
 ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "example_project" / "manage.py"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 KEY = "qi_test_browser"
@@ -49,25 +45,6 @@ reviewer.user_permissions.set(Permission.objects.filter(codename="view_session")
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(  # noqa: S603 (our own interpreter and manage.py)
-        [sys.executable, str(MANAGE), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeVerilockServer]:
     with FakeVerilockServer(api_key=KEY) as server:
@@ -77,14 +54,9 @@ def fake() -> Iterator[FakeVerilockServer]:
 @pytest.fixture
 def site(tmp_path: Path, fake: FakeVerilockServer) -> Iterator[dict[str, Any]]:
     """The example project with mirrored sessions, served on a loopback port."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "VERILOCK_API_KEY": KEY,
-        "VERILOCK_API_URL": fake.url,
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
+    env = project_env(
+        f"sqlite:///{tmp_path / 'db.sqlite3'}", fake.url, KEY, ALLOWED_HOSTS="127.0.0.1"
+    )
     state = fake.state
     now = dt.datetime.now(dt.timezone.utc)
     ids = {
@@ -109,43 +81,16 @@ def site(tmp_path: Path, fake: FakeVerilockServer) -> Iterator[dict[str, Any]]:
             declined_step=("liveness", "face_match", "document")[number % 3],
             created_at=now - dt.timedelta(days=number, hours=2),
         )
-    manage(env, "migrate", "-v", "0")
-    manage(env, "sync_verilock_sessions", *(s.id for s in state.sessions))
-    manage(env, "shell", "-c", SETUP_USERS)
-    port = free_port()
-    log = (tmp_path / "runserver.log").open("w")
-    server = subprocess.Popen(  # noqa: S603
-        # --insecure: serve the admin's static files although DEBUG is off.
-        [
-            sys.executable,
-            str(MANAGE),
-            "runserver",
-            f"127.0.0.1:{port}",
-            "--noreload",
-            "--insecure",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while server.poll() is None and time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        assert server.poll() is None, (tmp_path / "runserver.log").read_text()
+    for command in (
+        ("migrate", "-v", "0"),
+        ("sync_verilock_sessions", *(s.id for s in state.sessions)),
+        ("shell", "-c", SETUP_USERS),
+    ):
+        done = manage(env, *command)
+        assert done.returncode == 0, done.stderr
+    # --insecure: serve the admin's static files although DEBUG is off.
+    with runserver(env, tmp_path / "runserver.log", "--insecure") as port:
         yield {"url": f"http://127.0.0.1:{port}", "ids": ids, "fake": fake}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 @pytest.fixture

@@ -14,20 +14,11 @@ from verilock_django.models import WebhookEvent
 from verilock_django.store import store_session
 from verilock_django.testing.factories import session_payload
 
+from .conftest import log_in_staff
+
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:verilock_django_session_changelist")
 PERSONAL = ("Jean", "Dupont", "jean.dupont@example.com", "12AB34567", "1990-05-15", "May 15, 1990")
-
-
-def login(client: Client, *codenames: str) -> Client:
-    user = User.objects.create_user("reviewer", password="pw", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="verilock_django", codename__in=codenames
-        )
-    )
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -40,7 +31,7 @@ def declined() -> dict[str, Any]:
 def test_without_the_permission_everything_personal_is_masked(
     client: Client, declined: dict[str, Any]
 ) -> None:
-    reviewer = login(client, "view_session")
+    reviewer = log_in_staff(client, "view_session")
 
     listing = reviewer.get(CHANGELIST).content.decode()
     page = reviewer.get(
@@ -62,7 +53,7 @@ def test_without_the_permission_everything_personal_is_masked(
 def test_with_the_permission_or_as_superuser_values_are_shown(
     client: Client, admin_client: Client, declined: dict[str, Any]
 ) -> None:
-    reviewer = login(client, "view_session", "view_applicant_pii")
+    reviewer = log_in_staff(client, "view_session", "view_applicant_pii")
     url = reverse("admin:verilock_django_session_change", args=(quote("ses_pii"),))
 
     for viewer in (reviewer, admin_client):
@@ -89,7 +80,7 @@ def test_search_by_name_or_email_needs_the_permission(
     with_permission: set[str],
     without: set[str],
 ) -> None:
-    reviewer = login(client, "view_session")
+    reviewer = log_in_staff(client, "view_session")
     found = {s.pk for s in reviewer.get(CHANGELIST, {"q": query}).context["cl"].result_list}
     assert found == without
 
@@ -109,7 +100,7 @@ def test_webhook_event_payloads_are_masked_too(client: Client) -> None:
     )
     url = reverse("admin:verilock_django_webhookevent_change", args=(event.pk,))
 
-    masked = login(client, "view_webhookevent").get(url).content.decode()
+    masked = log_in_staff(client, "view_webhookevent").get(url).content.decode()
 
     assert "jean.dupont@example.com" not in masked
     assert "j***@example.com" in masked

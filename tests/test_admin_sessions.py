@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.contrib.admin.utils import quote
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
@@ -26,7 +26,7 @@ from verilock_django.models import Session, StepResult, WebhookEvent, WebhookEve
 from verilock_django.store import store_session
 from verilock_django.testing.factories import session_payload
 
-from .conftest import API_URL, SEED_ID
+from .conftest import API_URL, SEED_ID, log_in_staff
 
 if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
@@ -79,23 +79,6 @@ def stored(seed: dict[str, Any]) -> Session:
     store_session(seed)
     session: Session = Session.objects.get(pk=SEED_ID)
     return session
-
-
-@pytest.fixture
-def staff_client(client: Client) -> Any:
-    """Log in a non-superuser staff member with the given Session permissions."""
-
-    def login(*codenames: str) -> Client:
-        user = User.objects.create_user("reviewer", password="pw", is_staff=True)
-        user.user_permissions.set(
-            Permission.objects.filter(
-                content_type__app_label="verilock_django", codename__in=codenames
-            )
-        )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 # -- changelist ----------------------------------------------------------------------
@@ -366,9 +349,9 @@ def test_no_add_permission(admin_client: Client) -> None:
 
 
 def test_staff_with_view_permission_reviews_steps_but_cannot_refresh(
-    staff_client: Any, stored: Session, mocked: Any
+    client: Client, stored: Session, mocked: Any
 ) -> None:
-    client = staff_client("view_session")
+    log_in_staff(client, "view_session")
 
     page = client.get(change_url(SEED_ID))
     listing = client.get(CHANGELIST)
@@ -383,10 +366,10 @@ def test_staff_with_view_permission_reviews_steps_but_cannot_refresh(
 
 
 def test_delete_is_for_superusers_only(
-    admin_client: Client, staff_client: Any, stored: Session
+    admin_client: Client, client: Client, stored: Session
 ) -> None:
     delete_url = reverse("admin:verilock_django_session_delete", args=(quote(SEED_ID),))
-    staff = staff_client("view_session", "change_session", "delete_session")
+    staff = log_in_staff(client, "view_session", "change_session", "delete_session")
     assert staff.post(delete_url, {"post": "yes"}).status_code == 403
     assert Session.objects.filter(pk=SEED_ID).exists()
 

@@ -18,7 +18,7 @@ from verilock_django import ratelimit
 from verilock_django.client import VerilockClient
 from verilock_django.exceptions import InvalidResponseError, RateLimitedError, TransportError
 
-from .loopback import Answer, ScriptedServer
+from .loopback import Answer, ScriptedServer, free_port
 
 OK = Answer(body=b'{"id": "ses_1"}', headers={"Content-Type": "application/json"})
 CAP = 5.0
@@ -191,13 +191,6 @@ def test_a_connection_kept_alive_is_reused_after_a_full_read() -> None:
             assert api.get_session("ses_1") == {"id": "ses_1"}
     assert len(server.received) == 3
     assert len({request.client_port for request in server.received}) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_connection_refused_is_reported_as_such() -> None:

@@ -16,20 +16,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import SEED_PATH
+from .example_site import MANAGE, project_env
+from .loopback import serving
 
-ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "example_project" / "manage.py"
 KEY = "qi_test_poisoned"
 #: A value that must never appear in any stored error, output or log line.
 SECRET_EMAIL = "jean.dupont.secret@example.com"
@@ -128,16 +127,8 @@ def api() -> Iterator[str]:
     Handler.answers = poisoned_answers()
     Handler.delay = 0.0
     Handler.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as root:
+        yield f"{root}/api/v1"
 
 
 @pytest.fixture
@@ -161,14 +152,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 
 def manage(database_url: str, api_url: str, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
-        "DATABASE_URL": database_url,
-        "VERILOCK_API_KEY": KEY,
-        "VERILOCK_API_URL": api_url,
-        "VERILOCK_LOG_LEVEL": "DEBUG",
-    }
+    env = project_env(database_url, api_url, KEY, VERILOCK_LOG_LEVEL="DEBUG")
     return subprocess.Popen(  # noqa: S603 (our own interpreter and manage.py)
         [sys.executable, str(MANAGE), *args],
         env=env,

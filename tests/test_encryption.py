@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.utils import quote
-from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -27,6 +26,8 @@ from verilock_django.models import Session, StepResult, WebhookEvent
 from verilock_django.privacy import apply_retention
 from verilock_django.store import store_session
 from verilock_django.testing.factories import session_payload
+
+from .conftest import log_in_staff
 
 pytestmark = pytest.mark.django_db
 needs_library = pytest.mark.skipif(
@@ -104,18 +105,6 @@ def encrypted(keys: Any) -> Any:
     return keys
 
 
-def reviewer(client: Client) -> Client:
-    user = User.objects.create_user("reviewer", password="pw", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label="verilock_django",
-            codename__in=("view_session", "view_applicant_pii"),
-        )
-    )
-    client.force_login(user)
-    return client
-
-
 # -- encryption on -----------------------------------------------------------------------
 
 
@@ -185,7 +174,7 @@ def test_empty_values_are_not_encrypted_and_blanking_still_works(encrypted: Any)
 @needs_library
 def test_the_admin_reads_plaintext_and_says_search_is_off(encrypted: Any, client: Client) -> None:
     store_declined()
-    staff = reviewer(client)
+    staff = log_in_staff(client, "view_session", "view_applicant_pii")
 
     page = staff.get(
         reverse("admin:verilock_django_session_change", args=(quote("ses_enc"),))
@@ -206,7 +195,8 @@ def test_the_admin_reads_plaintext_and_says_search_is_off(encrypted: Any, client
 
 def test_with_encryption_off_the_admin_searches_names(client: Client) -> None:
     store_declined()
-    listing = reviewer(client).get(CHANGELIST, {"q": "Dupont"})
+    staff = log_in_staff(client, "view_session", "view_applicant_pii")
+    listing = staff.get(CHANGELIST, {"q": "Dupont"})
 
     assert listing.context["cl"].result_count == 1
     assert "with the personal-data permission" in listing.content.decode()

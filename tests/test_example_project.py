@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import example_site
 from .conftest import SEED_ID, SEED_PATH
+from .loopback import serving
 
-ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "example_project" / "manage.py"
 KEY = "qi_test_example"
 
 
@@ -60,36 +57,15 @@ class SeedHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def seed_server() -> Iterator[str]:
     SeedHandler.requests_seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SeedHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(SeedHandler) as root:
+        yield f"{root}/api/v1"
 
 
 def manage(
     tmp_path: Path, api_url: str, *args: str, key: str = KEY
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        # pytest-django exported the suite's own settings module; the example has its own.
-        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "VERILOCK_API_KEY": key,
-        "VERILOCK_API_URL": api_url,
-    }
-    return subprocess.run(  # noqa: S603 (our own interpreter and manage.py)
-        [sys.executable, str(MANAGE), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = example_site.project_env(f"sqlite:///{tmp_path / 'db.sqlite3'}", api_url, key)
+    return example_site.manage(env, *args)
 
 
 def counts(tmp_path: Path) -> tuple[int, int]:

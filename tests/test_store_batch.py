@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.db import DataError, connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from verilock_django import clock
@@ -21,20 +18,9 @@ from verilock_django.signals import session_finished, session_updated
 from verilock_django.store import Outcome, store_session
 from verilock_django.store_batch import store_sessions
 
+from .conftest import statements
+
 pytestmark = pytest.mark.django_db
-
-#: Transaction control is not a statement against the data (tests run inside a transaction,
-#: so the store's transaction is a savepoint here).
-CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")
-
-
-@pytest.fixture
-def whole_statements(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SQLite's own parameter limit (32,766 since 3.32), not the 999 Django 5.2 assumes and
-    splits statements at: one statement per kind, whatever Django's version."""
-    limit = connection.features.max_query_params
-    if connection.vendor == "sqlite" and limit is not None and limit < 32766:
-        monkeypatch.setattr(connection.features, "max_query_params", 32766)
 
 
 def payload(seed: dict[str, Any], session_id: str, **changes: Any) -> dict[str, Any]:
@@ -45,18 +31,6 @@ def payload(seed: dict[str, Any], session_id: str, **changes: Any) -> dict[str, 
 
 def answers(payloads: list[dict[str, Any]], fetched_at: Any = None) -> list[Any]:
     return [(p["id"], p, fetched_at) for p in payloads]
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements run inside the block, transaction control left out."""
-    found: list[str] = []
-    clock.now()  # the clock's first reading is a query of its own, once a minute
-    with CaptureQueriesContext(connection) as captured:
-        yield found
-    found.extend(
-        q["sql"] for q in captured.captured_queries if not q["sql"].upper().startswith(CONTROL)
-    )
 
 
 def snapshot(session_id: str) -> tuple[Any, ...]:

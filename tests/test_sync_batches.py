@@ -6,28 +6,16 @@ from concurrent.futures import wait
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
-from verilock_django import clock
 from verilock_django.client import get_client
 from verilock_django.models import Session
 from verilock_django.refresh import refresh_unfinished
 from verilock_django.sync import SyncPipeline, SyncReport, sync_sessions
 from verilock_django.testing.responses_api import InProcessVerilock
 
+from .conftest import statements
+
 pytestmark = pytest.mark.django_db
-
-CONTROL = ("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")
-
-
-@pytest.fixture
-def whole_statements(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SQLite's own parameter limit (32,766 since 3.32), not the 999 Django 5.2 assumes and
-    splits statements at: one statement per kind, whatever Django's version."""
-    limit = connection.features.max_query_params
-    if connection.vendor == "sqlite" and limit is not None and limit < 32766:
-        monkeypatch.setattr(connection.features, "max_query_params", 32766)
 
 
 def changed_sessions(api: InProcessVerilock, count: int) -> list[str]:
@@ -44,17 +32,15 @@ def test_many_answers_are_stored_in_one_transaction(
 ) -> None:
     ids = changed_sessions(verilock_api, 40)
     monkeypatch.setattr(SyncPipeline, "BATCH_SECONDS", 3600.0)  # batches close by count
-    clock.now()
 
-    with CaptureQueriesContext(connection) as captured:
+    with statements() as sql:
         report = sync_sessions(ids, concurrency=4)
 
     assert report.updated == 40 and not report.failed
     assert Session.objects.filter(status="approved").count() == 40
-    queries = [q for q in captured if not q["sql"].upper().startswith(CONTROL)]
     # The first answer is stored alone (it proves the key), the other 39 in one batch;
     # one by one would be at least three statements per session.
-    assert len(queries) <= 10, [q["sql"][:60] for q in queries]
+    assert len(sql) <= 10, [statement[:60] for statement in sql]
 
 
 def test_a_batch_closes_at_its_size(
@@ -120,17 +106,16 @@ def test_a_refresh_stores_in_batches_and_releases_every_lease(
 ) -> None:
     ids = changed_sessions(verilock_api, 30)
     monkeypatch.setattr(SyncPipeline, "BATCH_SECONDS", 3600.0)
-    clock.now()
 
-    with CaptureQueriesContext(connection) as captured:
+    with statements() as sql:
         report = refresh_unfinished(concurrency=4)
 
     assert report.updated == 30 and not report.failed
     assert not Session.objects.filter(lease_expires_at__isnull=False).exists()
     assert set(Session.objects.values_list("status", flat=True)) == {"approved"}
-    writes = [q for q in captured if q["sql"].upper().startswith(("INSERT", "UPDATE"))]
+    writes = [statement for statement in sql if statement.upper().startswith(("INSERT", "UPDATE"))]
     # Claims (one UPDATE per chunk of 16 claimed) and a few batches, not 3 writes a session.
-    assert len(writes) < len(ids), [q["sql"][:60] for q in writes]
+    assert len(writes) < len(ids), [statement[:60] for statement in writes]
 
 
 def test_an_unstored_answer_is_never_lost_with_its_lease(

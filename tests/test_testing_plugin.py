@@ -32,22 +32,29 @@ def test_live_server(verilock_server):
 """
 
 
-def test_fixtures_work_in_a_project_without_django_or_configuration(tmp_path: Path) -> None:
-    (tmp_path / "test_host.py").write_text(HOST_TEST)
+def host_pytest(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest in the folder ``project`` as a host project would: none of this suite's
+    settings module, path, pytest options or ``VERILOCK_*`` variables in the environment."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTEST_ADDOPTS")
+        and not key.startswith("VERILOCK_")
     }
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--strict-markers"],
-        cwd=tmp_path,
+    return subprocess.run(  # noqa: S603 (our own interpreter and pytest)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_fixtures_work_in_a_project_without_django_or_configuration(tmp_path: Path) -> None:
+    (tmp_path / "test_host.py").write_text(HOST_TEST)
+    completed = host_pytest(tmp_path, "--strict-markers")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "2 passed" in completed.stdout
 
@@ -92,21 +99,7 @@ def test_fixtures_supply_a_key_to_a_django_project_that_sets_none(tmp_path: Path
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nDJANGO_SETTINGS_MODULE = host_settings\npythonpath = .\n"
     )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTEST_ADDOPTS")
-        and not key.startswith("VERILOCK_")
-    }
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = host_pytest(tmp_path)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "3 passed" in completed.stdout
 

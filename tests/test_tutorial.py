@@ -17,13 +17,13 @@ import http.cookiejar
 import os
 import re
 import signal
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from .distribution import ROOT, SKIP_SLOW, install_into_new_venv, only
+from .loopback import free_port
 
 pytestmark = SKIP_SLOW
 
@@ -47,12 +47,6 @@ sys.exit(f"nothing listens on port {sys.argv[1]}")
 PY
 }
 """
-
-
-def free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
 
 
 def blocks() -> list[tuple[str, str, str]]:
@@ -116,7 +110,7 @@ def test_the_tutorial_ends_with_an_approved_applicant_in_the_admin(
     install_into_new_venv(venv, str(only(dist, "verilock_django-*.whl")))
     project = tmp_path / "kyc-tutorial"
     project.mkdir()
-    ports = {port: free_port() for port in TUTORIAL_PORTS}
+    ports = {port: str(free_port()) for port in TUTORIAL_PORTS}
     (tmp_path / "tutorial.sh").write_text(script(venv, ports))
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",
            "PYTHONPATH", "VIRTUAL_ENV", "DATABASE_URL")}  # fmt: skip

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -19,16 +15,10 @@ from django.core.management import CommandError, call_command
 
 from verilock_django.testing.server import FakeVerilockServer
 
-ROOT = Path(__file__).resolve().parent.parent
-MANAGE = ROOT / "example_project" / "manage.py"
+from .example_site import manage, project_env, runserver
+
 KEY = "qi_test_e2e"
 SECRET = "whsec_e2e"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:
@@ -37,14 +27,6 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"Timed out waiting for {what}")
         time.sleep(0.05)
-
-
-def accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -56,44 +38,17 @@ def fake() -> Iterator[FakeVerilockServer]:
 @pytest.fixture
 def project(tmp_path: Path, fake: FakeVerilockServer) -> Iterator[dict[str, Any]]:
     """The example project served by runserver on a loopback port, configured for the fake."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "demo_site.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "VERILOCK_API_KEY": KEY,
-        "VERILOCK_API_URL": fake.url,
-        "VERILOCK_WEBHOOK_SECRETS": SECRET,
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    migrate = subprocess.run(  # noqa: S603 (our own interpreter and manage.py)
-        [sys.executable, str(MANAGE), "migrate", "-v", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    env = project_env(
+        f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        fake.url,
+        KEY,
+        VERILOCK_WEBHOOK_SECRETS=SECRET,
+        ALLOWED_HOSTS="127.0.0.1",
     )
+    migrate = manage(env, "migrate", "-v", "0")
     assert migrate.returncode == 0, migrate.stderr
-    port = free_port()
-    log = (tmp_path / "runserver.log").open("w")
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until(lambda: accepts_connections(port) or server.poll() is not None, 30, "runserver")
-        assert server.poll() is None, (tmp_path / "runserver.log").read_text()
+    with runserver(env, tmp_path / "runserver.log") as port:
         yield {"env": env, "port": port, "db": tmp_path / "db.sqlite3", "log": tmp_path}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -105,14 +60,7 @@ def test_fake_api_delivers_signed_webhooks_and_the_project_updates_the_session(
     fake: FakeVerilockServer, project: dict[str, Any]
 ) -> None:
     session = fake.state.add_session(status="processing")
-    synced = subprocess.run(  # noqa: S603
-        [sys.executable, str(MANAGE), "sync_verilock_sessions", session.id],
-        env=project["env"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    synced = manage(project["env"], "sync_verilock_sessions", session.id, timeout=60)
     assert synced.returncode == 0, synced.stderr
     db = project["db"]
     assert query(db, "select status from verilock_django_session") == [("processing",)]

@@ -289,10 +289,9 @@ def _redis_url(value: object) -> str | None:
     return value
 
 
-def _webhook_processor(value: object) -> str:
-    if isinstance(value, str) and value in PROCESSOR_CHOICES:
-        return value
-    problem = f"must be one of {', '.join(PROCESSOR_CHOICES)} or the dotted path of a callable"
+def _callable_at(value: object, problem: str) -> Callable[..., object]:
+    """The callable the dotted path ``value`` names; :class:`InvalidSetting` saying ``problem``
+    (and why: not a path, does not import, not callable) otherwise."""
     if not isinstance(value, str) or "." not in value:
         raise InvalidSetting(problem)
     try:
@@ -301,7 +300,16 @@ def _webhook_processor(value: object) -> str:
         raise InvalidSetting(f"{problem} (the path does not import)") from None
     if not callable(target):
         raise InvalidSetting(f"{problem} (the path names something not callable)")
-    return value
+    return target  # type: ignore[no-any-return]
+
+
+def _webhook_processor(value: object) -> str:
+    if isinstance(value, str) and value in PROCESSOR_CHOICES:
+        return value
+    _callable_at(
+        value, f"must be one of {', '.join(PROCESSOR_CHOICES)} or the dotted path of a callable"
+    )
+    return str(value)
 
 
 def _create_shape(value: object) -> str:
@@ -343,16 +351,7 @@ def _stored_data(value: object) -> str:
 def _optional_callable_path(value: object) -> Callable[..., object] | None:
     if value is None or value == "":
         return None
-    problem = "must be None or the dotted path of a callable"
-    if not isinstance(value, str) or "." not in value:
-        raise InvalidSetting(problem)
-    try:
-        target = import_string(value)
-    except ImportError:
-        raise InvalidSetting(f"{problem} (the path does not import)") from None
-    if not callable(target):
-        raise InvalidSetting(f"{problem} (the path names something not callable)")
-    return target  # type: ignore[no-any-return]
+    return _callable_at(value, "must be None or the dotted path of a callable")
 
 
 def _boolean(value: object) -> bool:
