@@ -28,13 +28,12 @@ from verilock_django.sync import sync_session, sync_sessions
 from verilock_django.testing.factories import list_item
 from verilock_django.testing.responses_api import InProcessVerilock
 
-from .conftest import API_URL
+from .conftest import API_URL, CONTROL
 
 pytestmark = pytest.mark.django_db
 
 YESTERDAY = timezone.now() - dt.timedelta(days=1)
 EMPTY_PAGE = {"data": [], "meta": {"current_page": 1, "last_page": 1, "per_page": 100, "total": 0}}
-CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 def mirror(api: InProcessVerilock, count: int, *, status: str = "processing") -> list[str]:

@@ -21,6 +21,7 @@ from verilock_django.models import WebhookEvent
 from verilock_django.testing.webhooks import webhook_payload
 from verilock_django.webhooks import parse_envelope, store_delivery
 
+from .conftest import CONTROL
 from .webhook_helpers import deliver
 
 pytestmark = [pytest.mark.usefixtures("webhook_settings"), pytest.mark.django_db(transaction=True)]
@@ -29,7 +30,6 @@ POSTGRESQL = connection.vendor == "postgresql"
 only_postgresql = pytest.mark.skipif(
     not POSTGRESQL, reason="synchronous_commit is a PostgreSQL setting"
 )
-CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "BEGIN", "COMMIT")
 
 
 def server_setting() -> str:

@@ -25,12 +25,12 @@ from verilock_django.signals import webhook_received
 from verilock_django.testing.webhooks import webhook_payload
 from verilock_django.webhooks import parse_envelope, store_delivery
 
+from .conftest import CONTROL
 from .webhook_helpers import deliver
 
 pytestmark = [pytest.mark.usefixtures("webhook_settings"), pytest.mark.django_db(transaction=True)]
 
 POSTGRESQL = connection.vendor == "postgresql"
-CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "BEGIN", "COMMIT")
 
 
 def statements(captured: CaptureQueriesContext) -> list[str]:
