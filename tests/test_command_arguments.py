@@ -28,6 +28,10 @@ ODD_ARGUMENTS = [
     ("sync_verilock_sessions", ["--max-runtime", "inf"]),
     ("sync_verilock_sessions", [".."]),
     ("sync_verilock_sessions", ["ses/../other"]),
+    *(
+        ("send_verilock_test_webhook", ["http://127.0.0.1:9/", "--session-id=s", "--timeout", t])
+        for t in ("0", "-1", "nan", "inf")
+    ),
 ]
 
 
