@@ -320,3 +320,23 @@ def test_a_gen_b_session_in_review_listed_without_a_decision_is_not_fetched_ever
     assert fetched(verilock_api) == [remote.id]
 
     assert Session.objects.get().status == "review"
+
+
+def test_list_items_without_a_status_are_not_fetched_by_id_every_run(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = mirror(verilock_api, 30, "processing")
+    fetches = []
+    for _ in range(4):
+        verilock_api.reset_counters()
+        items = [{"id": session_id} for session_id in ids]  # the list says no status
+        meta = {"current_page": 1, "last_page": 1, "per_page": 100, "total": len(ids)}
+        verilock_api.respond_next(json={"data": items, "meta": meta})
+        report = refresh_unfinished()
+        assert report.ok and report.confirmed == 0
+        fetches.append(len(fetched(verilock_api)))
+
+    # As if not listed: fetched until found unchanged twice, then the by-id backoff applies
+    # (each item was a "change" before: all fetched again on every run).
+    assert fetches == [30, 30, 0, 0]
+    assert_mirrored(verilock_api, ids)

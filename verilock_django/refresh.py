@@ -16,7 +16,8 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    statuses (a provider that ignores the filter) reconcile the same way, and then that
    listing also accounts for every status left to walk.
 2. **Unlisted.** Once a listing was walked to its last page, a stored session of its status
-   that it did not show has left that status: it is fetched by id — unless the list left it
+   that it did not show (or showed without a status) has left that status, as far as the
+   list can tell: it is fetched by id — unless the list left it
    out twice while fetches found it unchanged, then the by-id backoff applies
    (``next_check_at``; the interval doubles per unchanged check between
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
@@ -285,8 +286,13 @@ class _Run:
         return _Walked.COMPLETE, covers
 
     def reconcile(self, items: list[Item]) -> None:
-        """Compare one page's statuses with the stored ones; fetch what changed."""
-        listed = {item.id: item for item in items}
+        """Compare one page's statuses with the stored ones; fetch what changed.
+
+        An item without a status confirms nothing and shows no change: it counts as not
+        listed, so its session is left to :meth:`fetch_unlisted` and its by-id backoff (a
+        listing that never says statuses would otherwise fetch every session every run).
+        """
+        listed = {item.id: item for item in items if item.status is not None}
         stored = {
             sid: (status, decision, listed_word)
             for sid, status, decision, listed_word in Session.objects.unfinished()
