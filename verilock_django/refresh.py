@@ -9,15 +9,16 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    overstated ``meta.last_page`` is ignored (logged). Each page is reconciled by id
    with the stored unfinished sessions: one whose listed status (and decision, when the
    item carries one) equals the stored one is *confirmed* (no request; ``last_synced_at``
-   is bumped); one that changed is claimed and fetched by id at once. An item without a
+   is bumped); one that changed is claimed and fetched by id at once (unless fetches
+   found it unchanged twice while the list said otherwise: then its by-id backoff applies, as
+   to an unlisted one). An item without a
    decision is compared by the word the stored session is listed under (a Gen B session
    stored as ``review`` is listed ``completed``), so a decision such an item hides is
    seen by the by-age refresh (4), not by the list. Items of other
    statuses (a provider that ignores the filter) reconcile the same way, and then that
    listing also accounts for every status left to walk.
 2. **Unlisted.** Once a listing was walked to its last page, a stored session of its status
-   that it did not show (or showed without a status) has left that status, as far as the
-   list can tell: it is fetched by id — unless the list left it
+   that it did not show has left that status: it is fetched by id — unless the list left it
    out twice while fetches found it unchanged, then the by-id backoff applies
    (``next_check_at``; the interval doubles per unchanged check between
    ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
@@ -74,7 +75,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
 
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from . import clock
 from .client import VerilockClient, get_client
@@ -288,21 +289,23 @@ class _Run:
     def reconcile(self, items: list[Item]) -> None:
         """Compare one page's statuses with the stored ones; fetch what changed.
 
-        An item without a status confirms nothing and shows no change: it counts as not
-        listed, so its session is left to :meth:`fetch_unlisted` and its by-id backoff (a
-        listing that never says statuses would otherwise fetch every session every run).
+        A session the list shows changed (or without a status: it confirms nothing) while
+        fetches found it unchanged twice in a row, with no listing confirming it in between,
+        is not fetched again before its by-id backoff (:meth:`due`): the list and the
+        session disagree (another status vocabulary, no status at all), and fetching it on
+        every run would cost a request per session per run.
         """
-        listed = {item.id: item for item in items if item.status is not None}
+        listed = {item.id: item for item in items}
         stored = {
-            sid: (status, decision, listed_word)
-            for sid, status, decision, listed_word in Session.objects.unfinished()
+            sid: (status, decision, listed_word, due)
+            for sid, status, decision, listed_word, due in Session.objects.unfinished()
             .filter(pk__in=listed)
-            .annotate(list_status=list_status())
-            .values_list("id", "status", "decision", "list_status")
+            .annotate(list_status=list_status(), due=self.due())
+            .values_list("id", "status", "decision", "list_status", "due")
         }
         unchanged: list[str] = []
         changed: list[str] = []
-        for sid, (status, decision, listed_word) in sorted(stored.items()):
+        for sid, (status, decision, listed_word, due) in sorted(stored.items()):
             item = listed[sid]
             if item.decision is None:
                 # No decision to fold in: compare the word the provider lists it under (a
@@ -311,7 +314,10 @@ class _Run:
                 same = item.status == status or item.listed_status == listed_word
             else:
                 same = item.status == status and item.decision == decision
-            (unchanged if same else changed).append(sid)
+            if same:
+                unchanged.append(sid)
+            elif due:
+                changed.append(sid)
         if unchanged:
             # Marks them as accounted for, so the later phases leave them alone.
             self.report.confirmed += confirm_listed(unchanged)
@@ -325,12 +331,19 @@ class _Run:
         """Fetch the sessions of fully listed ``statuses`` that no page showed: changed.
 
         Those the list left out before while fetches found them unchanged (a listing that
-        never shows them) wait for their by-id backoff instead. A listing resets
-        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
-        second unchanged fetch without a listing in between starts the backoff.
+        never shows them) wait for their by-id backoff instead (:meth:`due`).
         """
-        backoff_over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
-        self.process(listed_as(self.claimable(), statuses).filter(backoff_over))
+        self.process(listed_as(self.claimable(), statuses).filter(self.due()))
+
+    @staticmethod
+    def due() -> ExpressionWrapper[Q]:
+        """Whether the list's word may make a session be fetched now (an SQL expression):
+        unless fetches found it unchanged twice in a row while the list said otherwise,
+        until its by-id backoff is over. A listing that confirms a session resets
+        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
+        second unchanged fetch without a listing in between starts the backoff."""
+        over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
+        return ExpressionWrapper(over, output_field=BooleanField())
 
     # -- phase 3: by age ----------------------------------------------------------------
 
