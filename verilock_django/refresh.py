@@ -137,7 +137,8 @@ def refresh_unfinished(
     them here (``report.enqueued`` counts them); once ``should_stop()`` is true (SIGTERM)
     nothing new is claimed, what is in flight is stored, and the rest of the claims are
     released. Raises :class:`~verilock_django.exceptions.AuthenticationError` when the API
-    refuses the key (every claim released first).
+    refuses the key (every claim released first); once a list page was read, a 403 on one
+    session's fetch fails that session alone (see :func:`~verilock_django.sync.sync_sessions`).
     """
     client = client or get_client()
     report = SyncReport()
@@ -262,6 +263,7 @@ class _Run:
                     status=walk.status,
                     created_from=walk.created_from,
                 )
+                self.pipeline.key_reads_sessions = True
                 items, answer = page_items(body, page=page, size=size)
             except AuthenticationError:
                 raise
