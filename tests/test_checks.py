@@ -188,6 +188,26 @@ BAD_VALUES: dict[str, object] = {
 }
 
 
+#: Every setting that is a number of seconds, as the settings table documents it.
+SECONDS_SETTINGS = [s for s in conf.SETTINGS if s.type_doc.startswith("float (s)")]
+
+
+@pytest.mark.parametrize("setting", SECONDS_SETTINGS, ids=lambda s: s.name)
+@pytest.mark.parametrize("value", [float("inf"), 1e300, 36_501 * 86_400])
+def test_a_duration_no_datetime_or_timeout_holds_is_reported_by_its_check(
+    setting: conf.Setting[object], value: float
+) -> None:
+    # Added to now, slept or given to a socket, it would raise OverflowError at run time.
+    with override_settings(**{setting.setting_name: value}):
+        assert [m.id for m in all_messages() if m.level >= ERROR] == [
+            f"verilock_django.{setting.check_id}"
+        ]
+    century = 36_500 * 86_400  # is fine (the minimum recheck interval not above the maximum)
+    fine = {setting.setting_name: century, "VERILOCK_RECHECK_MAX_INTERVAL": century}
+    with override_settings(**fine):
+        assert [m.id for m in all_messages() if m.level >= ERROR] == []
+
+
 def test_every_setting_has_a_check() -> None:
     assert set(BAD_VALUES) == {setting.name for setting in conf.SETTINGS}
     for setting in conf.SETTINGS:

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+
+from verilock_django.models import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +28,10 @@ ODD_ARGUMENTS = [
     ("sync_verilock_sessions", ["--max-runtime", "inf"]),
     ("sync_verilock_sessions", [".."]),
     ("sync_verilock_sessions", ["ses/../other"]),
+    *(
+        ("send_verilock_test_webhook", ["http://127.0.0.1:9/", "--session-id=s", "--timeout", t])
+        for t in ("0", "-1", "nan", "inf")
+    ),
 ]
 
 
@@ -69,3 +76,15 @@ def test_a_dry_run_of_discover_is_refused_before_any_request() -> None:
     with pytest.raises(CommandError, match="--dry-run does not apply to --discover") as caught:
         call_command("sync_verilock_sessions", "--discover", "--dry-run", stdout=StringIO())
     assert caught.value.returncode == 2
+
+
+@pytest.mark.django_db
+def test_a_duration_setting_beyond_any_date_stops_the_run_with_its_name(
+    settings: Any, verilock_api: object
+) -> None:
+    Session.objects.create(id="ses_open", status="processing")  # never fetched: claimed
+    settings.VERILOCK_LEASE_SECONDS = float("inf")
+    with pytest.raises(CommandError, match=r"^VERILOCK_LEASE_SECONDS must be") as raised:
+        call_command("sync_verilock_sessions", stdout=StringIO(), stderr=StringIO())
+    assert raised.value.returncode == 2
+    assert Session.objects.get().lease_expires_at is None  # nothing claimed, nothing held

@@ -205,10 +205,35 @@ def test_the_redis_window_pads_for_remaining_and_holds_for_retry_after(
 ) -> None:
     assert redis_window.acquire(10) == 0.0
     redis_window.observe(10, 3, None)
-    assert redis_window._redis.zcard(redis_window.key) == 7  # 1 sent + 6 padded
     redis_window.observe(10, None, 0.2)
     assert 0 < redis_window._redis.pttl(redis_window.key + ":hold") <= 200
     assert redis_window.acquire(10) >= 0.001  # held, then admitted
+    assert admitted(redis_window, 10) == 2  # 1 sent, 6 padded, 1 after the hold
+
+
+def admitted(window: RedisWindow, limit: int) -> int:
+    """How many more requests the window admits now (each admission taken, never waited)."""
+    count = 0
+    while int(window._acquire(keys=window._keys, args=[limit, window._member()])) == 0:
+        count += 1
+    return count
+
+
+def test_padding_for_a_huge_announced_limit_costs_redis_one_entry(
+    redis_window: RedisWindow,
+) -> None:
+    # "X-RateLimit-Limit: 1000000, X-RateLimit-Remaining: 0": one member per padded request
+    # blocked the shared Redis for seconds (for the 10**9 a header may announce: an hour).
+    limit = 10**6
+    assert redis_window.acquire(limit) == 0.0
+    redis_window.observe(limit, 0, None)
+    assert redis_window._redis.zcard(redis_window.key) <= 2
+    assert admitted(redis_window, limit) == 0  # full, as the API says
+    # A minute later (their times moved back) both leave the window, the padding whole.
+    for member in redis_window._redis.zrange(redis_window.key, 0, -1):
+        redis_window._redis.zadd(redis_window.key, {member: 0}, xx=True)
+    assert admitted(redis_window, 3) == 3
+    assert not redis_window._redis.exists(redis_window.key + ":padded")
 
 
 def test_the_redis_window_shares_the_announced_limit(redis_window: RedisWindow) -> None:

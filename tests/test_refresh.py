@@ -500,3 +500,35 @@ def test_a_listing_that_never_ends_costs_no_more_pages_than_checking_by_id(
     assert report.confirmed == 100 and report.unchanged == 5
     assert report.ok and not report.stopped
     assert report.requests == 6 + 5
+
+
+def test_a_session_the_key_may_not_read_fails_alone(verilock_api: InProcessVerilock) -> None:
+    ids = mirror(verilock_api, 4)
+    verilock_api.advance_many(ids=ids)
+    forbidden = min(ids)  # the first one fetched: no other fetch has succeeded yet
+    verilock_api.respond_next(
+        forbidden, times=99, status=403, json={"error": "forbidden", "message": "Not allowed"}
+    )
+
+    report = refresh_unfinished()  # the list page showed that the key reads sessions
+
+    assert list(report.failed) == [forbidden] and "HTTP 403" in report.failed[forbidden]
+    assert report.updated == 3
+    row = Session.objects.get(pk=forbidden)
+    assert row.failed_checks == 1 and "HTTP 403" in row.last_sync_error
+    assert row.status == "processing"  # as it was
+    assert not Session.objects.filter(lease_expires_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_key_refused_before_it_read_any_session_stops_the_batch(
+    verilock_api: InProcessVerilock, status: int
+) -> None:
+    for name in ("ses_1", "ses_2", "ses_3"):
+        Session.objects.create(id=name)  # never fetched: no list page to read first
+    verilock_api.respond_next(None, times=99, status=status, json={"error": "forbidden"})
+
+    with pytest.raises(AuthenticationError):
+        refresh_unfinished()
+
+    assert verilock_api.total_requests == 1

@@ -320,3 +320,40 @@ def test_a_gen_b_session_in_review_listed_without_a_decision_is_not_fetched_ever
     assert fetched(verilock_api) == [remote.id]
 
     assert Session.objects.get().status == "review"
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        {},  # no status at all: the item confirms nothing
+        {"status": "PROCESSING"},  # another vocabulary than the session's own
+    ],
+)
+def test_a_list_that_disagrees_with_the_sessions_costs_no_fetch_each_run(
+    verilock_api: InProcessVerilock, listed: dict[str, str]
+) -> None:
+    ids = mirror(verilock_api, 30, "processing")
+    fetches = []
+    for _ in range(4):
+        verilock_api.reset_counters()
+        items = [{"id": session_id, **listed} for session_id in ids]
+        meta = {"current_page": 1, "last_page": 1, "per_page": 100, "total": len(ids)}
+        verilock_api.respond_next(json={"data": items, "meta": meta})
+        report = refresh_unfinished()
+        assert report.ok and report.confirmed == 0 and not report.skipped
+        fetches.append(len(fetched(verilock_api)))
+
+    # Fetched until found unchanged twice, then the by-id backoff applies, as to sessions
+    # the list leaves out (each was taken for a change: all fetched again on every run).
+    assert fetches == [30, 30, 0, 0]
+    assert_mirrored(verilock_api, ids)
+
+    # Its backoff over, a session is fetched again, and a real change is seen.
+    verilock_api.advance(ids[0])
+    Session.objects.filter(pk=ids[0]).update(next_check_at=clock.now())
+    verilock_api.reset_counters()
+    meta.update(total=1)
+    verilock_api.respond_next(json={"data": [{"id": ids[0], **listed}], "meta": meta})
+    refresh_unfinished()
+    assert fetched(verilock_api) == [ids[0]]
+    assert_mirrored(verilock_api, ids)

@@ -181,6 +181,21 @@ def test_the_return_view_ignores_a_session_id_of_another_user(
     assert verilock_api.requests_for(mine.pk) == 1
 
 
+@pytest.mark.parametrize("wanted", ["ses_%00x", "%00", "ses%2F..%2Fx", "x" * 300])
+def test_the_return_view_ignores_a_session_id_that_is_no_session_id(
+    verilock_api: InProcessVerilock, browser: Client, user: Any, wanted: str
+) -> None:
+    start(browser)
+    mine = Session.objects.get(user=user)
+    verilock_api.reset_counters()
+
+    # PostgreSQL refused a query holding NUL: the view answered 500.
+    response = browser.get(f"/verify/return/?session_id={wanted}")
+
+    assert response.status_code == 302 and response["Location"] == "/verify/status/"
+    assert verilock_api.requests_for(mine.pk) == 1  # the user's own session instead
+
+
 def test_status_without_any_session_goes_to_the_start_page(browser: Client) -> None:
     assert browser.get("/verify/status/")["Location"] == "/verify/"
 

@@ -23,8 +23,8 @@ Standings before a run (:func:`plan`), as a run starting now would treat them: `
 and ``held`` as above; then with ``full`` every other one is ``fetch`` (fetched by id);
 without, ``new`` (never fetched: fetched by id), ``listed_due`` and ``listed`` (the list
 shows them: confirmed if unchanged, fetched if changed; ``listed_due`` ones are also fetched
-by id if the listing leaves them out), ``due`` (not listable, due: fetched by id) and
-``not_due``.
+by id if the listing leaves them out, and only they if fetches found them unchanged twice while
+the list said otherwise), ``due`` (not listable, due: fetched by id) and ``not_due``.
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E029``   ``VERILOCK_TASK_BACKEND``/``VERILOCK_TASK_QUEUE`` is not None or a name.
 =========================  ==========================================================
 
+A "positive number" of seconds is at most a century (36,500 days): beyond, date arithmetic,
+sleeps and socket timeouts would overflow at run time.
+
 Messages name settings, never their values (the key and the secrets must not be printed).
 """
 

@@ -144,28 +144,62 @@ class LocalWindow:
             self._used -= self._sent.popleft()[1]
 
 
-# KEYS[1]: the window (a sorted set of admission times, unique members); KEYS[2]: the hold a
-# Retry-After puts on everyone (a key that expires). ARGV: limit, a unique member. Returns 0
-# when admitted, else the milliseconds to wait before trying again.
-_ACQUIRE = """
+# Shared by both scripts. KEYS[1]: the window, a sorted set of admission times (unique
+# members); KEYS[3]: how many requests its padding members count beyond one each. A member
+# ending in "#<n>" stands for n requests (the padding for X-RateLimit-Remaining), so padding
+# costs one member and one counter update whatever the number: the script's work and memory
+# follow the requests sent, never a number the API announces. Expired members are removed
+# and their extra weight taken off the counter; returns how many requests the window holds.
+_USED = """
+local function used(now)
+  local cutoff = now - 61000
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+  if #gone > 0 then
+    local extra = 0
+    for _, member in ipairs(gone) do
+      local weight = string.match(member, '#(%d+)$')
+      if weight then
+        extra = extra + tonumber(weight) - 1
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+    if extra > 0 and redis.call('DECRBY', KEYS[3], extra) <= 0 then
+      redis.call('DEL', KEYS[3])
+    end
+  end
+  return redis.call('ZCARD', KEYS[1]) + tonumber(redis.call('GET', KEYS[3]) or '0')
+end
+local function keep()
+  redis.call('PEXPIRE', KEYS[1], 120000)
+  redis.call('PEXPIRE', KEYS[3], 120000)
+end
+"""
+
+# KEYS[2]: the hold a Retry-After puts on everyone (a key that expires). ARGV: limit, a unique
+# member. Returns 0 when admitted, else the milliseconds to wait before trying again.
+_ACQUIRE = (
+    _USED
+    + """
 local hold = redis.call('PTTL', KEYS[2])
 if hold > 0 then
   return hold
 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 61000)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+if used(now) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], 120000)
+  keep()
   return 0
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + 61000 - now)
 """
+)
 
-# ARGV: limit, remaining (-1: unknown), Retry-After in ms (0: none), a unique prefix.
-_OBSERVE = """
+# ARGV: limit, remaining (-1: unknown), Retry-After in ms (0: none), a unique member.
+_OBSERVE = (
+    _USED
+    + """
 local limit, remaining, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if hold > 0 then
   if redis.call('PTTL', KEYS[2]) < hold then
@@ -175,16 +209,18 @@ if hold > 0 then
 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 61000)
-local used = redis.call('ZCARD', KEYS[1])
-if remaining >= 0 and limit - used > remaining then
-  for i = 1, limit - used - remaining do
-    redis.call('ZADD', KEYS[1], now, ARGV[4] .. i)
+local count = used(now)
+if remaining >= 0 and limit - count > remaining then
+  local padding = limit - count - remaining
+  redis.call('ZADD', KEYS[1], now, ARGV[4] .. '#' .. string.format('%d', padding))
+  if padding > 1 then
+    redis.call('INCRBY', KEYS[3], padding - 1)
   end
-  redis.call('PEXPIRE', KEYS[1], 120000)
+  keep()
 end
-return used
+return count
 """
+)
 
 
 class RedisWindow:
@@ -202,7 +238,7 @@ class RedisWindow:
         self._redis: Any = redis.Redis.from_url(url)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._observe = self._redis.register_script(_OBSERVE)
-        self._keys = [self.key, self.key + ":hold"]
+        self._keys = [self.key, self.key + ":hold", self.key + ":padded"]
         self._prefix = secrets.token_hex(6)  # members must not collide across machines
         self._counter = 0
         self._lock = threading.Lock()
@@ -225,11 +261,12 @@ class RedisWindow:
 
     def observe(self, limit: int, remaining: int | None, retry_after: float | None) -> None:
         hold = int((retry_after or 0) * 1000)
+        # Within what the script's numbers hold exactly (a configured limit may be larger).
         args: list[int | str] = [
-            limit,
-            -1 if remaining is None else remaining,
+            min(limit, MAX_ANNOUNCED),
+            -1 if remaining is None else min(remaining, MAX_ANNOUNCED),
             hold,
-            self._member() + ":",
+            self._member(),
         ]
         self._observe(keys=self._keys, args=args)
 

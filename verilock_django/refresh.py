@@ -9,7 +9,9 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    overstated ``meta.last_page`` is ignored (logged). Each page is reconciled by id
    with the stored unfinished sessions: one whose listed status (and decision, when the
    item carries one) equals the stored one is *confirmed* (no request; ``last_synced_at``
-   is bumped); one that changed is claimed and fetched by id at once. An item without a
+   is bumped); one that changed is claimed and fetched by id at once (unless fetches
+   found it unchanged twice while the list said otherwise: then its by-id backoff applies, as
+   to an unlisted one). An item without a
    decision is compared by the word the stored session is listed under (a Gen B session
    stored as ``review`` is listed ``completed``), so a decision such an item hides is
    seen by the by-age refresh (4), not by the list. Items of other
@@ -76,7 +78,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
 
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from . import clock
 from .client import VerilockClient, get_client
@@ -138,7 +140,8 @@ def refresh_unfinished(
     them here (``report.enqueued`` counts them); once ``should_stop()`` is true (SIGTERM)
     nothing new is claimed, what is in flight is stored, and the rest of the claims are
     released. Raises :class:`~verilock_django.exceptions.AuthenticationError` when the API
-    refuses the key (every claim released first).
+    refuses the key (every claim released first); once a list page was read, a 403 on one
+    session's fetch fails that session alone (see :func:`~verilock_django.sync.sync_sessions`).
     """
     client = client or get_client()
     report = SyncReport()
@@ -278,6 +281,7 @@ class _Run:
                     status=walk.status,
                     created_from=walk.created_from,
                 )
+                self.pipeline.key_reads_sessions = True
                 items, answer = page_items(body, page=page, size=size)
             except AuthenticationError:
                 raise
@@ -305,19 +309,26 @@ class _Run:
 
     def reconcile(self, items: list[Item]) -> None:
         """Compare one page's statuses with the stored ones; fetch what changed. A session
-        this run already fetched or confirmed (a listing showing it twice) is left alone."""
+        this run already fetched or confirmed (a listing showing it twice) is left alone.
+
+        A session the list shows changed (or without a status: it confirms nothing) while
+        fetches found it unchanged twice in a row, with no listing confirming it in between,
+        is not fetched again before its by-id backoff (:meth:`due`): the list and the
+        session disagree (another status vocabulary, no status at all), and fetching it on
+        every run would cost a request per session per run.
+        """
         listed = {item.id: item for item in items}
         stored = {
-            sid: (status, decision, listed_word)
-            for sid, status, decision, listed_word in Session.objects.unfinished()
+            sid: (status, decision, listed_word, due)
+            for sid, status, decision, listed_word, due in Session.objects.unfinished()
             .not_checked_since(self.started_at)
             .filter(pk__in=listed)
-            .annotate(list_status=list_status())
-            .values_list("id", "status", "decision", "list_status")
+            .annotate(list_status=list_status(), due=self.due())
+            .values_list("id", "status", "decision", "list_status", "due")
         }
         unchanged: list[str] = []
         changed: list[str] = []
-        for sid, (status, decision, listed_word) in sorted(stored.items()):
+        for sid, (status, decision, listed_word, due) in sorted(stored.items()):
             item = listed[sid]
             if item.decision is None:
                 # No decision to fold in: compare the word the provider lists it under (a
@@ -326,7 +337,10 @@ class _Run:
                 same = item.status == status or item.listed_status == listed_word
             else:
                 same = item.status == status and item.decision == decision
-            (unchanged if same else changed).append(sid)
+            if same:
+                unchanged.append(sid)
+            elif due:
+                changed.append(sid)
         if unchanged:
             # Marks them as accounted for, so the later phases leave them alone.
             self.report.confirmed += confirm_listed(unchanged)
@@ -340,12 +354,19 @@ class _Run:
         """Fetch the sessions of fully listed ``statuses`` that no page showed: changed.
 
         Those the list left out before while fetches found them unchanged (a listing that
-        never shows them) wait for their by-id backoff instead. A listing resets
-        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
-        second unchanged fetch without a listing in between starts the backoff.
+        never shows them) wait for their by-id backoff instead (:meth:`due`).
         """
-        backoff_over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
-        self.process(listed_as(self.claimable(), statuses).filter(backoff_over))
+        self.process(listed_as(self.claimable(), statuses).filter(self.due()))
+
+    @staticmethod
+    def due() -> ExpressionWrapper[Q]:
+        """Whether the list's word may make a session be fetched now (an SQL expression):
+        unless fetches found it unchanged twice in a row while the list said otherwise,
+        until its by-id backoff is over. A listing that confirms a session resets
+        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
+        second unchanged fetch without a listing in between starts the backoff."""
+        over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
+        return ExpressionWrapper(over, output_field=BooleanField())
 
     # -- phase 3: by age ----------------------------------------------------------------
 

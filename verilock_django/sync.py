@@ -152,11 +152,12 @@ def sync_sessions(
 ) -> SyncReport:
     """Sync the given sessions (fetched in parallel threads); one failure never stops the batch.
 
-    No lease is taken: the caller chose these ids. A refused API key (401/403) aborts the
-    batch by raising :class:`~verilock_django.exceptions.AuthenticationError`: every other
-    call would fail the same way. ``concurrency`` defaults to ``VERILOCK_SYNC_CONCURRENCY``.
-    Once ``should_stop()`` is true (SIGTERM), no further id is sent; those in flight are
-    stored.
+    No lease is taken: the caller chose these ids. A refused API key aborts the batch by
+    raising :class:`~verilock_django.exceptions.AuthenticationError`: every other call would
+    fail the same way. That is a 401, or a 403 before the key has read any session (a 403
+    after that is one session's lack of permission: it fails alone). ``concurrency``
+    defaults to ``VERILOCK_SYNC_CONCURRENCY``. Once ``should_stop()`` is true (SIGTERM), no
+    further id is sent; those in flight are stored.
     """
     client = client or get_client()
     report = SyncReport()
@@ -308,7 +309,11 @@ class SyncPipeline:
         self.leased = leased
         #: The batch's size as far as known, for the progress callback.
         self.total = 0
-        self._proven = False
+        #: The API has answered a read of sessions with this key (a fetch here, or a list
+        #: page the caller read): from then on fetches go in parallel (before, one goes
+        #: alone, so a refused key costs one request), and a 403 fails its session alone,
+        #: while a 401 (the key refused) still stops the batch.
+        self.key_reads_sessions = False
         self._in_flight: dict[Future[Fetched], str] = {}
         #: Fetches that finished, in the order they did (each future puts itself here).
         self._done: queue.SimpleQueue[Future[Fetched]] = queue.SimpleQueue()
@@ -339,7 +344,7 @@ class SyncPipeline:
 
     def submit(self, session_id: str) -> None:
         """Queue one fetch, first storing answers until there is room for it."""
-        self.drain((self.queue_depth if self._proven else 1) - 1)
+        self.drain((self.queue_depth if self.key_reads_sessions else 1) - 1)
         future = self._executor.submit(fetch, self.client, session_id, clock.now())
         self._in_flight[future] = session_id
         future.add_done_callback(self._done.put)
@@ -375,11 +380,15 @@ class SyncPipeline:
             self.on_progress(self.report, self.total)
 
     def _collect(self, fetched: Fetched) -> None:
-        if isinstance(fetched.error, AuthenticationError):
+        error = fetched.error
+        if isinstance(error, AuthenticationError) and not (
+            # Once the key has read sessions, a 403 (no permission) is about this session.
+            error.status_code == 403 and self.key_reads_sessions
+        ):
             self.flush()  # what was fetched before is kept
-            raise fetched.error
-        if fetched.error is None or isinstance(fetched.error, ApiError):
-            self._proven = True  # the API answered and accepted the key
+            raise error
+        if error is None or isinstance(error, ApiError):
+            self.key_reads_sessions = True  # the API answered and accepted the key
         if not self._ready:
             self._ready_since = time.monotonic()
         self._ready.append(fetched)

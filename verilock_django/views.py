@@ -41,9 +41,9 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .create import session_for_user
-from .exceptions import VerilockError
+from .exceptions import PayloadError, VerilockError
 from .models import Session
-from .payloads import decline_reason
+from .payloads import decline_reason, parse_session_id
 from .statuses import SessionStatus
 from .sync import sync_session
 from .users import is_resumable, is_verified, latest_session
@@ -141,10 +141,15 @@ def start(request: HttpRequest) -> HttpResponse:
 def return_from_verilock(request: HttpRequest) -> HttpResponse:
     """Where Verilock sends the user back: refresh their session once, then show the status.
 
-    A ``session_id`` query parameter is used only if it names one of the user's own sessions.
+    A ``session_id`` query parameter is used only if it names one of the user's own sessions
+    (and is a usable session id at all: :func:`~verilock_django.payloads.parse_session_id`).
     """
     session: Session | None = None
-    wanted = request.GET.get("session_id", "").strip()
+    try:
+        # Checked as every door checks an id: a NUL in it made PostgreSQL refuse the query.
+        wanted = parse_session_id(request.GET.get("session_id"), "session_id")
+    except PayloadError:
+        wanted = ""
     if wanted and request.user.pk is not None:
         session = Session.objects.filter(pk=wanted, user_id=request.user.pk).first()
     if session is None:

@@ -167,10 +167,19 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
+#: Longest duration a setting in seconds may hold: a century (36,500 days, as the commands'
+#: counts of days). Now plus or minus it is a datetime, it fits a socket timeout and a sleep,
+#: so no duration reaches the code as an ``OverflowError`` (``inf``, ``1e300``).
+MAX_SECONDS: Final = 36_500 * 86_400.0
+
+
 def _positive_number(value: object) -> float:
     number = _number(value)
-    if number is None or not number > 0:  # "not >" also refuses NaN
-        raise InvalidSetting(f"must be a positive number of seconds ({_kind(value)})")
+    if number is None or not 0 < number <= MAX_SECONDS:  # "not <" also refuses NaN
+        raise InvalidSetting(
+            f"must be a positive number of seconds, at most {MAX_SECONDS:.0f} (a century) "
+            f"({_kind(value)})"
+        )
     return number
 
 
@@ -360,7 +369,9 @@ def _boolean(value: object) -> bool:
     return value
 
 
-_optional_positive_number = _optional(_positive_number, "a positive number")
+_optional_positive_number = _optional(
+    _positive_number, "a positive number of seconds, at most a century"
+)
 
 #: Longest ``VERILOCK_MAX_DATA_AGE``: a year of minutes (keeps date arithmetic in range).
 MAX_MINUTES = 525_600.0

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...conf import verilock_settings
 from ...exceptions import VerilockConfigurationError
 from ...signatures import SIGNATURE_HEADERS, sign_webhook
+from ..arguments import seconds
 
 
 class Command(BaseCommand):
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             action="store_true",
             help=f"Send the signature in {SIGNATURE_HEADERS[1]} (Gen A docs).",
         )
-        parser.add_argument("--timeout", type=float, default=10.0, help="Seconds (default 10).")
+        parser.add_argument("--timeout", type=seconds, default=10.0, help="Seconds (default 10).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         secret = self._secret(options["secret"])
