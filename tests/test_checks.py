@@ -78,6 +78,8 @@ def test_checks_run_through_django(settings: Any) -> None:
     [
         ({"VERILOCK_SYNC_CONCURRENCY": 0}, ["verilock_django.E020"]),
         ({"VERILOCK_SYNC_CONCURRENCY": 2.5}, ["verilock_django.E020"]),
+        ({"VERILOCK_SYNC_CONCURRENCY": 257}, ["verilock_django.E020"]),
+        ({"VERILOCK_SYNC_CONCURRENCY": 10**6}, ["verilock_django.E020"]),
         ({"VERILOCK_RATE_LIMIT_PER_MINUTE": 0}, ["verilock_django.E021"]),
         ({"VERILOCK_RATE_LIMIT_PER_MINUTE": "120"}, ["verilock_django.E021"]),
         ({"VERILOCK_RECHECK_MIN_INTERVAL": -1}, ["verilock_django.E022"]),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename
 from django.core.paginator import Paginator
@@ -71,6 +72,19 @@ def change_url(model: type[Model], pk: Any, *, admin_site: str) -> str | None:
         )
     except NoReverseMatch:  # the host unregistered that admin
         return None
+
+
+def check_lookups(request: HttpRequest) -> None:
+    """Refuse a change list query no database can run: a parameter holding NUL (PostgreSQL
+    text cannot, and ``?status=%00`` answered 500). Every filter, Django's and the app's,
+    and the search read these parameters, so they are checked here, once, for both lists.
+
+    :raises IncorrectLookupParameters: the admin then shows the unfiltered list with its
+        "invalid lookup" note (``?e=1``), as for any lookup it cannot apply.
+    """
+    for values in request.GET.lists():
+        if any("\x00" in value for value in values[1]):
+            raise IncorrectLookupParameters("a query parameter holds a NUL character")
 
 
 def can_view_pii(request: HttpRequest) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import (
@@ -362,6 +363,10 @@ class SessionAdmin(_SessionAdminBase):
             "verilock_history": review.history_rows(unquote(object_id)),
         }
         return super().history_view(request, object_id, extra_context)
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        display.check_lookups(request)
+        return super().get_changelist_instance(request)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

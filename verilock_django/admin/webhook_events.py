@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -65,6 +66,10 @@ class WebhookEventAdmin(_WebhookEventAdminBase):
 
     class Media:
         css = {"all": (display.STYLESHEET,)}
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        display.check_lookups(request)
+        return super().get_changelist_instance(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

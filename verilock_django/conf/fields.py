@@ -219,10 +219,24 @@ def _optional(parse: Callable[[object], T], what: str) -> Callable[[object], T |
 _optional_positive_int = _optional(_positive_int, "a positive integer")
 
 
-def _json_depth(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_READ_DEPTH:
-        raise InvalidSetting(f"must be an integer from 1 to {MAX_READ_DEPTH} ({_kind(value)})")
-    return value
+#: Most parallel fetches one run may use (``VERILOCK_SYNC_CONCURRENCY``, ``--concurrency``):
+#: each is a thread with its own connection, and the API's quota is shared by all of them.
+MAX_CONCURRENCY: Final = 256
+
+
+def _int_between(low: int, high: int) -> Callable[[object], int]:
+    """A parser of whole numbers from ``low`` to ``high`` (a boolean is not one)."""
+
+    def parse(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidSetting(f"must be an integer from {low} to {high} ({_kind(value)})")
+        return value
+
+    return parse
+
+
+_json_depth = _int_between(1, MAX_READ_DEPTH)
+_concurrency = _int_between(1, MAX_CONCURRENCY)
 
 
 def _has_inner_junk(text: str) -> bool:

@@ -24,6 +24,7 @@ from .fields import (
     _api_url,
     _auth_header,
     _boolean,
+    _concurrency,
     _create_shape,
     _create_steps,
     _finished_statuses,
@@ -206,12 +207,12 @@ TASK_QUEUE: Final[Setting[str | None]] = Setting(
 SYNC_CONCURRENCY: Final[Setting[int]] = Setting(
     "SYNC_CONCURRENCY",
     16,
-    _positive_int,
+    _concurrency,
     "E020",
     GROUP_SYNC,
     "int",
     "16",
-    "Parallel fetches in one sync run (`--concurrency`).",
+    "Parallel fetches in one sync run (`--concurrency`), 1 to 256.",
 )
 RECHECK_MIN_INTERVAL: Final[Setting[float]] = Setting(
     "RECHECK_MIN_INTERVAL",

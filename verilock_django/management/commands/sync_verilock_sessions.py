@@ -20,6 +20,7 @@ from django.core.management.base import (
 )
 
 from ... import backlog, clock, work
+from ...conf.fields import MAX_CONCURRENCY
 from ...discover import discover_sessions
 from ...exceptions import AuthenticationError, VerilockConfigurationError
 from ...history import recorded_as
@@ -57,7 +58,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--concurrency",
-            type=bounded_int(1, 256),
+            type=bounded_int(1, MAX_CONCURRENCY),
             metavar="N",
             help="Parallel fetches (default: VERILOCK_SYNC_CONCURRENCY).",
         )
