@@ -24,7 +24,7 @@ from verilock_django.refresh import refresh_unfinished
 from verilock_django.schedule import next_check_time
 from verilock_django.signals import session_finished
 from verilock_django.store import Outcome, store_session
-from verilock_django.sync import sync_session, sync_sessions
+from verilock_django.sync import SyncPipeline, sync_session, sync_sessions
 from verilock_django.testing.factories import list_item
 from verilock_django.testing.responses_api import InProcessVerilock
 
@@ -518,6 +518,66 @@ def test_a_session_the_key_may_not_read_fails_alone(verilock_api: InProcessVeril
     assert row.failed_checks == 1 and "HTTP 403" in row.last_sync_error
     assert row.status == "processing"  # as it was
     assert not Session.objects.filter(lease_expires_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_changed_session_whose_fetch_fails_waits_for_its_backoff_whatever_the_list_says(
+    verilock_api: InProcessVerilock, settings: Any, status: int
+) -> None:
+    settings.VERILOCK_RECHECK_MIN_INTERVAL = 600
+    settings.VERILOCK_MAX_RETRIES = 0
+    ids = mirror(verilock_api, 4)
+    failing = ids[0]
+    verilock_api.advance_many(ids=[failing])  # it leaves the listing of its stored status
+    verilock_api.fail_next(failing, status=status, times=99)
+
+    fetches = []
+    for _ in range(3):
+        verilock_api.reset_counters()
+        report = refresh_unfinished()
+        fetches.append(verilock_api.requests_for(failing))
+        assert list(report.failed) == ([failing] if len(fetches) == 1 else [])
+
+    assert fetches == [1, 0, 0]  # not one request per run for as long as it fails
+    row = Session.objects.get(pk=failing)
+    assert row.failed_checks == 1 and row.status == "processing"
+
+    # Its backoff passes: the next run fetches it again.
+    Session.objects.filter(pk=failing).update(next_check_at=clock.now())
+    verilock_api.clear_faults()
+    verilock_api.reset_counters()
+    refresh_unfinished()
+    assert verilock_api.requests_for(failing) == 1
+    assert Session.objects.get(pk=failing).status == verilock_api.get(failing).status
+
+
+class EveryStatusForever(VerilockClient):
+    """A provider that ignores the status filter and serves page 1 for every page number,
+    with a bare ``meta.last_page`` of 10**10."""
+
+    def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+        kwargs.pop("status", None)
+        body = super().list_sessions(page=1, **kwargs)
+        del body["meta"]["total"]
+        body["meta"].update(last_page=10**10, current_page=page)
+        return body
+
+
+def test_a_session_that_failed_is_not_fetched_again_when_a_page_shows_it_again(
+    verilock_api: InProcessVerilock, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.VERILOCK_MAX_RETRIES = 0
+    monkeypatch.setattr(SyncPipeline, "BATCH_SECONDS", 0.0)  # failures stored at once
+    ids = mirror(verilock_api, 110)
+    failing = ids[-10:]  # the newest: on page 1, which repeats
+    verilock_api.advance_many(ids=failing)
+    for session_id in failing:
+        verilock_api.fail_next(session_id, status=500, times=99)
+
+    report = refresh_unfinished(client=EveryStatusForever())
+
+    assert sorted(report.failed) == sorted(failing)
+    assert all(verilock_api.requests_for(session_id) == 1 for session_id in failing)
 
 
 @pytest.mark.parametrize("status", [401, 403])

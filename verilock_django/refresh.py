@@ -10,8 +10,8 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    with the stored unfinished sessions: one whose listed status (and decision, when the
    item carries one) equals the stored one is *confirmed* (no request; ``last_synced_at``
    is bumped); one that changed is claimed and fetched by id at once (unless fetches
-   found it unchanged twice while the list said otherwise: then its by-id backoff applies, as
-   to an unlisted one). An item without a
+   found it unchanged twice while the list said otherwise, or its last fetch failed: then
+   its backoff applies, as to an unlisted one). An item without a
    decision is compared by the word the stored session is listed under (a Gen B session
    stored as ``review`` is listed ``completed``), so a decision such an item hides is
    seen by the by-age refresh (4), not by the list. Items of other
@@ -21,7 +21,8 @@ One refresh run (``full=True`` skips all this and fetches every unfinished sessi
    that it did not show has left that status: it is fetched by id — unless the list left it
    out twice while fetches found it unchanged, then the by-id backoff applies
    (``next_check_at``; the interval doubles per unchanged check between
-   ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``). A listing
+   ``VERILOCK_RECHECK_MIN_INTERVAL`` and ``VERILOCK_RECHECK_MAX_INTERVAL``), and one whose
+   last fetch failed waits for the failure's backoff (see 4), as in 1. A listing
    whose pages left (as ``meta.total`` counts them: a bare ``last_page`` is not trusted
    for this) outnumber its sessions still unaccounted for gives way after page 1:
    fetching those by id is cheaper. Without a count, the walk gives way once the pages it
@@ -361,11 +362,15 @@ class _Run:
     @staticmethod
     def due() -> ExpressionWrapper[Q]:
         """Whether the list's word may make a session be fetched now (an SQL expression):
-        unless fetches found it unchanged twice in a row while the list said otherwise,
-        until its by-id backoff is over. A listing that confirms a session resets
-        ``unchanged_checks``; the by-age refresh of a listed session adds one, so only a
-        second unchanged fetch without a listing in between starts the backoff."""
-        over = Q(unchanged_checks__lt=2) | Q(next_check_at__lte=clock.now())
+        unless fetches found it unchanged twice in a row while the list said otherwise, or
+        its last fetch failed, until that backoff (``next_check_at``) is over. A listing that
+        confirms a session resets ``unchanged_checks``; the by-age refresh of a listed
+        session adds one, so only a second unchanged fetch without a listing in between
+        starts the backoff. A failure's backoff holds whatever the list says: a session the
+        key may not read (403), or that the API fails on, is fetched again once its backoff
+        is over, not on every run, nor again in the run that saw it fail."""
+        free = Q(unchanged_checks__lt=2) & Q(failed_checks=0)
+        over = free | Q(next_check_at__lte=clock.now())
         return ExpressionWrapper(over, output_field=BooleanField())
 
     # -- phase 3: by age ----------------------------------------------------------------
