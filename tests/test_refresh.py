@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 from io import StringIO
 from typing import Any
 
@@ -578,6 +579,33 @@ def test_a_session_that_failed_is_not_fetched_again_when_a_page_shows_it_again(
 
     assert sorted(report.failed) == sorted(failing)
     assert all(verilock_api.requests_for(session_id) == 1 for session_id in failing)
+
+
+def test_a_changed_session_shown_again_while_this_run_fetches_it_is_not_held_by_another(
+    verilock_api: InProcessVerilock,
+) -> None:
+    ids = mirror(verilock_api, 110)
+    changed = ids[-5:]  # the newest: on page 1, which repeats
+    verilock_api.advance_many(ids=changed)
+    third_page = threading.Event()
+
+    class AnswersAfterPageTwo(EveryStatusForever):
+        """The fetches answer once page 3 is asked for: pages 1 and 2 show them in flight."""
+
+        def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+            if page >= 3:
+                third_page.set()
+            return super().list_sessions(page=page, **kwargs)
+
+        def get_session(self, session_id: str) -> dict[str, Any]:
+            assert third_page.wait(10)
+            return super().get_session(session_id)
+
+    report = refresh_unfinished(client=AnswersAfterPageTwo())
+
+    assert sorted(detail_requests(verilock_api)) == sorted(changed + ids[:10])
+    assert report.updated == 5 and report.skipped == 0  # no other run holds anything
+    assert "held by another run" not in report.summary()
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -213,6 +213,8 @@ class _Run:
         self.claimed = 0
         #: Every lease token this run claimed under: released on the way out.
         self.lease_tokens: list[dt.datetime] = []
+        #: The same tokens, enqueued claims' included: a row leased under one is this run's.
+        self.claims: set[dt.datetime] = set()
         self.pipeline = SyncPipeline(
             client,
             report,
@@ -310,7 +312,8 @@ class _Run:
 
     def reconcile(self, items: list[Item]) -> None:
         """Compare one page's statuses with the stored ones; fetch what changed. A session
-        this run already fetched or confirmed (a listing showing it twice) is left alone.
+        this run already fetched, confirmed or claimed (a listing showing it twice) is left
+        alone: it is neither confirmed again nor counted as held by another run.
 
         A session the list shows changed (or without a status: it confirms nothing) while
         fetches found it unchanged twice in a row, with no listing confirming it in between,
@@ -321,11 +324,12 @@ class _Run:
         listed = {item.id: item for item in items}
         stored = {
             sid: (status, decision, listed_word, due)
-            for sid, status, decision, listed_word, due in Session.objects.unfinished()
+            for sid, status, decision, listed_word, due, lease in Session.objects.unfinished()
             .not_checked_since(self.started_at)
             .filter(pk__in=listed)
             .annotate(list_status=list_status(), due=self.due())
-            .values_list("id", "status", "decision", "list_status", "due")
+            .values_list("id", "status", "decision", "list_status", "due", "lease_expires_at")
+            if lease not in self.claims  # this run is fetching it (or a worker, enqueued)
         }
         unchanged: list[str] = []
         changed: list[str] = []
@@ -440,6 +444,7 @@ class _Run:
         until = new_lease()
         # Enqueued claims belong to the workers that take them over: not released here.
         tokens = None if self.enqueue is not None else self.lease_tokens
+        self.claims.add(until)
         ids, last_seen = claim_sessions(candidates, size, until=until, tokens=tokens)
         self.claimed += len(ids)
         if self.enqueue is not None:
