@@ -205,6 +205,27 @@ def test_batch_aborts_on_refused_key(verilock_api: InProcessVerilock) -> None:
     assert verilock_api.total_requests == 1
 
 
+@pytest.mark.parametrize("first", [404, 500, 503, 429, 400])
+def test_a_403_stops_the_batch_until_the_key_has_read_a_session(
+    verilock_api: InProcessVerilock, settings: Any, first: int
+) -> None:
+    # The first answer is an error that is not a refusal; every later one is a 403.
+    settings.VERILOCK_MAX_RETRIES = 0
+    ids = [f"ses_{index}" for index in range(10)]
+    verilock_api.respond_next(None, status=first, json={"error": "e", "message": "no"})
+    verilock_api.respond_next(None, times=99, status=403, json={"error": "forbidden"})
+
+    if first == 404:  # the API looked the id up for this key: it reads sessions
+        report = sync_sessions(ids, concurrency=1)
+        assert len(report.failed) == 10 and verilock_api.total_requests == 10
+        return
+    # A 5xx, a 429 or a 400 says nothing of the key: the key refused on the next request
+    # costs that request, not one per session.
+    with pytest.raises(AuthenticationError):
+        sync_sessions(ids, concurrency=1)
+    assert verilock_api.total_requests == 2
+
+
 def test_unfinished_refresh_skips_finished_sessions(
     seed: dict[str, Any], verilock_api: InProcessVerilock
 ) -> None:

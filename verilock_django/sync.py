@@ -26,8 +26,8 @@ from . import clock
 from .client import VerilockClient, get_client
 from .conf import verilock_settings
 from .exceptions import (
-    ApiError,
     AuthenticationError,
+    NotFoundError,
     TransportError,
     VerilockError,
     describe_failure,
@@ -274,8 +274,9 @@ def _failed(result: SyncResult, *, release_lease: bool = False) -> SyncResult:
 class SyncPipeline:
     """Fetch in a bounded thread pool; store the answers in batches on the calling thread.
 
-    Starts with one request in flight and opens up to ``concurrency`` once the API has
-    answered without refusing the key, so a bad key costs one request, not a volley.
+    Starts with one request in flight and opens up to ``concurrency`` once the key has read
+    a session (an answer, or a 404: the API looked the id up for it), so a bad key costs one
+    request, not a volley.
     Answers are stored :data:`BATCH_SIZE` at a time (:func:`store_fetched_batch`, one
     transaction each), or as many as arrived once the oldest has waited
     :data:`BATCH_SECONDS` while the pipeline waits for more, and all of them on
@@ -309,8 +310,8 @@ class SyncPipeline:
         self.leased = leased
         #: The batch's size as far as known, for the progress callback.
         self.total = 0
-        #: The API has answered a read of sessions with this key (a fetch here, or a list
-        #: page the caller read): from then on fetches go in parallel (before, one goes
+        #: The API has answered a read of sessions with this key (a fetch or a 404 here, or
+        #: a list page the caller read): from then on fetches go in parallel (before, one goes
         #: alone, so a refused key costs one request), and a 403 fails its session alone,
         #: while a 401 (the key refused) still stops the batch.
         self.key_reads_sessions = False
@@ -387,8 +388,10 @@ class SyncPipeline:
         ):
             self.flush()  # what was fetched before is kept
             raise error
-        if error is None or isinstance(error, ApiError):
-            self.key_reads_sessions = True  # the API answered and accepted the key
+        if error is None or isinstance(error, NotFoundError):
+            # The key read a session, or had one looked up. Any other answer (a 5xx, a 429,
+            # a 400) says nothing of the key: a 403 after it still stops the batch.
+            self.key_reads_sessions = True
         if not self._ready:
             self._ready_since = time.monotonic()
         self._ready.append(fetched)
