@@ -286,6 +286,37 @@ def test_sessions_leaving_the_end_of_the_listing_step_the_walk_back_without_stop
     }
 
 
+def test_a_head_pass_ends_at_a_page_without_one_readable_id(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(2 * PAGE_SIZE)
+    head: list[int] = []  # pages of the head pass
+
+    class UnreadableAfterTheHead(VerilockClient):
+        """An honest walk; then a page of new sessions, and pages of items without an id
+        whose bare ``meta.last_page`` is 10**10."""
+
+        def list_sessions(self, *, page: int = 1, **kwargs: Any) -> dict[str, Any]:
+            if head or (page == 1 and verilock_api.total_requests > 0):
+                head.append(page)
+                assert len(head) <= 10, "the head pass does not stop"
+                if page > 1:
+                    meta = {"current_page": page, "last_page": 10**10, "per_page": PAGE_SIZE}
+                    return {"data": [{"id": None, "status": "created"}] * PAGE_SIZE, "meta": meta}
+                if head == [1]:
+                    for _ in range(PAGE_SIZE):
+                        verilock_api.add_session(status="created")
+            return super().list_sessions(page=page, **kwargs)
+
+    report = discover_sessions(client=UnreadableAfterTheHead())
+
+    # Page 1 of the head pass is all new; page 2 brings no readable id: the pass ends. The
+    # next pass finds nothing new on page 1.
+    assert head == [1, 2, 1]
+    assert report.ok, report.summary()
+    assert Session.objects.count() == 3 * PAGE_SIZE
+
+
 @pytest.fixture
 def seconds(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The run time limits' clock, simulated: moves only when a test moves it."""

@@ -16,7 +16,8 @@ created while the walk runs lands on page 1 and pushes every item one place down
 then sees an item twice (it dedupes by id) and misses none of the older ones, but the new
 session sits on a page already read. So, after the last page, the walk reads page 1 again,
 and the pages after it while a page holds nothing but new ids; it stops at the first page that
-overlaps what it has, and repeats from page 1 until a pass finds nothing new (at most
+overlaps what it has or brings nothing new (no readable id), and repeats from page 1 until
+a pass finds nothing new (at most
 :data:`HEAD_PASSES` passes). Should sessions leave the listing mid-walk (``meta.total``
 drops below the lowest count the walk has seen), items move up and the first items of the
 next page would be skipped: the walk steps back as many pages as the drop spans (a count that
@@ -258,13 +259,15 @@ class _Walk:
                 break
 
     def read_head(self) -> bool:
-        """Read from page 1 until a page overlaps what was seen; True if anything was new."""
+        """Read from page 1 until a page overlaps what was seen, or brings no new session
+        (a page without one readable id cannot say the head moved); True if anything was
+        new."""
         page, found = 1, False
         while True:
             items, last_page, _ = self.read(page)
             fresh = self.take(items)
             found = found or bool(fresh)
-            if fresh < len(items) or page >= last_page:
+            if not fresh or fresh < len(items) or page >= last_page:
                 return found
             page += 1
 
