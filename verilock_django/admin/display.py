@@ -8,14 +8,15 @@ No model admin is defined or registered here.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import DataError, connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -74,10 +75,16 @@ def change_url(model: type[Model], pk: Any, *, admin_site: str) -> str | None:
         return None
 
 
-def check_lookups(request: HttpRequest) -> None:
-    """Refuse a change list query no database can run: a parameter holding NUL (PostgreSQL
-    text cannot, and ``?status=%00`` answered 500). Every filter, Django's and the app's,
-    and the search read these parameters, so they are checked here, once, for both lists.
+@contextmanager
+def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
+    """Around building a change list of ``model``: a query its database refuses is an
+    invalid lookup, never a 500. Every filter, Django's and the app's, and the search read
+    the request's parameters, and Django lets any lookup on a local field through, so some
+    fail only when the list counts its rows: a NUL (PostgreSQL text cannot hold one,
+    ``?status=%00``; refused up front on every database), a malformed regular expression
+    (``?status__regex=[``), a year beyond what a date holds (``?created_at__year=10000``).
+    Checked here, once, for both lists. The query runs in a savepoint, so a statement the
+    database refused leaves the request's transaction usable (``ATOMIC_REQUESTS``).
 
     :raises IncorrectLookupParameters: the admin then shows the unfiltered list with its
         "invalid lookup" note (``?e=1``), as for any lookup it cannot apply.
@@ -85,6 +92,11 @@ def check_lookups(request: HttpRequest) -> None:
     for values in request.GET.lists():
         if any("\x00" in value for value in values[1]):
             raise IncorrectLookupParameters("a query parameter holds a NUL character")
+    try:
+        with transaction.atomic(using=router.db_for_read(model)):
+            yield
+    except (DataError, OverflowError, ValueError) as exc:
+        raise IncorrectLookupParameters("the database refused a lookup") from exc
 
 
 def can_view_pii(request: HttpRequest) -> bool:

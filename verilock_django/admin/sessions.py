@@ -16,6 +16,7 @@ and, on PostgreSQL, estimates an unfiltered total (:class:`.display.EstimatedCou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -360,13 +361,24 @@ class SessionAdmin(_SessionAdminBase):
         """Django's history (admin actions) with the stored changes above it."""
         extra_context = {
             **(extra_context or {}),
-            "verilock_history": review.history_rows(unquote(object_id)),
+            # Called by the template, so only once the page found the session (get_object).
+            "verilock_history": partial(review.history_rows, unquote(object_id)),
         }
         return super().history_view(request, object_id, extra_context)
 
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Session | None:
+        """The session whose page (change, history, delete, refresh) this is; ``None`` (the
+        page's "does not exist") for an id holding NUL: no stored id does, and PostgreSQL
+        cannot even compare one (a 500)."""
+        if "\x00" in object_id:
+            return None
+        return super().get_object(request, object_id, from_field)
+
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        display.check_lookups(request)
-        return super().get_changelist_instance(request)
+        with display.refused_lookups(request, self.model):
+            return super().get_changelist_instance(request)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -68,8 +68,8 @@ class WebhookEventAdmin(_WebhookEventAdminBase):
         css = {"all": (display.STYLESHEET,)}
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        display.check_lookups(request)
-        return super().get_changelist_instance(request)
+        with display.refused_lookups(request, self.model):
+            return super().get_changelist_instance(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
