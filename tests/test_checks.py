@@ -82,6 +82,7 @@ def test_checks_run_through_django(settings: Any) -> None:
         ({"VERILOCK_SYNC_CONCURRENCY": 10**6}, ["verilock_django.E020"]),
         ({"VERILOCK_RATE_LIMIT_PER_MINUTE": 0}, ["verilock_django.E021"]),
         ({"VERILOCK_RATE_LIMIT_PER_MINUTE": "120"}, ["verilock_django.E021"]),
+        ({"VERILOCK_MAX_DATA_AGE": 10**400}, ["verilock_django.E055"]),
         ({"VERILOCK_RECHECK_MIN_INTERVAL": -1}, ["verilock_django.E022"]),
         ({"VERILOCK_RECHECK_MAX_INTERVAL": None}, ["verilock_django.E022"]),
         (
@@ -195,7 +196,11 @@ SECONDS_SETTINGS = [s for s in conf.SETTINGS if s.type_doc.startswith("float (s)
 
 
 @pytest.mark.parametrize("setting", SECONDS_SETTINGS, ids=lambda s: s.name)
-@pytest.mark.parametrize("value", [float("inf"), 1e300, 36_501 * 86_400])
+@pytest.mark.parametrize(
+    "value",
+    [float("inf"), 1e300, 10**400, 36_501 * 86_400],
+    ids=["inf", "1e300", "10**400", "a century and a day"],
+)
 def test_a_duration_no_datetime_or_timeout_holds_is_reported_by_its_check(
     setting: conf.Setting[object], value: float
 ) -> None:

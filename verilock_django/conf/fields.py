@@ -6,6 +6,7 @@ Parsers never put the value in a message: it may be the API key or a webhook sec
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,10 +162,15 @@ def _kind(value: object) -> str:
 
 
 def _number(value: object) -> float | None:
-    """``value`` as a float if it is an int or a float (a bool is not a number here)."""
+    """``value`` as a float if it is an int or a float (a bool is not a number here); an int
+    beyond what a float holds (``10**400``) is infinity, which every bound refuses as too
+    large, rather than an ``OverflowError`` out of the system checks."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 #: Longest duration a setting in seconds may hold: a century (36,500 days, as the commands'
