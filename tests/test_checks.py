@@ -82,6 +82,10 @@ def test_checks_run_through_django(settings: Any) -> None:
         ({"VERILOCK_SYNC_CONCURRENCY": 10**6}, ["verilock_django.E020"]),
         ({"VERILOCK_RATE_LIMIT_PER_MINUTE": 0}, ["verilock_django.E021"]),
         ({"VERILOCK_RATE_LIMIT_PER_MINUTE": "120"}, ["verilock_django.E021"]),
+        # More than any client sends (a larger one would mean no limit as well); 10**400
+        # made every refresh's budget raise OverflowError.
+        ({"VERILOCK_RATE_LIMIT_PER_MINUTE": 10**9 + 1}, ["verilock_django.E021"]),
+        ({"VERILOCK_RATE_LIMIT_PER_MINUTE": 10**400}, ["verilock_django.E021"]),
         ({"VERILOCK_MAX_DATA_AGE": 10**400}, ["verilock_django.E055"]),
         ({"VERILOCK_RECHECK_MIN_INTERVAL": -1}, ["verilock_django.E022"]),
         ({"VERILOCK_RECHECK_MAX_INTERVAL": None}, ["verilock_django.E022"]),
@@ -101,6 +105,8 @@ def test_bad_sync_settings_have_stable_ids(overrides: dict[str, Any], expected: 
 def test_default_sync_settings_pass() -> None:
     assert check_sync_settings() == []
     with override_settings(VERILOCK_RATE_LIMIT_PER_MINUTE=120):
+        assert check_sync_settings() == []
+    with override_settings(VERILOCK_RATE_LIMIT_PER_MINUTE=10**9):
         assert check_sync_settings() == []
 
 

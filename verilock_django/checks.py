@@ -26,7 +26,7 @@ row's id. The few checks that look at more than one value are written out below.
 ``verilock_django.E016``   ``VERILOCK_WEBHOOK_MAX_AGE`` is not None or a positive number.
 ``verilock_django.E017``   ``VERILOCK_WEBHOOK_SYNCHRONOUS_COMMIT`` is not a boolean.
 ``verilock_django.E020``   ``VERILOCK_SYNC_CONCURRENCY`` is not an integer from 1 to 256.
-``verilock_django.E021``   ``VERILOCK_RATE_LIMIT_PER_MINUTE`` is not None or a positive integer.
+``verilock_django.E021``   ``VERILOCK_RATE_LIMIT_PER_MINUTE`` is not None or from 1 to 10**9.
 ``verilock_django.E022``   A ``VERILOCK_RECHECK_*_INTERVAL`` is not a positive number.
 ``verilock_django.E023``   The minimum recheck interval exceeds the maximum.
 ``verilock_django.E024``   ``VERILOCK_LEASE_SECONDS`` is not a positive number.

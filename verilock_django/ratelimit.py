@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from .conf.fields import MAX_PER_MINUTE
 from .retries import parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PER_MINUTE = 120
 #: The most requests a header is read to announce (``X-RateLimit-Limit``/``-Remaining``): more
 #: than any client sends in a minute, so a larger value means "no limit" as well, while what
-#: is computed from it (the refresh's budget) stays a finite number.
-MAX_ANNOUNCED = 10**9
+#: is computed from it (the refresh's budget) stays a finite number. The same bound as a
+#: configured ``VERILOCK_RATE_LIMIT_PER_MINUTE``.
+MAX_ANNOUNCED = MAX_PER_MINUTE
 #: The window's length, seconds: the API's minute plus a margin, because a request is
 #: admitted here a little before it arrives there (a thread switch, the network), and two
 #: requests 60.0 s apart here may land 59.99 s apart in the API's own window.
@@ -261,7 +263,7 @@ class RedisWindow:
 
     def observe(self, limit: int, remaining: int | None, retry_after: float | None) -> None:
         hold = int((retry_after or 0) * 1000)
-        # Within what the script's numbers hold exactly (a configured limit may be larger).
+        # Within what the script's numbers hold exactly.
         args: list[int | str] = [
             min(limit, MAX_ANNOUNCED),
             -1 if remaining is None else min(remaining, MAX_ANNOUNCED),

@@ -222,12 +222,15 @@ def _optional(parse: Callable[[object], T], what: str) -> Callable[[object], T |
     return parse_optional
 
 
-_optional_positive_int = _optional(_positive_int, "a positive integer")
-
-
 #: Most parallel fetches one run may use (``VERILOCK_SYNC_CONCURRENCY``, ``--concurrency``):
 #: each is a thread with its own connection, and the API's quota is shared by all of them.
 MAX_CONCURRENCY: Final = 256
+
+#: Most requests a minute a rate limit may hold, configured (``VERILOCK_RATE_LIMIT_PER_MINUTE``)
+#: or announced (``X-RateLimit-Limit``, :data:`verilock_django.ratelimit.MAX_ANNOUNCED`): more
+#: than any client sends, so a larger one would mean "no limit" as well, while what is
+#: computed from it (the refresh's by-age budget, a float) stays finite.
+MAX_PER_MINUTE: Final = 10**9
 
 
 def _int_between(low: int, high: int) -> Callable[[object], int]:
@@ -243,6 +246,9 @@ def _int_between(low: int, high: int) -> Callable[[object], int]:
 
 _json_depth = _int_between(1, MAX_READ_DEPTH)
 _concurrency = _int_between(1, MAX_CONCURRENCY)
+_optional_per_minute = _optional(
+    _int_between(1, MAX_PER_MINUTE), f"an integer from 1 to {MAX_PER_MINUTE}"
+)
 
 
 def _has_inner_junk(text: str) -> bool:

@@ -35,7 +35,7 @@ from .fields import (
     _optional_days,
     _optional_minutes,
     _optional_name,
-    _optional_positive_int,
+    _optional_per_minute,
     _optional_positive_number,
     _positive_int,
     _positive_number,
@@ -160,15 +160,15 @@ RETRY_AFTER_MAX: Final[Setting[float]] = Setting(
 RATE_LIMIT_PER_MINUTE: Final[Setting[int | None]] = Setting(
     "RATE_LIMIT_PER_MINUTE",
     None,
-    _optional_positive_int,
+    _optional_per_minute,
     "E021",
     GROUP_SYNC,
     "int or `None`",
     "None",
-    "At most this many HTTP requests (retries included) in any 60 s window. `None`: what the "
-    "API announces in `X-RateLimit-Limit`, or the documented 120 until it has announced "
-    "anything; when both are known the lower wins. `X-RateLimit-Remaining` and `Retry-After` "
-    "are always honoured.",
+    "At most this many HTTP requests (retries included) in any 60 s window, 1 to 10⁹. `None`: "
+    "what the API announces in `X-RateLimit-Limit`, or the documented 120 until it has "
+    "announced anything; when both are known the lower wins. `X-RateLimit-Remaining` and "
+    "`Retry-After` are always honoured.",
 )
 RATE_LIMIT_REDIS_URL: Final[Setting[str | None]] = Setting(
     "RATE_LIMIT_REDIS_URL",
