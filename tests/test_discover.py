@@ -179,6 +179,22 @@ def test_a_page_with_an_unusable_last_page_stops_the_walk_and_is_reported(
     assert report.created == 0 and not Session.objects.exists()
 
 
+def test_a_finished_session_the_key_may_not_read_fails_alone(
+    verilock_api: InProcessVerilock,
+) -> None:
+    verilock_api.seed(30)
+    newest_first = sorted(verilock_api.sessions, key=lambda s: s.created_at, reverse=True)
+    finished = [s.id for s in newest_first if s.status in FINISHED]
+    forbidden = finished[0]  # the first fetched: the list page is all the key has read
+    verilock_api.respond_next(forbidden, times=99, status=403, json={"error": "forbidden"})
+
+    report = discover_sessions(concurrency=1)
+
+    assert list(report.failed) == [forbidden] and "HTTP 403" in report.failed[forbidden]
+    assert report.created == 29 and not Session.objects.filter(pk=forbidden).exists()
+    assert verilock_api.requests_for(forbidden) == 1
+
+
 def test_the_command_discovers_and_reports(verilock_api: InProcessVerilock) -> None:
     verilock_api.seed(12)
     out = StringIO()

@@ -161,10 +161,11 @@ def discover_sessions(
     sessions this database does not know; see the module docstring. Once ``max_runtime``
     (seconds) has passed no further page is requested (``report.stopped``).
 
-    Raises :class:`~verilock_django.exceptions.AuthenticationError` when the key is refused;
-    any other failed page, one that is not a usable page
-    (:func:`verilock_django.listing.read_page`), or a listing that does not advance
-    (:data:`STALE_PAGES`) stops the walk and is reported in ``list_error``.
+    Raises :class:`~verilock_django.exceptions.AuthenticationError` when the key is refused
+    (once a list page was read, a 403 on one session's fetch fails that session alone, see
+    :func:`~verilock_django.sync.sync_sessions`); any other failed page, one that is not a
+    usable page (:func:`verilock_django.listing.read_page`), or a listing that does not
+    advance (:data:`STALE_PAGES`) stops the walk and is reported in ``list_error``.
     """
     client = client or get_client()
     report = DiscoverReport()
@@ -282,6 +283,8 @@ class _Walk:
             page=page, per_page=PAGE_SIZE, created_from=self.created_from
         )
         self.report.pages += 1
+        # The key reads sessions: a 403 on a fetch from now on is that session's alone.
+        self.pipeline.key_reads_sessions = True
         # Raises for a page that cannot say where the list ends.
         listed = read_page(body, page=page, per_page=PAGE_SIZE, size=self.size)
         self.size = listed.size
