@@ -138,6 +138,21 @@ def test_a_change_landing_while_a_value_is_kept_is_not_lost(
         override.disable()
 
 
+def test_a_setting_deleted_without_a_signal_is_read_again() -> None:
+    """pytest-django's ``settings`` fixture deletes a setting, and restores it, without
+    sending ``setting_changed`` (an empty ``override_settings`` and ``delattr``): neither
+    the deleted nor the restored value comes from what was kept before."""
+    assert verilock_settings.max_retries == 0  # the suite's settings
+    override = override_settings()
+    override.enable()
+    try:
+        del settings.VERILOCK_MAX_RETRIES
+        assert verilock_settings.max_retries == 3  # the default
+    finally:
+        override.disable()
+    assert verilock_settings.max_retries == 0
+
+
 def test_a_key_pasted_with_surrounding_whitespace_works() -> None:
     with override_settings(VERILOCK_API_KEY="  qi_test_abc\n"):
         assert verilock_settings.api_key == "qi_test_abc"

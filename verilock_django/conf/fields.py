@@ -105,27 +105,32 @@ class Setting(Generic[T_co]):
     def value(self) -> T_co:
         """The typed value now: parsed on first use, then kept until a setting changes.
 
-        Django sends ``setting_changed`` whenever settings change at run time
-        (``override_settings``, pytest-django's ``settings`` fixture), which forgets every
-        kept value; otherwise settings are fixed while the process runs, as Django requires.
-        A parsed callable (an imported dotted path) is looked up again on each use, since a
-        test may replace it.
+        Django sends ``setting_changed`` when ``override_settings`` (or pytest-django's
+        ``settings`` fixture) sets a value, which forgets every kept value. Deleting one
+        through them sends nothing (``del settings.VERILOCK_MAX_RETRIES`` in a test), but
+        each such override puts a new settings holder in place and restores the old one
+        after: a value is kept only with the holder it was read from. Otherwise settings are
+        fixed while the process runs, as Django requires. A parsed callable (an imported
+        dotted path) is looked up again on each use, since a test may replace it.
 
         :raises VerilockConfigurationError: the value is unusable (the message names the
             setting and the problem, never the value).
         """
         generation = _generation[0]
+        # The object LazySettings delegates to: every override_settings swaps it (Django's
+        # own attribute, which override_settings and pytest-django set themselves).
+        holder = settings._wrapped  # type: ignore[misc]  # LazySettings's; not in the stubs
         kept = _parsed.get(self.name)
-        if kept is not None and kept[0] == generation:
-            return cast(T_co, kept[1])
+        if kept is not None and kept[0] == generation and kept[1] is holder:
+            return cast(T_co, kept[2])
         try:
             parsed = self.parse(self.raw())
         except InvalidSetting as exc:
             raise VerilockConfigurationError(f"{self.setting_name} {exc.problem}.") from None
-        # Kept with the generation read before the raw value: a value another thread's
-        # change made stale (even one landing while it is kept) is never returned.
+        # Kept with the generation and holder read before the raw value: a value another
+        # thread's change made stale (even one landing while it is kept) is never returned.
         if not callable(parsed):
-            _parsed[self.name] = (generation, parsed)
+            _parsed[self.name] = (generation, holder, parsed)
         return parsed
 
     def problem(self) -> InvalidSetting | None:
@@ -137,11 +142,11 @@ class Setting(Generic[T_co]):
         return None
 
 
-#: Per setting name, the settings generation it was read in and its typed value. Reading a
-#: setting on every request (the webhook view reads six) or every stored session costs one
-#: dictionary lookup, where reading an unset setting through ``django.conf.settings`` raises
-#: and catches ``AttributeError`` each time.
-_parsed: dict[str, tuple[int, object]] = {}
+#: Per setting name, the settings generation and holder it was read in, and its typed
+#: value. Reading a setting on every request (the webhook view reads six) or every stored
+#: session costs one dictionary lookup, where reading an unset setting through
+#: ``django.conf.settings`` raises and catches ``AttributeError`` each time.
+_parsed: dict[str, tuple[int, object, object]] = {}
 #: How many times settings changed: a value read before a change is not kept after it.
 _generation = [0]
 
