@@ -42,10 +42,16 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..exceptions import AuthenticationError, ErasureRefused, VerilockConfigurationError
+from ..exceptions import (
+    AuthenticationError,
+    ErasureRefused,
+    PayloadError,
+    VerilockConfigurationError,
+)
 from ..history import recorded_as
 from ..masking import mask_json, mask_name
 from ..models import Session, StepResult
+from ..payloads import parse_session_id
 from ..privacy import erase_applicant, erase_sessions
 from ..statuses import OUTCOME_MARKS, OUTCOME_TONES
 from ..store import SyncResult
@@ -370,9 +376,12 @@ class SessionAdmin(_SessionAdminBase):
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Session | None:
         """The session whose page (change, history, delete, refresh) this is; ``None`` (the
-        page's "does not exist") for an id holding NUL: no stored id does, and PostgreSQL
-        cannot even compare one (a 500)."""
-        if "\x00" in object_id:
+        page's "does not exist") for what is not a usable session id
+        (:func:`~verilock_django.payloads.parse_session_id`, as every door checks one): no
+        stored id is, and PostgreSQL cannot even compare one holding NUL (a 500)."""
+        try:
+            parse_session_id(object_id)
+        except PayloadError:
             return None
         return super().get_object(request, object_id, from_field)
 
