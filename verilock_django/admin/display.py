@@ -8,6 +8,7 @@ No model admin is defined or registered here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -92,11 +93,34 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
     for values in request.GET.lists():
         if any("\x00" in value for value in values[1]):
             raise IncorrectLookupParameters("a query parameter holds a NUL character")
+    alias = router.db_for_read(model)
+    if connections[alias].vendor == "sqlite":
+        _refuse_python_patterns(request)
     try:
-        with transaction.atomic(using=router.db_for_read(model)):
+        with transaction.atomic(using=alias):
             yield
     except (DataError, OverflowError, ValueError) as exc:
         raise IncorrectLookupParameters("the database refused a lookup") from exc
+
+
+def _refuse_python_patterns(request: HttpRequest) -> None:
+    """Refuse a ``__regex``/``__iregex`` parameter Python's ``re`` cannot compile: SQLite's
+    REGEXP is Django's Python function (``iregex`` prefixes ``(?i)``), whose error reaches
+    the list as an ``OperationalError``, which a locked database raises too, so it is
+    checked before the query rather than caught after it.
+
+    :raises IncorrectLookupParameters: a pattern does not compile.
+    """
+    for key, values in request.GET.lists():
+        lookup = key.rpartition("__")[2]
+        if lookup not in ("regex", "iregex"):
+            continue
+        prefix = "(?i)" if lookup == "iregex" else ""
+        for value in values:
+            try:
+                re.compile(prefix + value)
+            except (re.error, OverflowError, RecursionError) as exc:
+                raise IncorrectLookupParameters("a regular expression does not compile") from exc
 
 
 def can_view_pii(request: HttpRequest) -> bool:
