@@ -12,15 +12,19 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import DataError, connections, router, transaction
+from django.db import DataError, OperationalError, connections, router, transaction
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property, lazy
 from django.utils.html import format_html
@@ -36,6 +40,12 @@ from ..statuses import OUTCOME_MARKS, OUTCOME_TONES, StepOutcome, status_label, 
 PII_PERMISSION = "view_applicant_pii"
 #: The admin pages' stylesheet (badges, step marks, JSON blocks, the refresh button).
 STYLESHEET = "verilock_django/admin.css"
+#: MySQL's and MariaDB's error numbers for a regular expression their engine refuses:
+#: MariaDB's (and MySQL 5.7's) ER_REGEXP_ERROR, MySQL 8's ICU ones from
+#: ER_REGEXP_BUFFER_OVERFLOW to ER_REGEXP_PATTERN_TOO_BIG, ER_REGEXP_INVALID_CAPTURE_GROUP_NAME
+#: and ER_REGEXP_INVALID_FLAG. Other errors of the same class (a lost connection, a lock wait)
+#: stay errors.
+MYSQL_REGEXP_ERRORS = frozenset({1139, *range(3684, 3701), 3887, 3900})
 
 
 def badge(tone: str, label: str, *, title: str = "") -> SafeString:
@@ -84,7 +94,9 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
     the request's parameters, and Django lets any lookup on a local field through, so some
     fail only when the list counts its rows: a NUL (PostgreSQL text cannot hold one,
     ``?status=%00``; refused up front on every database), a malformed regular expression
-    (``?status__regex=[``), a year beyond what a date holds (``?created_at__year=10000``).
+    (``?status__regex=[``; on MySQL and MariaDB the server's regular-expression errors,
+    :data:`MYSQL_REGEXP_ERRORS`), a year beyond what a date holds
+    (``?created_at__year=10000``).
     Checked here, once, for both lists. The query runs in a savepoint, so a statement the
     database refused leaves the request's transaction usable (``ATOMIC_REQUESTS``).
 
@@ -102,6 +114,11 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
             yield
     except (DataError, OverflowError, ValueError) as exc:
         raise IncorrectLookupParameters("the database refused a lookup") from exc
+    except OperationalError as exc:
+        code = exc.args[0] if exc.args else None
+        if connections[alias].vendor == "mysql" and code in MYSQL_REGEXP_ERRORS:
+            raise IncorrectLookupParameters("the database refused a pattern") from exc
+        raise
 
 
 def _refuse_python_patterns(request: HttpRequest) -> None:
@@ -126,6 +143,49 @@ def _refuse_python_patterns(request: HttpRequest) -> None:
                     re.compile(prefix + value)
             except (re.error, DeprecationWarning, OverflowError, RecursionError) as exc:
                 raise IncorrectLookupParameters("a regular expression does not compile") from exc
+
+
+def forged_selection(request: HttpRequest, model: type[Model]) -> bool:
+    """Whether a posted action's selection (``_selected_action``) holds a value no primary
+    key of ``model`` can be: a NUL, or one the key's field refuses (a word for a number). The
+    list only posts the ids it showed, so such a form was forged or corrupted."""
+    field = model._meta.pk
+    assert field is not None
+    for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        if "\x00" in value:
+            return True
+        try:
+            field.to_python(value)
+        except ValidationError:
+            return True
+    return False
+
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:  # the admin classes are not subscriptable at runtime
+    _ModelAdmin = object
+
+
+class RefusesUnusableInput(_ModelAdmin):
+    """The app's admins' guard for what a request may put into their queries: a list
+    filter or search the database refuses (:func:`refused_lookups`) and an action's forged
+    selection (:func:`forged_selection`) are answered as Django answers a lookup or a
+    selection it cannot use, never with a 500."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        with refused_lookups(request, self.model):
+            return super().get_changelist_instance(request)
+
+    def response_action(  # Django 6 adds action_location, passed on as it comes
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        if forged_selection(request, self.model):
+            self.message_user(
+                request, gettext("The selected items are not ids of this list."), messages.WARNING
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset, *args, **kwargs)
 
 
 def can_view_pii(request: HttpRequest) -> bool:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import (
@@ -71,7 +70,7 @@ else:  # the admin classes are not subscriptable at runtime
 
 
 @admin.register(Session)
-class SessionAdmin(_SessionAdminBase):
+class SessionAdmin(display.RefusesUnusableInput, _SessionAdminBase):
     """Read-only review of sessions, with a sync from Verilock.
 
     The page is Django's view-only page; syncing needs the ``change_session`` permission;
@@ -384,10 +383,6 @@ class SessionAdmin(_SessionAdminBase):
         except PayloadError:
             return None
         return super().get_object(request, object_id, from_field)
-
-    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        with display.refused_lookups(request, self.model):
-            return super().get_changelist_instance(request)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -31,7 +30,7 @@ else:  # the admin classes are not subscriptable at runtime
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(_WebhookEventAdminBase):
+class WebhookEventAdmin(display.RefusesUnusableInput, _WebhookEventAdminBase):
     """Read-only list of deliveries with a "Reprocess" action."""
 
     list_display = (
@@ -66,10 +65,6 @@ class WebhookEventAdmin(_WebhookEventAdminBase):
 
     class Media:
         css = {"all": (display.STYLESHEET,)}
-
-    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        with display.refused_lookups(request, self.model):
-            return super().get_changelist_instance(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
