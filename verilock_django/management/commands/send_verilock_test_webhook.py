@@ -30,9 +30,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("url", metavar="URL")
         parser.add_argument("--session-id", required=True, help="The Verilock session id.")
-        parser.add_argument("--event", default="session.completed", help="Event name.")
         parser.add_argument(
-            "--status", default="approved", help="data.status in the envelope (informative)."
+            "--event", default="session.completed", help="Event name (default session.completed)."
+        )
+        parser.add_argument(
+            "--status",
+            default="approved",
+            help="data.status in the envelope (informative; default approved).",
         )
         parser.add_argument("--webhook-id", help="Delivery id (default: a new random one).")
         parser.add_argument("--secret", help="Sign with this secret instead of the setting.")
