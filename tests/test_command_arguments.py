@@ -73,7 +73,7 @@ def test_the_real_command_exits_2_without_a_traceback() -> None:
 
 @pytest.mark.django_db
 def test_a_dry_run_of_discover_is_refused_before_any_request() -> None:
-    with pytest.raises(CommandError, match="--dry-run does not apply to --discover") as caught:
+    with pytest.raises(CommandError, match="--discover does not take --dry-run") as caught:
         call_command("sync_verilock_sessions", "--discover", "--dry-run", stdout=StringIO())
     assert caught.value.returncode == 2
 

@@ -275,3 +275,46 @@ def test_the_readme_lists_exactly_the_settings_with_their_defaults() -> None:
         readme_default = ast.literal_eval(unquote(row[2]))
         assert setting.parse(readme_default) == setting.parse(setting.default), setting.name
         assert row[1:] == [setting.type_doc, f"`{setting.default_doc}`", setting.doc]
+
+
+# -- the guides' settings tables and prose name real settings -----------------------------
+
+DOCS = sorted((README.parent / "docs").glob("*.md"))
+#: ``VERILOCK_*`` words in the docs that are not settings: environment variable names read
+#: by the snippets, and the misspelling the tutorial shows system check W002 catching.
+NOT_SETTINGS = {"VERILOCK_WEBHOOK_SECRET", "VERILOCK_APIKEY"}
+
+
+def guide_settings_rows(page: Path) -> list[list[str]]:
+    """Rows of every ``| Setting | Type | Default | Meaning |`` table in ``page``."""
+    rows: list[list[str]] = []
+    in_table = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("| Setting | Type | Default |"):
+            in_table = True
+        elif not line.startswith("|"):
+            in_table = False
+        elif in_table and not line.startswith("|---"):
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_a_guide_settings_table_gives_the_real_type_and_default(page: Path) -> None:
+    by_name = {setting.setting_name: setting for setting in SETTINGS}
+    for row in guide_settings_rows(page):
+        name = unquote(row[0])
+        assert name in by_name, f"{page.name}: {name} is not a setting"
+        setting = by_name[name]
+        assert row[1] == setting.type_doc, f"{page.name}: {name} type"
+        documented = ast.literal_eval(unquote(row[2]))
+        assert setting.parse(documented) == setting.parse(setting.default), (
+            f"{page.name}: {name} default"
+        )
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: p.name)
+def test_every_setting_a_page_names_exists(page: Path) -> None:
+    known = {setting.setting_name for setting in SETTINGS} | NOT_SETTINGS
+    named = set(re.findall(r"\bVERILOCK_[A-Z_]*[A-Z]\b", page.read_text(encoding="utf-8")))
+    assert named <= known, f"{page.name}: {sorted(named - known)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from io import StringIO
 from typing import Any
 
@@ -212,8 +213,47 @@ def test_the_command_fails_when_discovery_fails(verilock_api: InProcessVerilock)
 
 
 def test_since_needs_discover() -> None:
-    with pytest.raises(CommandError, match="--since goes with --discover"):
+    with pytest.raises(CommandError, match="--since goes with --discover") as caught:
         call_command("sync_verilock_sessions", "--since", "2026-01-01", stdout=StringIO())
+    assert caught.value.returncode == 2  # a usage error, as the README's table says
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["ses_x"], "session ids"),
+        (["--limit", "3"], "--limit"),
+        (["--full"], "--full"),
+        (["--enqueue"], "--enqueue"),
+    ],
+)
+def test_options_discover_cannot_honour_are_refused_not_ignored(
+    verilock_api: InProcessVerilock, args: list[str], named: str
+) -> None:
+    with pytest.raises(CommandError, match=f"--discover does not take {named}") as caught:
+        call_command("sync_verilock_sessions", "--discover", *args, stdout=StringIO())
+    assert caught.value.returncode == 2
+    assert verilock_api.total_requests == 0
+
+
+@pytest.mark.parametrize("key", ["", "qi_test_wrong"])
+def test_discover_with_a_missing_or_refused_key_is_a_configuration_error(
+    settings: Any, verilock_api: InProcessVerilock, key: str
+) -> None:
+    settings.VERILOCK_API_KEY = key
+    with pytest.raises(CommandError, match="VERILOCK_API_KEY") as caught:
+        call_command("sync_verilock_sessions", "--discover", stdout=StringIO())
+    assert caught.value.returncode == 2
+
+
+def test_discover_json_prints_one_json_object(verilock_api: InProcessVerilock) -> None:
+    verilock_api.seed(3)
+    out = StringIO()
+    call_command("sync_verilock_sessions", "--discover", "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert data["mode"] == "discover"
+    assert data["new"] == 3 and data["listed"] == 3 and data["failed"] == 0
+    assert data["exit_code"] == 0
 
 
 # -- a listing that does not advance, or does not end ----------------------------------

@@ -76,3 +76,55 @@ def test_documented_imports_work() -> None:
     assert "from verilock_django.testing import FakeVerilock, FakeVerilockServer" in statements
     for statement in statements:
         exec(compile(statement, "<docs>", "exec"), {})  # noqa: S102 - our own docs
+
+
+APP_COMMANDS = [
+    "sync_verilock_sessions",
+    "process_verilock_webhooks",
+    "send_verilock_test_webhook",
+    "apply_verilock_retention",
+    "erase_verilock_applicant",
+    "encrypt_verilock_data",
+]
+#: Options every Django command has; the synopses leave them out (``-v 2`` aside).
+DJANGO_OPTIONS = {
+    "--help",
+    "--version",
+    "--verbosity",
+    "--settings",
+    "--pythonpath",
+    "--traceback",
+    "--no-color",
+    "--force-color",
+    "--skip-checks",
+}
+
+
+def readme_synopsis_options(command: str) -> set[str]:
+    """The ``--options`` the README's synopsis lines (code blocks starting ``manage.py
+    <command>``, with their indented continuation lines) give ``command``."""
+    options: set[str] = set()
+    in_code = False
+    current = None
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_code, current = not in_code, None
+        elif in_code and line.startswith("manage.py "):
+            current = line.split()[1]
+        elif not line.startswith(" "):
+            current = None
+        if current == command:
+            options |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line))
+    return options
+
+
+@pytest.mark.parametrize("command", APP_COMMANDS)
+def test_the_readme_synopsis_of_a_command_lists_exactly_its_options(command: str) -> None:
+    from django.core.management import load_command_class
+
+    parser = load_command_class("verilock_django", command).create_parser("manage.py", command)
+    real = {o for action in parser._actions for o in action.option_strings if o.startswith("--")}
+    documented = readme_synopsis_options(command)
+    assert documented, command
+    assert documented - real == set(), f"{command}: documented but not accepted"
+    assert real - DJANGO_OPTIONS - documented == set(), f"{command}: accepted but not documented"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -162,3 +163,39 @@ def test_send_test_webhook_command_names_an_unusable_secrets_setting(settings: A
     with pytest.raises(CommandError, match=r"^VERILOCK_WEBHOOK_SECRETS must be a list") as raised:
         call_command("send_verilock_test_webhook", "http://127.0.0.1:9/", "--session-id", "ses_x")
     assert "whsec_not_a_list" not in str(raised.value)
+
+
+def test_send_test_webhook_command_says_in_words_that_nothing_listens(settings: Any) -> None:
+    settings.VERILOCK_WEBHOOK_SECRETS = [SECRET]
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "send_verilock_test_webhook",
+            f"http://127.0.0.1:{port}/verilock/webhook/",
+            "--session-id",
+            "ses_x",
+            stdout=StringIO(),
+        )
+    message = str(raised.value)
+    assert "Connection refused on POST /verilock/webhook/" in message
+    assert "Is the project running there?" in message
+    assert "urllib3" not in message and "HTTPConnectionPool" not in message
+
+
+def test_send_test_webhook_command_hints_at_the_url_on_a_404_without_echoing_html(
+    project: dict[str, Any], settings: Any
+) -> None:
+    settings.VERILOCK_WEBHOOK_SECRETS = [SECRET]
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"HTTP 404\. Is the URL right") as raised:
+        call_command(
+            "send_verilock_test_webhook",
+            f"http://127.0.0.1:{project['port']}/no-such-webhook/",
+            "--session-id",
+            "ses_x",
+            stdout=out,
+        )
+    assert "verilock_django.urls" in str(raised.value)
+    assert "<" not in out.getvalue()  # the project's HTML 404 page is not echoed

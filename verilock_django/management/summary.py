@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from ..backlog import Row, Standings
+from ..discover import DiscoverReport
 from ..sync import SyncReport
 
 OK, FAILED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 143
@@ -265,6 +266,27 @@ def of_planned_ids(ids: list[str], stored: int) -> Summary:
     ]
     data = {"mode": "dry-run", "ids": len(ids), "new": new, "requests_at_least": len(ids)}
     return Summary(parts, data)
+
+
+def of_discover(report: DiscoverReport) -> dict[str, object]:
+    """``--discover --json``: the walk's counts, as its summary line gives them."""
+    return {
+        "mode": "discover",
+        "new": report.created,
+        "from_list": report.stored_from_list,
+        "fetched": report.details.created,
+        "listed": report.listed,
+        "pages": report.pages,
+        "known": report.known,
+        "erased": report.erased,
+        "failed": len(report.failed),
+        "failures": dict(report.failed),
+        "list_error": report.list_error,
+        "stopped_at_time_limit": report.stopped,
+        "requests": report.requests,
+        "elapsed": report.elapsed,
+        "exit_code": OK if report.ok else FAILED,
+    }
 
 
 def describe(row: Row) -> str:

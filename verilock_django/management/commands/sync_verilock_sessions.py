@@ -110,10 +110,26 @@ class Command(BaseCommand):
         self.verbosity: int = options["verbosity"]
         self.as_json: bool = options["json"]
         if options["since"] is not None and not options["discover"]:
-            raise CommandError("--since goes with --discover.")
-        if options["discover"] and options["dry_run"]:
-            raise CommandError("--dry-run does not apply to --discover.", returncode=2)
+            raise CommandError("--since goes with --discover.", returncode=summary.USAGE)
         if options["discover"]:
+            # What --discover cannot honour is refused, never silently ignored.
+            ignored = [
+                name
+                for name, given in (
+                    ("session ids", ids),
+                    ("--limit", options["limit"] is not None),
+                    ("--full", options["full"]),
+                    ("--enqueue", options["enqueue"]),
+                    ("--dry-run", options["dry_run"]),
+                )
+                if given
+            ]
+            if ignored:
+                raise CommandError(
+                    f"--discover does not take {' or '.join(ignored)}: it only stores the "
+                    "sessions Verilock lists and this database does not know.",
+                    returncode=summary.USAGE,
+                )
             self.discover(
                 options["since"], options["concurrency"], options["max_runtime"], self.verbosity
             )
@@ -242,20 +258,20 @@ class Command(BaseCommand):
     ) -> None:
         """``--discover``: store the sessions Verilock lists and this database lacks. A walk
         stopped by ``--max-runtime`` exits 0, as a refresh stopped by it does (the summary
-        says so)."""
+        says so). A missing or refused key exits 2, as for a refresh."""
         try:
             report = discover_sessions(
                 since=since, concurrency=concurrency, max_runtime=max_runtime
             )
         except VerilockConfigurationError as exc:
-            raise CommandError(str(exc)) from exc
+            self.abort(str(exc))
         except AuthenticationError as exc:
-            raise CommandError(
-                f"Aborted: Verilock refused the API key ({exc}). Check VERILOCK_API_KEY."
-            ) from exc
+            self.abort(f"Aborted: Verilock refused the API key ({exc}). Check VERILOCK_API_KEY.")
         for failed_id, reason in report.failed.items():
             self.stderr.write(f"{failed_id}: failed: {reason}")
-        if verbosity >= 1:
+        if self.as_json:
+            self.stdout.write(json.dumps(summary.of_discover(report), sort_keys=True))
+        elif verbosity >= 1:
             self.stdout.write(report.summary())
         if not report.ok:
             raise CommandError("Discovery did not complete (see above).", returncode=1)
