@@ -49,8 +49,16 @@ API_KEY = "qi_test_demo_key"
 WEBHOOK_SECRET = "whsec_demo_" + "0123456789abcdef"
 PROFILE_ID = "5f2b9c1e-3d4a-4b6c-8e7f-0a1b2c3d4e5f"
 READY_LINE = re.compile(r"Fake Verilock API listening on (?P<url>http://127\.0\.0\.1:\d+/api/v1)")
-STEP_MARKS = {"approved": "ok", "declined": "FAIL", "pending": "...", "not_started": "-"}
-# Shape B (the SDK read model) has no per-step verdicts; its sub-statuses are shown as sent.
+# The stored outcome of each step (StepResult.outcome), the same verdict the admin shows: both
+# shapes read alike, though shape B (the SDK read model) sends no per-step verdict of its own.
+STEP_MARKS = {
+    "passed": "ok",
+    "failed": "FAIL",
+    "needs_review": "review",
+    "pending": "...",
+    "not_started": "-",
+    "other": "?",
+}
 NAMES = (
     ("Jean", "Dupont"), ("Amelia", "Clarke"), ("Lukas", "Schmidt"), ("Sofia", "Rossi"),
     ("Mateo", "Garcia"), ("Emma", "Jansen"), ("Noah", "Peeters"), ("Maja", "Nowak"),
@@ -184,11 +192,8 @@ def print_table(out: IO[str] = sys.stdout) -> None:
     print(header, file=out)
     print("-" * len(header), file=out)
     for session in Session.objects.prefetch_related("results").order_by("status", "id"):
-        outcomes = {result.step: result.status for result in session.results.all()}
-        marks = "".join(
-            f" {STEP_MARKS.get(outcomes.get(step, ''), outcomes.get(step, '')) or '':<10}"
-            for step in STEPS
-        )
+        outcomes = {result.step: result.outcome for result in session.results.all()}
+        marks = "".join(f" {STEP_MARKS.get(outcomes.get(step, ''), ''):<10}" for step in STEPS)
         name = f"{session.applicant_first_name} {session.applicant_last_name}".strip()
         shape = "A" if "results" in session.payload else "B" if session.payload else ""
         print(
@@ -196,8 +201,12 @@ def print_table(out: IO[str] = sys.stdout) -> None:
             f"{session.decision or '':<9}{marks}",
             file=out,
         )
-    legend = ", ".join(f"{mark} = {status}" for status, mark in STEP_MARKS.items())
-    print(f"\nStep columns: {legend}; other values are shown as Verilock sent them.", file=out)
+    legend = ", ".join(f"{mark} = {outcome}" for outcome, mark in STEP_MARKS.items())
+    print(
+        f"\nStep columns: the step's outcome ({legend}; blank = no such step), read from"
+        " Verilock's statuses, decision and decline reason as the admin reads them.",
+        file=out,
+    )
 
 
 def print_changes(before: Mapping[str, str], after: Mapping[str, str]) -> int:
