@@ -45,6 +45,13 @@ def test_demo_runs_end_to_end_and_stops_its_processes(tmp_path: Path) -> None:
     table = output.split("== 6.")[1]
     assert table.count("\nses_") == 15
     assert re.search(r"Verified users: \d+ of 12", table)
+    # Each step is shown by its outcome, so every declined session, of either shape, shows
+    # the step that failed it (shape B's raw "completed" said nothing).
+    declined = [
+        row for row in table.splitlines() if re.match(r"ses_\S+\s+[AB]\s.* declined ", row)
+    ]
+    assert {row.split()[1] for row in declined} == {"A", "B"}
+    assert all("FAIL" in row for row in declined), declined
     assert "Stopped the fake Verilock API" in output
     assert output.rstrip().endswith("every process it started has been stopped.")
     assert database.exists()
