@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...conf import verilock_settings
 from ...exceptions import VerilockConfigurationError
 from ...signatures import SIGNATURE_HEADERS, sign_webhook
-from ..arguments import seconds
+from ..arguments import seconds, text
 
 
 class Command(BaseCommand):
@@ -35,7 +35,9 @@ class Command(BaseCommand):
             "--status", default="approved", help="data.status in the envelope (informative)."
         )
         parser.add_argument("--webhook-id", help="Delivery id (default: a new random one).")
-        parser.add_argument("--secret", help="Sign with this secret instead of the setting.")
+        parser.add_argument(
+            "--secret", type=text, help="Sign with this secret instead of the setting."
+        )
         parser.add_argument(
             "--legacy-header",
             action="store_true",
