@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from verilock_django.models import Session
+from verilock_django.models import Session, WebhookEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,20 @@ ODD_ARGUMENTS = [
     ("sync_verilock_sessions", ["--max-runtime", "inf"]),
     ("sync_verilock_sessions", [".."]),
     ("sync_verilock_sessions", ["ses/../other"]),
+    # A moment with no UTC time (year 1 at +01:00, 9999-12-31 at -01:00).
+    ("process_verilock_webhooks", ["--since", "0001-01-01T00:00:00+01:00"]),
+    ("process_verilock_webhooks", ["--since", "9999-12-31T23:59:59-01:00"]),
+    # Text no database compares: a NUL, or a command-line byte that is not UTF-8.
+    ("process_verilock_webhooks", ["--id", "wh_\x00x"]),
+    ("process_verilock_webhooks", ["--id", "wh_\udcff"]),
+    ("erase_verilock_applicant", ["usr_\x00x"]),
+    ("erase_verilock_applicant", ["usr_\udcff"]),
+    ("encrypt_verilock_data", ["--chunk-size", str(10**30)]),
+    ("encrypt_verilock_data", ["--chunk-size", "0"]),
+    (
+        "send_verilock_test_webhook",
+        ["http://127.0.0.1:9/", "--session-id=s", "--secret", "\udcff"],
+    ),
     *(
         ("send_verilock_test_webhook", ["http://127.0.0.1:9/", "--session-id=s", "--timeout", t])
         for t in ("0", "-1", "nan", "inf")
@@ -47,6 +62,39 @@ def test_a_non_ascii_digit_id_is_a_webhook_id_not_a_crash() -> None:
     out = StringIO()
     call_command("process_verilock_webhooks", "--id", "²", "--dry-run", stdout=out)
     assert "0 event(s) would be processed" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_an_id_of_digits_beyond_any_primary_key_is_a_webhook_id_not_a_crash() -> None:
+    WebhookEvent.objects.create(webhook_id="9" * 30, event_type="x", payload={})
+    out = StringIO()
+    call_command("process_verilock_webhooks", "--id", "9" * 30, "--dry-run", stdout=out)
+    assert "1 event(s) would be processed" in out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_since_with_any_utc_offset_selects_by_the_moment_it_names(
+    settings: Any, use_tz: bool
+) -> None:
+    # PostgreSQL refuses offsets past 15:59 and a USE_TZ = False project any offset at all;
+    # the moment is the same one in UTC.
+    settings.USE_TZ = use_tz
+    settings.TIME_ZONE = "Europe/Paris"
+    # Received at 2026-01-01 00:00 UTC (01:00 in Paris, as a USE_TZ = False project stores it).
+    received = (
+        dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) if use_tz else dt.datetime(2026, 1, 1, 1)
+    )
+    WebhookEvent.objects.create(webhook_id="old", event_type="x", payload={})
+    WebhookEvent.objects.update(received_at=received)
+
+    def selected(since: str) -> str:
+        out = StringIO()
+        call_command("process_verilock_webhooks", "--since", since, "--dry-run", stdout=out)
+        return out.getvalue().splitlines()[-1]
+
+    assert selected("2026-01-01T23:00:00+23:59") == "Dry run: 1 event(s) would be processed."
+    assert selected("2026-01-01T02:00:00+01:00") == "Dry run: 0 event(s) would be processed."
 
 
 @pytest.mark.django_db

@@ -12,7 +12,11 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from verilock_django import clock, work
-from verilock_django.exceptions import TransportError, VerilockConfigurationError
+from verilock_django.exceptions import (
+    PayloadError,
+    TransportError,
+    VerilockConfigurationError,
+)
 from verilock_django.models import Session, WebhookEvent, WebhookEventStatus
 from verilock_django.refresh import Lease, refresh_unfinished
 from verilock_django.schedule import claim_sessions, new_lease, take_lease
@@ -95,6 +99,21 @@ def test_a_task_for_a_session_another_worker_holds_is_a_no_op(
     assert run(session_id, lease) == work.SKIPPED  # the first worker took the claim over
     assert run(session_id, None) == work.SKIPPED
     assert detail_requests(verilock_api) == []
+
+
+def test_a_task_checks_its_session_id_as_every_door_does(
+    verilock_api: InProcessVerilock,
+) -> None:
+    [session_id] = mirror(verilock_api, 1)
+    lease = claim(session_id)
+    assert take_lease(session_id, token=lease.token, not_checked_since=lease.claimed_at)
+
+    # Padded, it is the same session: held by the first worker, so not fetched again.
+    assert run(f" {session_id} ", None) == work.SKIPPED
+    assert detail_requests(verilock_api) == []
+    # No id at all: refused by name before any query (a NUL made PostgreSQL's DataError).
+    with pytest.raises(PayloadError, match="session_id: not a usable session id"):
+        run("ses_\x00x", None)
 
 
 def test_a_task_redelivered_after_its_worker_died_runs_once_the_lease_ran_out(

@@ -39,6 +39,7 @@ from .conf import (
 )
 from .exceptions import RateLimitedError, ServerError, TransportError, VerilockConfigurationError
 from .models import Session
+from .payloads import parse_session_id
 from .processing import ProcessOutcome, dispatch, process_event
 from .ratelimit import WINDOW
 from .refresh import Lease, refresh_unfinished
@@ -84,7 +85,12 @@ def sync_one(session_id: str, lease: str | None = None, claimed_at: str | None =
     worker takes that claim over. Without them the session is synced if nobody holds it
     (a session not stored yet is fetched and created). A failed fetch is recorded on the
     session; a retryable one (transport, 5xx, 429) is raised again so the engine can retry.
+    A ``session_id`` no door accepts raises :class:`~verilock_django.exceptions.PayloadError`
+    (not retryable) before any query.
     """
+    # Checked and normalised as every door does, before the lease is looked up by it: a
+    # padded id leased nothing and was then fetched (and refused) as another session.
+    session_id = parse_session_id(session_id, "session_id")
     token = dt.datetime.fromisoformat(lease) if lease else None
     since = dt.datetime.fromisoformat(claimed_at) if claimed_at else None
     if not take_lease(session_id, token=token, not_checked_since=since):

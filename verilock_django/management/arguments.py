@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from ..exceptions import PayloadError
 from ..payloads import parse_session_id
+from ..storable import clean_text
 
 #: The largest small count (attempts, days of retention: 100 years) any command accepts.
 MAX_COUNT = 36_500
@@ -75,14 +76,30 @@ def moment(value: str) -> dt.datetime:
             if day is None:
                 raise ValueError(value)
             parsed = dt.datetime.combine(day, dt.time.min)
+        use_tz = timezone.is_aware(timezone.now())
+        if timezone.is_naive(parsed) and use_tz:
+            parsed = timezone.make_aware(parsed)
+        if timezone.is_aware(parsed):
+            # The same moment in UTC, naive in the default time zone without USE_TZ (as
+            # clock.stored_datetime): PostgreSQL refuses offsets past 15:59, a USE_TZ = False
+            # project any offset, and year 1 at +01:00 has no UTC time (OverflowError).
+            parsed = parsed.astimezone(dt.timezone.utc)
+            if not use_tz:
+                parsed = timezone.make_naive(parsed, timezone.get_default_timezone())
     except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO date/datetime nor a duration like 30m, 6h, 2d "
             "(within the calendar)"
         ) from None
-    if timezone.is_naive(parsed) and timezone.is_aware(timezone.now()):
-        parsed = timezone.make_aware(parsed)
     return parsed
+
+
+def text(value: str) -> str:
+    """Text a database can compare and Python can encode: no NUL, and no lone surrogate (what
+    a command-line byte that is not UTF-8 arrives as)."""
+    if clean_text(value) != value:
+        raise argparse.ArgumentTypeError("holds a NUL character or a byte that is not UTF-8")
+    return value
 
 
 def session_id(value: str) -> str:

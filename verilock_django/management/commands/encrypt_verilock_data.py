@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...conf import verilock_settings
 from ...encrypted_rows import CHUNK_SIZE, apply_encryption_setting
 from ...exceptions import VerilockConfigurationError
+from ..arguments import MAX_LIMIT, bounded_int
 
 
 class Command(BaseCommand):
@@ -27,15 +28,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--chunk-size",
-            type=int,
+            type=bounded_int(1, MAX_LIMIT),
             default=CHUNK_SIZE,
+            metavar="N",
             help=f"Rows per transaction (default {CHUNK_SIZE}).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
-        if options["chunk_size"] < 1:
-            raise CommandError("--chunk-size must be a positive number of rows.")
         state = "on" if verilock_settings.encrypt_fields else "off"
         self.stdout.write(f"VERILOCK_ENCRYPT_FIELDS is {state}.")
         try:

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...exceptions import ErasureRefused
 from ...privacy import erase_applicant
+from ..arguments import text
 
 
 class Command(BaseCommand):
@@ -18,7 +19,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("reference_id", help="The reference_id / external_id to erase.")
+        parser.add_argument(
+            "reference_id", type=text, help="The reference_id / external_id to erase."
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be erased; erase nothing."
         )

@@ -10,7 +10,10 @@ from django.db.models import Q, QuerySet
 
 from ...models import WebhookEvent, WebhookEventStatus
 from ...processing import ProcessOutcome, process_events, stale_before
-from ..arguments import MAX_COUNT, MAX_LIMIT, bounded_int, moment
+from ..arguments import MAX_COUNT, MAX_LIMIT, bounded_int, moment, text
+
+# The largest primary key (a 64-bit integer): longer digit strings can only be webhook ids.
+_MAX_PK = 2**63 - 1
 
 
 class Command(BaseCommand):
@@ -27,6 +30,7 @@ class Command(BaseCommand):
             "--id",
             action="append",
             dest="ids",
+            type=text,
             default=[],
             metavar="ID",
             help="Reprocess this event (webhook id or primary key), whatever its status. "
@@ -92,7 +96,11 @@ def _select(
     events = WebhookEvent.objects.all()
     if ids:
         wanted = Q(webhook_id__in=ids)
-        numeric = [int(value) for value in ids if value.isascii() and value.isdigit()]
+        numeric = [
+            number
+            for number in (int(value) for value in ids if value.isascii() and value.isdigit())
+            if number <= _MAX_PK
+        ]
         if numeric:
             wanted |= Q(pk__in=numeric)
         events = events.filter(wanted)

@@ -19,7 +19,7 @@ from ...conf import verilock_settings
 from ...exceptions import VerilockConfigurationError
 from ...http_errors import transport_problem
 from ...signatures import SIGNATURE_HEADERS, sign_webhook
-from ..arguments import seconds
+from ..arguments import seconds, text
 
 #: What a new user most likely needs to change when the endpoint refuses the delivery.
 ANSWER_HINTS: Final = {
@@ -50,7 +50,9 @@ class Command(BaseCommand):
             help="data.status in the envelope (informative; default approved).",
         )
         parser.add_argument("--webhook-id", help="Delivery id (default: a new random one).")
-        parser.add_argument("--secret", help="Sign with this secret instead of the setting.")
+        parser.add_argument(
+            "--secret", type=text, help="Sign with this secret instead of the setting."
+        )
         parser.add_argument(
             "--legacy-header",
             action="store_true",
