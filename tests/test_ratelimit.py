@@ -4,6 +4,7 @@ shared through Redis."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -31,16 +32,23 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 class FakeClock:
-    """A monotonic clock that only moves when someone sleeps."""
+    """A monotonic clock that only moves when the test's own thread sleeps. ``time.sleep``
+    is patched process-wide, so another thread's sleep (a retry backoff in a thread an
+    earlier test left finishing) sleeps for real instead of moving this clock."""
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.slept: list[float] = []
+        self._thread = threading.current_thread()
+        self._real_sleep = time.sleep
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        if threading.current_thread() is not self._thread:
+            self._real_sleep(seconds)
+            return
         self.slept.append(seconds)
         self.now += seconds
 
