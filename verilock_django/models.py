@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import verilock_settings
 from .encryption import EncryptableDateField, EncryptableJSONField, EncryptableTextField
+from .fields import ExactCharField
 from .statuses import SessionStatus, StepOutcome, StepStatus, WebhookEventStatus
 from .storable import (
     EMAIL_MAX_LENGTH,
@@ -99,7 +100,7 @@ class Session(models.Model):
     A row created with only ``id`` is a pending session that the next sync fills in.
     """
 
-    id = models.CharField(_("Verilock id"), max_length=SESSION_ID_MAX_LENGTH, primary_key=True)
+    id = ExactCharField(_("Verilock id"), max_length=SESSION_ID_MAX_LENGTH, primary_key=True)
     type = models.CharField(_("type"), max_length=TYPE_MAX_LENGTH, blank=True, db_index=True)
     # Plain strings: the provider's vocabulary differs between its docs' generations.
     status = models.CharField(_("status"), max_length=STATUS_MAX_LENGTH, blank=True, db_index=True)
@@ -108,7 +109,7 @@ class Session(models.Model):
     )
     # The provider's reason (Gen B); Gen A sends none and its failed steps say why.
     decline_reason = models.CharField(_("decline reason"), max_length=128, blank=True)
-    reference_id = models.CharField(
+    reference_id = ExactCharField(
         _("reference"), max_length=REFERENCE_MAX_LENGTH, blank=True, db_index=True
     )
     steps = models.JSONField(_("steps"), default=list, blank=True)
@@ -207,7 +208,7 @@ class StepResult(models.Model):
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, related_name="results", verbose_name=_("session")
     )
-    step = models.CharField(_("step"), max_length=STEP_MAX_LENGTH)
+    step = ExactCharField(_("step"), max_length=STEP_MAX_LENGTH)
     position = models.PositiveSmallIntegerField(_("position"), default=0)
     status = models.CharField(_("status"), max_length=STATUS_MAX_LENGTH, blank=True)
     # Normalised from status, decision and decline reason (see outcomes.py).
@@ -302,10 +303,10 @@ class WebhookEvent(models.Model):
     """One verified webhook delivery from Verilock, stored before it is acknowledged."""
 
     # Verilock's delivery id, or one derived from the envelope when it has none.
-    webhook_id = models.CharField(_("webhook id"), max_length=WEBHOOK_ID_MAX_LENGTH, unique=True)
+    webhook_id = ExactCharField(_("webhook id"), max_length=WEBHOOK_ID_MAX_LENGTH, unique=True)
     event_type = models.CharField(_("event type"), max_length=EVENT_TYPE_MAX_LENGTH, db_index=True)
     # Not a foreign key: an event may name a session this database has never seen.
-    session_id = models.CharField(
+    session_id = ExactCharField(
         _("session id"), max_length=SESSION_ID_MAX_LENGTH, blank=True, db_index=True
     )
     occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)

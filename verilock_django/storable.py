@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import functools
 import hashlib
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -192,22 +190,19 @@ def number_from_text(value: object) -> int | float | None:
 
 
 def step_columns(names: Iterable[str]) -> list[str]:
-    """One session's step names as ``StepResult.step`` holds them, distinct on every database.
+    """One session's step names as ``StepResult.step`` holds them, distinct on every database
+    (the column compares exactly everywhere: :class:`~verilock_django.fields.ExactCharField`).
 
-    A name longer than :data:`STEP_MAX_LENGTH`, or one that a case- and accent-insensitive
-    collation (MySQL's and MariaDB's defaults) could take for an earlier name of the list
-    (``Document`` after ``document``), is cut to fit and ends in ``~`` and 8 hex digits of
-    its SHA-256. Names must be distinct strings, as the keys of one object are.
+    A name longer than :data:`STEP_MAX_LENGTH` is cut to fit and ends in ``~`` and 8 hex
+    digits of its SHA-256, so long names sharing a prefix stay apart. Names must be distinct
+    strings, as the keys of one object are.
     """
     columns: list[str] = []
-    seen: set[str] = set()
     for name in names:
-        column = name
-        if len(name) > STEP_MAX_LENGTH or _collation_key(name) in seen:
+        if len(name) > STEP_MAX_LENGTH:
             digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-            column = f"{name[: STEP_MAX_LENGTH - 9]}~{digest}"
-        seen.add(_collation_key(column))
-        columns.append(column)
+            name = f"{name[: STEP_MAX_LENGTH - 9]}~{digest}"
+        columns.append(name)
     return columns
 
 
@@ -228,14 +223,6 @@ def field_label(key: object) -> str:
 
 
 # -- internals ------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4096)  # step names repeat in every payload
-def _collation_key(name: str) -> str:
-    # Coarse on purpose (letters and digits only, case and accents folded): a false match
-    # only adds a suffix, while a missed one would be a duplicate key on MySQL or MariaDB.
-    folded = unicodedata.normalize("NFKD", name.casefold())
-    return "".join(ch for ch in folded if ch.isalnum())
 
 
 def _storable_key(key: object, path: Any) -> str:

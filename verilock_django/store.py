@@ -329,18 +329,13 @@ def notify(write: Write) -> None:
 def upsert_steps(rows: list[StepResult]) -> None:
     """Insert or update step rows (of any sessions) by ``(session, step)``, one statement."""
     if connection.features.supports_update_conflicts:
-        # "step" is updated too: under a case-insensitive collation (MySQL, MariaDB) the key
-        # "DOCUMENT" meets a stored "document", and the row takes the new spelling.
         upsert_rows(
-            StepResult,
-            rows,
-            unique_fields=["session", "step"],
-            update_fields=["step", *STEP_FIELDS],
+            StepResult, rows, unique_fields=["session", "step"], update_fields=list(STEP_FIELDS)
         )
         return
     for row in rows:
         StepResult.objects.update_or_create(
             session=row.session,
             step=row.step,
-            defaults={name: getattr(row, name) for name in ("step", *STEP_FIELDS)},
+            defaults={name: getattr(row, name) for name in STEP_FIELDS},
         )
