@@ -116,6 +116,39 @@ def test_a_task_checks_its_session_id_as_every_door_does(
         run("ses_\x00x", None)
 
 
+def test_a_claim_given_in_another_offset_is_the_same_claim(
+    verilock_api: InProcessVerilock,
+) -> None:
+    [session_id] = mirror(verilock_api, 1)
+    verilock_api.advance_many(ids=[session_id])
+    lease = claim(session_id)
+    # The same moments at +23:59, an offset PostgreSQL refuses to compare with.
+    far = dt.timezone(dt.timedelta(hours=23, minutes=59))
+    token, since = (when.astimezone(far).isoformat() for when in (lease.token, lease.claimed_at))
+
+    assert work.sync_one(session_id, token, since) == "updated"
+    assert detail_requests(verilock_api) == [session_id]
+
+
+@pytest.mark.parametrize(
+    ("lease", "claimed_at", "field"),
+    [
+        ("soon", None, "lease"),
+        (None, "2026-13-01T00:00:00", "claimed_at"),
+        ("0001-01-01T00:00:00+01:00", None, "lease"),  # no UTC time
+        (12, None, "lease"),
+    ],
+)
+def test_a_claim_that_is_no_time_is_refused_by_name_before_any_query(
+    verilock_api: InProcessVerilock, lease: Any, claimed_at: Any, field: str
+) -> None:
+    [session_id] = mirror(verilock_api, 1)
+
+    with pytest.raises(PayloadError, match=f"{field}: not an ISO 8601 time"):
+        work.sync_one(session_id, lease, claimed_at)
+    assert detail_requests(verilock_api) == []
+
+
 def test_a_task_redelivered_after_its_worker_died_runs_once_the_lease_ran_out(
     verilock_api: InProcessVerilock, settings: Any
 ) -> None:

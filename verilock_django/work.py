@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.utils.module_loading import import_string
 
@@ -37,7 +38,13 @@ from .conf import (
     TIMEOUT,
     verilock_settings,
 )
-from .exceptions import RateLimitedError, ServerError, TransportError, VerilockConfigurationError
+from .exceptions import (
+    PayloadError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    VerilockConfigurationError,
+)
 from .models import Session
 from .payloads import parse_session_id
 from .processing import ProcessOutcome, dispatch, process_event
@@ -85,14 +92,15 @@ def sync_one(session_id: str, lease: str | None = None, claimed_at: str | None =
     worker takes that claim over. Without them the session is synced if nobody holds it
     (a session not stored yet is fetched and created). A failed fetch is recorded on the
     session; a retryable one (transport, 5xx, 429) is raised again so the engine can retry.
-    A ``session_id`` no door accepts raises :class:`~verilock_django.exceptions.PayloadError`
-    (not retryable) before any query.
+    A ``session_id`` no door accepts, or a ``lease``/``claimed_at`` that is not an ISO 8601
+    time, raises :class:`~verilock_django.exceptions.PayloadError` (not retryable) before any
+    query.
     """
     # Checked and normalised as every door does, before the lease is looked up by it: a
     # padded id leased nothing and was then fetched (and refused) as another session.
     session_id = parse_session_id(session_id, "session_id")
-    token = dt.datetime.fromisoformat(lease) if lease else None
-    since = dt.datetime.fromisoformat(claimed_at) if claimed_at else None
+    token = _claim_time(lease, "lease")
+    since = _claim_time(claimed_at, "claimed_at")
     if not take_lease(session_id, token=token, not_checked_since=since):
         if token is not None or since is not None:
             return SKIPPED
@@ -108,6 +116,27 @@ def sync_one(session_id: str, lease: str | None = None, claimed_at: str | None =
     if isinstance(result.error, RETRYABLE):
         raise result.error
     return result.outcome.value
+
+
+def _claim_time(value: object, name: str) -> dt.datetime | None:
+    """A claim's time from a task message (``Lease.token``/``claimed_at``, ISO 8601) as the
+    lease columns hold it: the same moment in UTC, naive in the default time zone without
+    ``USE_TZ`` (:func:`~verilock_django.clock.stored_datetime`). PostgreSQL refuses offsets
+    past 15:59, and year 1 at +01:00 has no UTC time.
+
+    :raises PayloadError: ``value`` is not such a time (a message not made by this app).
+    """
+    if value is None or value == "":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.timezone.utc)
+        elif settings.USE_TZ:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        raise PayloadError(name, "not an ISO 8601 time") from None
+    return clock.stored_datetime(moment)
 
 
 def process_one_event(event_id: int) -> str:
