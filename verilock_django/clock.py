@@ -97,9 +97,17 @@ def _read_database_time() -> dt.datetime:
 
 
 def stored_datetime(value: dt.datetime | None) -> dt.datetime | None:
-    """``value`` as Django stores datetimes: aware with ``USE_TZ``, else naive in the default
-    time zone (an aware value in a ``USE_TZ = False`` project fails on SQLite). ``None`` passes.
+    """``value`` as Django stores datetimes: an aware value as the same moment in UTC
+    (PostgreSQL refuses offsets past 15:59), naive in the default time zone without
+    ``USE_TZ`` (an aware value in a ``USE_TZ = False`` project fails on SQLite). A naive
+    value and ``None`` pass as they are.
+
+    :raises OverflowError: the moment has no UTC time (year 1 at ``+01:00``).
     """
-    if value is None or settings.USE_TZ or timezone.is_naive(value):
+    if value is None or timezone.is_naive(value):
+        return value
+    if value.utcoffset():
+        value = value.astimezone(dt.timezone.utc)
+    if settings.USE_TZ:
         return value
     return timezone.make_naive(value, timezone.get_default_timezone())

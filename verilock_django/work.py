@@ -120,9 +120,7 @@ def sync_one(session_id: str, lease: str | None = None, claimed_at: str | None =
 
 def _claim_time(value: object, name: str) -> dt.datetime | None:
     """A claim's time from a task message (``Lease.token``/``claimed_at``, ISO 8601) as the
-    lease columns hold it: the same moment in UTC, naive in the default time zone without
-    ``USE_TZ`` (:func:`~verilock_django.clock.stored_datetime`). PostgreSQL refuses offsets
-    past 15:59, and year 1 at +01:00 has no UTC time.
+    lease columns hold it (:func:`~verilock_django.clock.stored_datetime`); a naive one is UTC.
 
     :raises PayloadError: ``value`` is not such a time (a message not made by this app).
     """
@@ -130,13 +128,11 @@ def _claim_time(value: object, name: str) -> dt.datetime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.timezone.utc)
-        elif settings.USE_TZ:
+        if settings.USE_TZ and moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.timezone.utc)
+        return clock.stored_datetime(moment)
     except (TypeError, ValueError, OverflowError):
         raise PayloadError(name, "not an ISO 8601 time") from None
-    return clock.stored_datetime(moment)
 
 
 def process_one_event(event_id: int) -> str:

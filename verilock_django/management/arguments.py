@@ -14,9 +14,11 @@ import math
 import re
 from collections.abc import Callable
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from ..clock import stored_datetime
 from ..exceptions import PayloadError
 from ..payloads import parse_session_id
 from ..storable import clean_text
@@ -76,16 +78,13 @@ def moment(value: str) -> dt.datetime:
             if day is None:
                 raise ValueError(value)
             parsed = dt.datetime.combine(day, dt.time.min)
-        use_tz = timezone.is_aware(timezone.now())
-        if timezone.is_naive(parsed) and use_tz:
+        if timezone.is_naive(parsed) and settings.USE_TZ:
             parsed = timezone.make_aware(parsed)
-        if timezone.is_aware(parsed):
-            # The same moment in UTC, naive in the default time zone without USE_TZ (as
-            # clock.stored_datetime): PostgreSQL refuses offsets past 15:59, a USE_TZ = False
-            # project any offset, and year 1 at +01:00 has no UTC time (OverflowError).
-            parsed = parsed.astimezone(dt.timezone.utc)
-            if not use_tz:
-                parsed = timezone.make_naive(parsed, timezone.get_default_timezone())
+        # As the columns hold it: an offset PostgreSQL refuses (+23:59), any offset in a
+        # USE_TZ = False project, and one with no UTC time (year 1 at +01:00) never reach a query.
+        stored = stored_datetime(parsed)
+        assert stored is not None
+        parsed = stored
     except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO date/datetime nor a duration like 30m, 6h, 2d "
