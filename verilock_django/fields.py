@@ -10,8 +10,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 #: The collation :class:`ExactCharField` takes on MariaDB: binary (code points) and NO PAD
 #: (``utf8mb4_bin`` is PAD SPACE there: ``'a' = 'a '``).
 MARIADB_EXACT_COLLATION = "utf8mb4_nopad_bin"
-#: The collation :class:`ExactCharField` takes on MySQL 8: binary and NO PAD.
+#: The collation :class:`ExactCharField` takes on MySQL 8.0.17 and later: binary and NO PAD.
 MYSQL_EXACT_COLLATION = "utf8mb4_0900_bin"
+#: Before MySQL 8.0.17, which has no ``utf8mb4_0900_bin``: binary, but PAD SPACE.
+OLD_MYSQL_EXACT_COLLATION = "utf8mb4_bin"
 
 if TYPE_CHECKING:
     from django.db.models.expressions import Combinable
@@ -27,8 +29,10 @@ def exact_collation(connection: BaseDatabaseWrapper) -> str | None:
     exactly by default)."""
     if connection.vendor != "mysql":
         return None
-    mariadb: bool = getattr(connection, "mysql_is_mariadb", False)
-    return MARIADB_EXACT_COLLATION if mariadb else MYSQL_EXACT_COLLATION
+    if getattr(connection, "mysql_is_mariadb", False):
+        return MARIADB_EXACT_COLLATION
+    version: tuple[int, ...] = getattr(connection, "mysql_version", (8, 0, 17))
+    return MYSQL_EXACT_COLLATION if version >= (8, 0, 17) else OLD_MYSQL_EXACT_COLLATION
 
 
 class ExactCharField(_CharField):
