@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
 
 from verilock_django.fields import ExactCharField, exact_collation
 from verilock_django.models import Session, StepResult, WebhookEvent
-from verilock_django.privacy import erase_applicant
+from verilock_django.privacy import erase_applicant, is_erased
 from verilock_django.store import Outcome, store_session
 from verilock_django.testing.factories import session_payload
 from verilock_django.testing.webhooks import webhook_payload
@@ -89,3 +90,37 @@ def test_the_identifier_columns_and_their_foreign_keys_are_binary_on_mysql() -> 
         ("verilock_django_webhookevent", "session_id"),
     ]:
         assert found[column] == exact_collation(connection), column
+
+
+def test_an_erasure_by_reference_takes_the_reference_as_stored_spaces_included() -> None:
+    # A reference is stored as sent, surrounding spaces included: erasing "alice " must
+    # erase that applicant, not "alice" (another reference on every database now).
+    store_session(session_payload(id="ses_1", reference_id="alice "))
+    store_session(session_payload(id="ses_2", reference_id="alice"))
+    store_session(session_payload(id="ses_3", reference_id=" alice"))
+
+    report = erase_applicant("alice ")
+
+    assert report.session_ids == ["ses_1"]
+    assert sorted(Session.objects.values_list("id", flat=True)) == ["ses_2", "ses_3"]
+    assert erase_applicant(" alice").session_ids == ["ses_3"]
+    assert list(Session.objects.values_list("id", flat=True)) == ["ses_2"]
+
+
+def test_the_admin_erases_the_selected_applicants_whatever_their_references(
+    admin_client: Client,
+) -> None:
+    store_session(session_payload(id="ses_1", reference_id="alice "))
+    store_session(session_payload(id="ses_2", reference_id="alice"))
+    store_session(session_payload(id="ses_3", reference_id=" "))
+    changelist = reverse("admin:verilock_django_session_changelist")
+
+    response = admin_client.post(
+        changelist,
+        {"action": "erase_applicants", "_selected_action": ["ses_1", "ses_3"]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert list(Session.objects.values_list("id", flat=True)) == ["ses_2"]
+    assert is_erased("ses_1") and is_erased("ses_3") and not is_erased("ses_2")

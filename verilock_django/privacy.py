@@ -292,10 +292,12 @@ class ErasureReport:
 def erase_applicant(reference_id: str, *, dry_run: bool = False) -> ErasureReport:
     """Erase every session whose ``reference_id`` is ``reference_id`` (see :func:`erase_sessions`).
 
-    Raises ``ValueError`` for an empty reference (it would match every unreferenced session).
+    The reference is matched exactly as stored, surrounding spaces included (references are
+    stored as sent: ``"alice "`` is another applicant's than ``"alice"``). Raises
+    ``ValueError`` for a blank reference (an empty one would match every unreferenced
+    session); erase such sessions by id with :func:`erase_sessions`.
     """
-    reference_id = reference_id.strip()
-    if not reference_id:
+    if not reference_id.strip():
         raise ValueError("an empty reference would match every session without one")
     ids = Session.objects.filter(reference_id=reference_id).values_list("id", flat=True)
     return erase_sessions(ids, reference_id=reference_id, dry_run=dry_run)

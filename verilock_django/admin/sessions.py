@@ -328,8 +328,11 @@ class SessionAdmin(display.RefusesUnusableInput, _SessionAdminBase):
         """Erase all sessions of the selected sessions' applicants (the privacy service)."""
         rows = list(queryset.prefetch_related(None).values_list("pk", "reference_id"))
         try:
-            reports = [erase_applicant(ref) for ref in sorted({ref for _, ref in rows if ref})]
-            if unreferenced := [pk for pk, ref in rows if not ref]:
+            # A blank reference is no applicant's (erase_applicant refuses it): by id.
+            reports = [
+                erase_applicant(ref) for ref in sorted({ref for _, ref in rows if ref.strip()})
+            ]
+            if unreferenced := [pk for pk, ref in rows if not ref.strip()]:
                 reports.append(erase_sessions(unreferenced))
         except ErasureRefused as exc:
             self.message_user(request, gettext("Erasure refused: %s") % exc, messages.ERROR)
