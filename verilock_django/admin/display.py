@@ -46,6 +46,9 @@ STYLESHEET = "verilock_django/admin.css"
 #: and ER_REGEXP_INVALID_FLAG. Other errors of the same class (a lost connection, a lock wait)
 #: stay errors.
 MYSQL_REGEXP_ERRORS = frozenset({1139, *range(3684, 3701), 3887, 3900})
+#: SQLite's message for a LIKE pattern longer than SQLITE_MAX_LIKE_PATTERN_LENGTH (50,000
+#: bytes by default): an error of the lookup, not of the database.
+SQLITE_PATTERN_ERROR = "LIKE or GLOB pattern too complex"
 
 
 def badge(tone: str, label: str, *, title: str = "") -> SafeString:
@@ -96,7 +99,9 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
     ``?status=%00``; refused up front on every database), a malformed regular expression
     (``?status__regex=[``; on MySQL and MariaDB the server's regular-expression errors,
     :data:`MYSQL_REGEXP_ERRORS`), a year beyond what a date holds
-    (``?created_at__year=10000``).
+    (``?created_at__year=10000``), a range of one value (``?id__range=a``: the lookup reads
+    a second one), a pattern longer than SQLite's LIKE takes (:data:`SQLITE_PATTERN_ERROR`,
+    a search of 50,000 characters).
     Checked here, once, for both lists. The query runs in a savepoint, so a statement the
     database refused leaves the request's transaction usable (``ATOMIC_REQUESTS``).
 
@@ -112,13 +117,20 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
     try:
         with transaction.atomic(using=alias):
             yield
-    except (DataError, OverflowError, ValueError) as exc:
+    except (DataError, IndexError, OverflowError, ValueError) as exc:
         raise IncorrectLookupParameters("the database refused a lookup") from exc
     except OperationalError as exc:
-        code = exc.args[0] if exc.args else None
-        if connections[alias].vendor == "mysql" and code in MYSQL_REGEXP_ERRORS:
+        if _is_refused_pattern(connections[alias].vendor, exc):
             raise IncorrectLookupParameters("the database refused a pattern") from exc
         raise
+
+
+def _is_refused_pattern(vendor: str, exc: OperationalError) -> bool:
+    """Whether ``exc`` is the database refusing a lookup's pattern (not a lock wait or a
+    lost connection, which stay errors)."""
+    if vendor == "mysql":
+        return bool(exc.args) and exc.args[0] in MYSQL_REGEXP_ERRORS
+    return vendor == "sqlite" and str(exc) == SQLITE_PATTERN_ERROR
 
 
 def _refuse_python_patterns(request: HttpRequest) -> None:
@@ -147,15 +159,18 @@ def _refuse_python_patterns(request: HttpRequest) -> None:
 
 def forged_selection(request: HttpRequest, model: type[Model]) -> bool:
     """Whether a posted action's selection (``_selected_action``) holds a value no primary
-    key of ``model`` can be: a NUL, or one the key's field refuses (a word for a number). The
-    list only posts the ids it showed, so such a form was forged or corrupted."""
+    key of ``model`` can be: a NUL, or one the key's field refuses (a word for a number, a
+    number beyond the column's range, which SQLite cannot even bind; an id longer than the
+    column). The list only posts the ids it showed, so such a form was forged or corrupted."""
     field = model._meta.pk
     assert field is not None
     for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
         if "\x00" in value:
             return True
         try:
-            field.to_python(value)
+            # The field's validators bound its values (an integer's range on this
+            # database, a text's max_length).
+            field.run_validators(field.to_python(value))
         except ValidationError:
             return True
     return False
