@@ -47,6 +47,21 @@ ODD_ARGUMENTS = [
         ("send_verilock_test_webhook", ["http://127.0.0.1:9/", "--session-id=s", "--timeout", t])
         for t in ("0", "-1", "nan", "inf")
     ),
+    # A URL nothing can be posted to: no scheme, another scheme, no host, a port beyond
+    # 65535, a broken IPv6 host (urlsplit's ValueError), a space, a NUL.
+    *(
+        ("send_verilock_test_webhook", [url, "--session-id=s", "--secret=s"])
+        for url in (
+            "localhost:8000/verilock/webhook/",
+            "ftp://127.0.0.1/",
+            "http://",
+            "http://127.0.0.1:99999/",
+            "http://[::1",
+            "http://a b/",
+            "http://127.0.0.1:9/\x00",
+            "http://x\udcff/",
+        )
+    ),
 ]
 
 

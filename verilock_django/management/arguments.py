@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -98,6 +99,25 @@ def text(value: str) -> str:
     a command-line byte that is not UTF-8 arrives as)."""
     if clean_text(value) != value:
         raise argparse.ArgumentTypeError("holds a NUL character or a byte that is not UTF-8")
+    return value
+
+
+def http_url(value: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (and a port that exists), printable and
+    without spaces: what a request can be posted to. Anything else is refused here, before
+    any request, with what is wrong (requests' own errors name its exception classes)."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError beyond 65535 or not a number
+    except ValueError:
+        raise argparse.ArgumentTypeError("is not a URL (a malformed host or port)") from None
+    if not value.isprintable() or re.search(r"\s", value) or clean_text(value) != value:
+        raise argparse.ArgumentTypeError("holds a space, a control character or a non-UTF-8 byte")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+        raise argparse.ArgumentTypeError(
+            "is not an http:// or https:// URL with a host (for example "
+            "http://localhost:8000/verilock/webhook/)"
+        )
     return value
 
 

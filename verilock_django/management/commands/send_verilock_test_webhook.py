@@ -19,7 +19,7 @@ from ...conf import verilock_settings
 from ...exceptions import VerilockConfigurationError
 from ...http_errors import transport_problem
 from ...signatures import SIGNATURE_HEADERS, sign_webhook
-from ..arguments import seconds, text
+from ..arguments import http_url, seconds, text
 
 #: What a new user most likely needs to change when the endpoint refuses the delivery.
 ANSWER_HINTS: Final = {
@@ -39,7 +39,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("url", metavar="URL")
+        parser.add_argument("url", metavar="URL", type=http_url)
         parser.add_argument("--session-id", required=True, help="The Verilock session id.")
         parser.add_argument(
             "--event", default="session.completed", help="Event name (default session.completed)."
