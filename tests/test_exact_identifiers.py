@@ -4,14 +4,17 @@ stored over another's and a delivery was dropped as another's duplicate."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from verilock_django.fields import ExactCharField, exact_collation
 from verilock_django.models import Session, StepResult, WebhookEvent
-from verilock_django.privacy import erase_applicant, is_erased
+from verilock_django.privacy import erase_applicant, erase_sessions, is_erased
 from verilock_django.store import Outcome, store_session
 from verilock_django.testing.factories import session_payload
 from verilock_django.testing.webhooks import webhook_payload
@@ -124,3 +127,21 @@ def test_the_admin_erases_the_selected_applicants_whatever_their_references(
     assert response.status_code == 200
     assert list(Session.objects.values_list("id", flat=True)) == ["ses_2"]
     assert is_erased("ses_1") and is_erased("ses_3") and not is_erased("ses_2")
+
+
+def test_an_erasure_leaves_the_admin_history_of_a_session_differing_only_in_case(
+    admin_user: Any,
+) -> None:
+    # The admin's LogEntry.object_id is Django's text column, in the database's default
+    # collation: on MySQL and MariaDB 'ses_abc' there matched the entries of 'ses_ABC'.
+    for session_id in ("ses_ABC", "ses_abc"):
+        store_session(session_payload(id=session_id))
+        session = Session.objects.get(pk=session_id)
+        LogEntry.objects.log_actions(
+            admin_user.pk, [session], CHANGE, change_message="Refreshed from Verilock."
+        )
+
+    report = erase_sessions(["ses_abc"])
+
+    assert report.log_entries == 1
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == ["ses_ABC"]

@@ -355,8 +355,19 @@ def _log_entries(
     log_entries = apps.get_model("admin", "LogEntry")._default_manager
     content_types = apps.get_model("contenttypes", "ContentType")._default_manager
     types = content_types.get_for_models(Session, StepResult, WebhookEvent)
+    # LogEntry.object_id is Django's text column, in the database's default collation: on
+    # MySQL and MariaDB "ses_abc" matches the entries of "ses_ABC" (another applicant's
+    # session) there. The candidates are read and the ids compared here, exactly.
+    wanted = set(ids)
+    about_sessions = [
+        pk
+        for pk, object_id in log_entries.filter(
+            content_type=types[Session], object_id__in=ids
+        ).values_list("pk", "object_id")
+        if object_id in wanted
+    ]
     return log_entries.filter(
-        Q(content_type=types[Session], object_id__in=ids)
+        Q(pk__in=about_sessions)
         | Q(
             content_type=types[StepResult],
             object_id__in=[str(pk) for pk in steps.values_list("pk", flat=True)],
