@@ -37,6 +37,18 @@ def app_schema() -> dict[str, frozenset[str]]:
         }
 
 
+def column_collations() -> dict[tuple[str, str], str]:
+    """Each text column of the app's tables with its collation (MySQL and MariaDB only)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name LIKE %s"
+            " AND collation_name IS NOT NULL",
+            [f"{APP}_%"],
+        )
+        return {(table, column): collation for table, column, collation in cursor.fetchall()}
+
+
 def migrate_to(name: str) -> None:
     call_command("migrate", APP, name, verbosity=0, interactive=False)
 
@@ -84,3 +96,25 @@ def test_models_and_migrations_agree_after_a_round_trip() -> None:
     session = Session.objects.create(id="ses_migrated")
     StepResult.objects.create(session=session, step="document", status="approved")
     assert Session.objects.get(pk="ses_migrated").results.count() == 1
+
+
+@pytest.mark.usefixtures("restores_latest")
+def test_unapplying_exact_identifiers_with_ids_differing_only_in_case_changes_nothing() -> None:
+    # Under MySQL's and MariaDB's default collation ses_ABC and ses_abc are one key: 0009
+    # cannot be unapplied there, and must say so before it alters any column (their DDL is
+    # not transactional: a failure half-way left some columns exact and others not, with
+    # 0009 still recorded). Elsewhere nothing stops it.
+    from verilock_django.models import Session
+
+    Session.objects.create(id="ses_ABC")
+    Session.objects.create(id="ses_abc")
+    before = column_collations() if connection.vendor == "mysql" else {}
+
+    if connection.vendor != "mysql":
+        migrate_to("0008_session_failed_checks")
+        return
+    with pytest.raises(Exception, match="2 rows of verilock_django_session"):
+        migrate_to("0008_session_failed_checks")
+    assert column_collations() == before
+    Session.objects.filter(id="ses_abc").delete()
+    migrate_to("0008_session_failed_checks")

@@ -24,6 +24,55 @@ class AlterFieldOnMySQL(migrations.AlterField):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
+# The keys that become one under the tables' default collation when the migration is
+# unapplied: (table, columns).
+UNIQUE_KEYS = (
+    ("verilock_django_session", ("id",)),
+    ("verilock_django_webhookevent", ("webhook_id",)),
+    ("verilock_django_stepresult", ("session_id", "step")),
+)
+
+
+def refuse_merged_keys(apps, schema_editor):
+    """Before any column is altered back (MySQL's DDL is not transactional: a duplicate key
+    half-way left some columns exact and the migration recorded), refuse to unapply while
+    rows differ only in case, accents or trailing spaces: the default collation would make
+    them one key."""
+    connection = schema_editor.connection
+    if connection.vendor != "mysql":
+        return
+    quote = connection.ops.quote_name
+    problems = []
+    with connection.cursor() as cursor:
+        for table, columns in UNIQUE_KEYS:
+            cursor.execute(
+                "SELECT t.table_collation, c.character_set_name"
+                " FROM information_schema.tables t JOIN information_schema.collations c"
+                " ON c.collation_name = t.table_collation"
+                " WHERE t.table_schema = DATABASE() AND t.table_name = %s",
+                [table],
+            )
+            collation, charset = cursor.fetchone()
+            keys = ", ".join(
+                f"CONVERT({quote(column)} USING {charset}) COLLATE {collation}"
+                for column in columns
+            )
+            cursor.execute(
+                f"SELECT COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM {quote(table)}"
+                f" GROUP BY {keys} HAVING COUNT(*) > 1) AS merged"
+            )
+            merged = int(cursor.fetchone()[0])
+            if merged:
+                problems.append(f"{merged} rows of {table} ({', '.join(columns)})")
+    if problems:
+        raise RuntimeError(
+            "Cannot unapply verilock_django 0009: under the tables' default collation these "
+            "would be duplicate keys (they differ only in case, accents or trailing spaces): "
+            + "; ".join(problems)
+            + ". Nothing was changed; erase or remove those rows first."
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -56,4 +105,7 @@ class Migration(migrations.Migration):
             name='webhook_id',
             field=verilock_django.fields.ExactCharField(max_length=255, unique=True, verbose_name='webhook id'),
         ),
+        # Operations are unapplied last first: this check runs before any column is altered
+        # back.
+        migrations.RunPython(migrations.RunPython.noop, refuse_merged_keys),
     ]
