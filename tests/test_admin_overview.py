@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -72,6 +75,43 @@ def test_overview_counts_ranks_and_links(admin_client: Client) -> None:
     content = response.content.decode()
     assert "<svg" in content and 'class="verilock-seg verilock-seg-declined"' in content
     assert "?failed_step=face_match" in content
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[str]:
+    """A USE_TZ = False project in Europe/Paris, whose process clock is in that zone too
+    (Django sets TZ from TIME_ZONE at start-up)."""
+    zone = "Europe/Paris"
+    settings.USE_TZ, settings.TIME_ZONE = False, zone
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    yield zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_overview_in_a_project_without_use_tz(admin_client: Client, local_zone: str) -> None:
+    # Without USE_TZ, Django's now is naive: timezone.localtime() refused it (a 500).
+    now = dt.datetime.now(dt.timezone.utc)
+    local = dt.datetime.now()
+    since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+    for number, days_ago in ((1, 0), (2, 1)):
+        created = (
+            now - dt.timedelta(days=days_ago) - min(dt.timedelta(hours=1), since_midnight / 2)
+        )
+        store_session(
+            session_payload(
+                id=f"ses_{number}", status="approved", created_at=format_timestamp(created)
+            )
+        )
+
+    response = admin_client.get(OVERVIEW)
+
+    assert response.status_code == 200
+    assert response.context["totals"]["started"] == 2
+    today = response.context["days"][-1]
+    assert today["day"] == local.date() and today["approved"] == 1
+    assert admin_client.get(today["url"]).context["cl"].result_count == 1
 
 
 def test_drill_down_links_filter_the_list(admin_client: Client) -> None:

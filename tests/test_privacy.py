@@ -498,6 +498,29 @@ def test_deliveries_outside_the_freshness_window_are_refused(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/Los_Angeles"])
+@pytest.mark.parametrize(
+    ("offset", "status"), [(dt.timedelta(minutes=-1), 200), (dt.timedelta(days=-4), 400)]
+)
+def test_the_window_holds_in_a_project_without_use_tz(
+    client: Client, settings: Any, zone: str, offset: dt.timedelta, status: int
+) -> None:
+    # Without USE_TZ, Django's "now" is naive (local time) while a delivery's timestamp is
+    # a moment: subtracting one from the other was a TypeError, a 500 for every delivery.
+    settings.USE_TZ, settings.TIME_ZONE = False, zone
+    moment = dt.datetime.now(dt.timezone.utc) + offset
+
+    response = deliver(client, webhook_payload(timestamp=moment))
+
+    assert response.status_code == status
+    if status == 200:
+        # Stored as the project keeps datetimes: naive, in its time zone.
+        stored = WebhookEvent.objects.get().occurred_at
+        assert stored is not None
+        assert abs(stored - timezone.make_naive(moment)) < dt.timedelta(seconds=1)
+
+
+@pytest.mark.django_db
 def test_the_window_is_configurable_and_can_be_turned_off(client: Client, settings: Any) -> None:
     old = webhook_payload(timestamp=timezone.now() - dt.timedelta(minutes=10))
     settings.VERILOCK_WEBHOOK_MAX_AGE = 300

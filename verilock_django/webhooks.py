@@ -437,7 +437,9 @@ def _is_stale(occurred_at: dt.datetime | None) -> bool:
     max_age = verilock_settings.webhook_max_age
     if max_age is None or occurred_at is None:
         return False
-    return abs((timezone.now() - occurred_at).total_seconds()) > max_age
+    # A moment against a moment: Django's now is naive (local) in a USE_TZ = False project.
+    now = dt.datetime.now(dt.timezone.utc)
+    return abs((now - occurred_at).total_seconds()) > max_age
 
 
 def _reject(status: int, reason: str) -> HttpResponse:

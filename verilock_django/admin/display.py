@@ -7,6 +7,7 @@ No model admin is defined or registered here.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import warnings
@@ -26,6 +27,7 @@ from django.db import DataError, OperationalError, connections, router, transact
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property, lazy
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -201,6 +203,12 @@ class RefusesUnusableInput(_ModelAdmin):
             )
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset, *args, **kwargs)
+
+
+def local_time(value: dt.datetime) -> dt.datetime:
+    """A stored time in the current time zone for display; a naive one (a ``USE_TZ = False``
+    project stores local times) as it is (``timezone.localtime`` refuses it)."""
+    return timezone.localtime(value) if timezone.is_aware(value) else value
 
 
 def can_view_pii(request: HttpRequest) -> bool:

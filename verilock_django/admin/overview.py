@@ -36,9 +36,13 @@ SERIES: tuple[tuple[str, str, str], ...] = (
 
 def build(changelist_url: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The overview's context; ``changelist_url`` is where drill-down links point."""
-    now = timezone.localtime(now or timezone.now())
+    now = now or timezone.now()
+    if timezone.is_aware(now):
+        now = timezone.localtime(now)
+    # Days in the current time zone; None in a USE_TZ = False project (naive local times).
+    zone = now.tzinfo
     first_day = now.date() - dt.timedelta(days=DAYS - 1)
-    since = timezone.make_aware(dt.datetime.combine(first_day, dt.time.min), now.tzinfo)
+    since = _midnight(first_day, zone)
     window = Session.objects.filter(created_at__gte=since)
 
     def link(**params: Any) -> str:
@@ -46,7 +50,7 @@ def build(changelist_url: str, *, now: dt.datetime | None = None) -> dict[str, A
 
     per_day = {
         row["day"]: row
-        for row in window.annotate(day=TruncDate("created_at", tzinfo=now.tzinfo))
+        for row in window.annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day")
         .annotate(
             started=Count("pk"),
@@ -58,7 +62,7 @@ def build(changelist_url: str, *, now: dt.datetime | None = None) -> dict[str, A
     for offset in range(DAYS):
         day = first_day + dt.timedelta(days=offset)
         row: dict[str, Any] = dict(per_day.get(day, {}))
-        start = timezone.make_aware(dt.datetime.combine(day, dt.time.min), now.tzinfo)
+        start = _midnight(day, zone)
         params = {
             "created_at__gte": start.isoformat(),
             "created_at__lt": (start + dt.timedelta(days=1)).isoformat(),
@@ -192,3 +196,9 @@ def chart(days: list[dict[str, Any]]) -> dict[str, Any]:
         "peak": peak,
         "bars": bars,
     }
+
+
+def _midnight(day: dt.date, zone: dt.tzinfo | None) -> dt.datetime:
+    """The start of ``day`` in ``zone`` (naive, as such a project stores it, without one)."""
+    start = dt.datetime.combine(day, dt.time.min)
+    return start if zone is None else timezone.make_aware(start, zone)

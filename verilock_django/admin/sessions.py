@@ -33,7 +33,6 @@ from django.http import (
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -276,7 +275,7 @@ class SessionAdmin(display.RefusesUnusableInput, _SessionAdminBase):
     def age(self, obj: Session) -> str:
         if obj.created_at is None:
             return self.get_empty_value_display()
-        local = timezone.localtime(obj.created_at)
+        local = display.local_time(obj.created_at)
         return format_html(
             '<span title="{}">{}</span>',
             date_format(local, "DATETIME_FORMAT"),
@@ -291,7 +290,9 @@ class SessionAdmin(display.RefusesUnusableInput, _SessionAdminBase):
         if obj.last_synced_at is None:
             return display.badge("muted", gettext("never"))
         return display.badge(
-            "ok", "✓", title=date_format(timezone.localtime(obj.last_synced_at), "DATETIME_FORMAT")
+            "ok",
+            "✓",
+            title=date_format(display.local_time(obj.last_synced_at), "DATETIME_FORMAT"),
         )
 
     # -- change page ---------------------------------------------------------------------
