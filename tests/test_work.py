@@ -67,6 +67,14 @@ def claim(session_id: str) -> Lease:
     return Lease(until, started)
 
 
+def held_by_a_worker(api: InProcessVerilock) -> tuple[str, Lease]:
+    """One stored session, claimed by a run and taken over by a worker (its lease held)."""
+    [session_id] = mirror(api, 1)
+    lease = claim(session_id)
+    assert take_lease(session_id, token=lease.token, not_checked_since=lease.claimed_at)
+    return session_id, lease
+
+
 def run(session_id: str, lease: Lease | None) -> str:
     if lease is None:
         return work.sync_one(session_id)
@@ -92,9 +100,7 @@ def test_a_claimed_session_is_fetched_once_by_the_task_that_holds_its_claim(
 def test_a_task_for_a_session_another_worker_holds_is_a_no_op(
     verilock_api: InProcessVerilock,
 ) -> None:
-    [session_id] = mirror(verilock_api, 1)
-    lease = claim(session_id)
-    assert take_lease(session_id, token=lease.token, not_checked_since=lease.claimed_at)
+    session_id, lease = held_by_a_worker(verilock_api)
 
     assert run(session_id, lease) == work.SKIPPED  # the first worker took the claim over
     assert run(session_id, None) == work.SKIPPED
@@ -104,9 +110,7 @@ def test_a_task_for_a_session_another_worker_holds_is_a_no_op(
 def test_a_task_checks_its_session_id_as_every_door_does(
     verilock_api: InProcessVerilock,
 ) -> None:
-    [session_id] = mirror(verilock_api, 1)
-    lease = claim(session_id)
-    assert take_lease(session_id, token=lease.token, not_checked_since=lease.claimed_at)
+    session_id, _ = held_by_a_worker(verilock_api)
 
     # Padded, it is the same session: held by the first worker, so not fetched again.
     assert run(f" {session_id} ", None) == work.SKIPPED
@@ -152,9 +156,7 @@ def test_a_claim_that_is_no_time_is_refused_by_name_before_any_query(
 def test_a_task_redelivered_after_its_worker_died_runs_once_the_lease_ran_out(
     verilock_api: InProcessVerilock, settings: Any
 ) -> None:
-    [session_id] = mirror(verilock_api, 1)
-    lease = claim(session_id)
-    assert take_lease(session_id, token=lease.token, not_checked_since=lease.claimed_at)
+    session_id, lease = held_by_a_worker(verilock_api)
     # The worker was killed; its lease runs out.
     Session.objects.update(lease_expires_at=clock.now() - dt.timedelta(seconds=1))
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..models import Session, StepResult
 from ..statuses import SessionStatus, StepOutcome
+from .display import local_time
 
 #: Days shown by the chart and counted by the rankings.
 DAYS = 30
@@ -36,9 +37,7 @@ SERIES: tuple[tuple[str, str, str], ...] = (
 
 def build(changelist_url: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The overview's context; ``changelist_url`` is where drill-down links point."""
-    now = now or timezone.now()
-    if timezone.is_aware(now):
-        now = timezone.localtime(now)
+    now = local_time(now or timezone.now())
     # Days in the current time zone; None in a USE_TZ = False project (naive local times).
     zone = now.tzinfo
     first_day = now.date() - dt.timedelta(days=DAYS - 1)

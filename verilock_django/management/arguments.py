@@ -111,7 +111,9 @@ def http_url(value: str) -> str:
         port = parts.port  # ValueError beyond 65535 or not a number
     except ValueError:
         raise argparse.ArgumentTypeError("is not a URL (a malformed host or port)") from None
-    if not value.isprintable() or re.search(r"\s", value) or clean_text(value) != value:
+    # Not printable: NUL, other controls and lone surrogates (non-UTF-8 bytes); the one
+    # printable space is the last thing a URL may hold.
+    if not value.isprintable() or " " in value:
         raise argparse.ArgumentTypeError("holds a space, a control character or a non-UTF-8 byte")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
         raise argparse.ArgumentTypeError(
