@@ -209,3 +209,31 @@ def test_an_action_on_real_ids_still_runs(admin_client: Client) -> None:
     # Django's confirmation page: the selection was taken.
     assert response.status_code == 200
     assert "ses_1" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # A range of three values: SQLite's and MySQLdb's binding errors (ProgrammingError).
+        f"{SESSIONS}?id__range=a,b,c",
+        f"{EVENTS}?received_at__range=2024-01-01,2024-01-02,2024-01-03",
+        # A float that is no number MySQL holds (its driver's ProgrammingError).
+        f"{SESSIONS}?risk_score=nan",
+        f"{SESSIONS}?risk_score__gt=inf",
+        f"{SESSIONS}?risk_score__in=1,1e400",
+    ],
+)
+def test_a_lookup_no_driver_binds_is_an_invalid_lookup(admin_client: Client, query: str) -> None:
+    assert_invalid_lookup(admin_client, query)
+
+
+@pytest.mark.parametrize("query", ["steps__contains=1", "steps__contained_by=%5B%5D"])
+def test_a_lookup_the_backend_lacks_is_an_invalid_lookup(admin_client: Client, query: str) -> None:
+    if connection.vendor == "sqlite":  # SQLite's JSON has no containment (NotSupportedError)
+        assert_invalid_lookup(admin_client, f"{SESSIONS}?{query}")
+    else:
+        assert admin_client.get(f"{SESSIONS}?{query}").status_code == 200
+
+
+def test_a_text_lookup_may_say_nan(admin_client: Client) -> None:
+    assert admin_client.get(f"{SESSIONS}?status=nan&risk_score__isnull=nan").status_code == 200

@@ -60,6 +60,15 @@ ODD_ARGUMENTS = [
             "http://a b/",
             "http://127.0.0.1:9/\x00",
             "http://x\udcff/",
+            # Hosts no connection can resolve: an empty label or one over 63 characters
+            # (urllib3's LocationParseError, a traceback), a wildcard, a leading dot, an
+            # IPvFuture literal (requests' InvalidURL).
+            "http://a..b/",
+            f"http://{'a' * 64}.example/",
+            f"http://{'a' * 300}/",
+            "https://*.example/",
+            "http://.example/",
+            "http://[v1.x]/",
         )
     ),
 ]

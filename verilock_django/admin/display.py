@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -21,10 +22,17 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
-from django.db import DataError, OperationalError, connections, router, transaction
-from django.db.models import Model, QuerySet
+from django.db import (
+    DataError,
+    NotSupportedError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
+from django.db.models import FloatField, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -102,8 +110,11 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
     (``?status__regex=[``; on MySQL and MariaDB the server's regular-expression errors,
     :data:`MYSQL_REGEXP_ERRORS`), a year beyond what a date holds
     (``?created_at__year=10000``), a range of one value (``?id__range=a``: the lookup reads
-    a second one), a pattern longer than SQLite's LIKE takes (:data:`SQLITE_PATTERN_ERROR`,
-    a search of 50,000 characters).
+    a second one; more than two are refused up front, SQLite and MySQLdb fail to bind them),
+    a float that is not finite (``?risk_score=nan``: MySQL cannot bind it; refused up front
+    on every database), a lookup the backend lacks (``?steps__contains=1`` on SQLite's
+    JSON), a pattern longer than SQLite's LIKE takes (:data:`SQLITE_PATTERN_ERROR`, a
+    search of 50,000 characters).
     Checked here, once, for both lists. The query runs in a savepoint, so a statement the
     database refused leaves the request's transaction usable (``ATOMIC_REQUESTS``).
 
@@ -113,18 +124,47 @@ def refused_lookups(request: HttpRequest, model: type[Model]) -> Iterator[None]:
     for values in request.GET.lists():
         if any("\x00" in value for value in values[1]):
             raise IncorrectLookupParameters("a query parameter holds a NUL character")
+    _refuse_unbindable_values(request, model)
     alias = router.db_for_read(model)
     if connections[alias].vendor == "sqlite":
         _refuse_python_patterns(request)
     try:
         with transaction.atomic(using=alias):
             yield
-    except (DataError, IndexError, OverflowError, ValueError) as exc:
+    except (DataError, IndexError, NotSupportedError, OverflowError, ValueError) as exc:
         raise IncorrectLookupParameters("the database refused a lookup") from exc
     except OperationalError as exc:
         if _is_refused_pattern(connections[alias].vendor, exc):
             raise IncorrectLookupParameters("the database refused a pattern") from exc
         raise
+
+
+def _refuse_unbindable_values(request: HttpRequest, model: type[Model]) -> None:
+    """Refuse parameters no database driver can bind, checked before the query since the
+    driver's error (a ``ProgrammingError``) is also what a broken query raises: a
+    ``__range`` of other than two comma-separated values (Django passes them all to a
+    two-placeholder ``BETWEEN``), and on a float field a value that is not a finite number
+    (``nan``, ``inf``, ``1e400``), which MySQL cannot hold and no stored score is.
+
+    :raises IncorrectLookupParameters: such a parameter.
+    """
+    for key, values in request.GET.lists():
+        parts = key.split("__")
+        if parts[-1] == "range" and any(len(value.split(",")) != 2 for value in values):
+            raise IncorrectLookupParameters("a range takes two values")
+        try:
+            field = model._meta.get_field(parts[0])
+        except FieldDoesNotExist:
+            continue
+        if not isinstance(field, FloatField) or parts[-1] == "isnull":
+            continue
+        for item in (item for value in values for item in value.split(",")):
+            try:
+                number = float(item)
+            except ValueError:
+                continue  # the field's own check makes it an invalid lookup
+            if not math.isfinite(number):
+                raise IncorrectLookupParameters("a float lookup is not a finite number")
 
 
 def _is_refused_pattern(vendor: str, exc: OperationalError) -> bool:

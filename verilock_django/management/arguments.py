@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import math
 import re
 from collections.abc import Callable
@@ -120,7 +121,33 @@ def http_url(value: str) -> str:
             "is not an http:// or https:// URL with a host (for example "
             "http://localhost:8000/verilock/webhook/)"
         )
+    if not _is_host_name(parts.hostname, bracketed="[" in parts.netloc):
+        raise argparse.ArgumentTypeError(
+            "has a host that is no name nor IP address (an empty label, a label over 63 "
+            "characters, a leading dot, a wildcard)"
+        )
     return value
+
+
+def _is_host_name(host: str, *, bracketed: bool) -> bool:
+    """Whether ``host`` (from ``urlsplit``) is what a connection can resolve: an IP literal
+    (in brackets only an IPv6 address: ``[v1.x]`` is requests' InvalidURL), or a name
+    whose labels are 1 to 63 characters once IDNA-encoded (``a..b`` or a label of 64
+    characters is urllib3's LocationParseError while connecting, no requests exception),
+    with no wildcard and no leading dot (requests' InvalidURL)."""
+    try:
+        ipaddress.ip_address(host.partition("%")[0] if bracketed else host)  # an IPv6 zone
+    except ValueError:
+        pass
+    else:
+        return True
+    if bracketed or host.startswith((".", "*")):
+        return False
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        return False
+    return all(0 < len(label) <= 63 for label in encoded.rstrip(b".").split(b"."))
 
 
 def session_id(value: str) -> str:
