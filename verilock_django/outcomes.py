@@ -18,6 +18,7 @@ Scales: a score above 1 is on 0-100, any other on 0-1 (Verilock uses both; see
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .payloads import SessionData, StepData
@@ -130,10 +131,13 @@ def score_scale(score: float | None) -> int | None:
 
 
 def as_percent(score: float | None, scale: int | None) -> float | None:
-    """``score`` on its ``scale`` as a percentage (0-100), None without a score."""
+    """``score`` on its ``scale`` as a percentage (0-100); None without a score, or for one
+    whose percentage no float holds (a score near the float limit, ``1e307``: the admin's
+    bar and label then show nothing, the raw score still shows)."""
     if score is None:
         return None
-    return score * 100 / (scale or score_scale(score) or 1)
+    percent = score * 100 / (scale or score_scale(score) or 1)
+    return percent if math.isfinite(percent) else None
 
 
 def risk_band(score: float | None) -> str:
